@@ -1,0 +1,166 @@
+// A small typed wrapper over `taskcluster-client@87.1.3`, which ships no types. Production code
+// receives these clients as arguments, so tests can hand it clients pointed at the embedded
+// services (src/local) over real HTTP.
+import tc from 'taskcluster-client';
+import type {
+  ArtifactRequest,
+  ClaimWorkResponse,
+  IndexedTask,
+  InsertTaskRequest,
+  TaskDefinition,
+  TaskReclaimResponse,
+  TaskStatusResponse,
+} from './types.js';
+
+export interface Credentials {
+  clientId: string;
+  accessToken: string;
+  certificate?: string | Record<string, unknown>;
+}
+
+export interface ClientOptions {
+  rootUrl: string;
+  credentials?: Credentials;
+  authorizedScopes?: string[];
+  /** Retries of 5xx and network errors (client default 5). */
+  retries?: number;
+  /** Per-request timeout in ms (client default 30 s). */
+  timeout?: number;
+  maxDelay?: number;
+}
+
+type Query = Record<string, string | number | undefined>;
+type Method = (...args: any[]) => Promise<any>;
+
+interface BaseClient {
+  buildUrl(method: Method, ...args: unknown[]): string;
+  buildSignedUrl(method: Method, ...args: unknown[]): string;
+}
+
+export interface QueueClient extends BaseClient {
+  createTask(taskId: string, task: TaskDefinition): Promise<TaskStatusResponse>;
+  task(taskId: string): Promise<TaskDefinition & Record<string, any>>;
+  status(taskId: string): Promise<TaskStatusResponse>;
+  listTaskGroup(taskGroupId: string, query?: Query): Promise<any>;
+  listDependentTasks(taskId: string, query?: Query): Promise<any>;
+  claimWork(
+    taskQueueId: string,
+    body: { workerGroup: string; workerId: string; tasks: number },
+  ): Promise<ClaimWorkResponse>;
+  reclaimTask(taskId: string, runId: number): Promise<TaskReclaimResponse>;
+  reportCompleted(taskId: string, runId: number): Promise<TaskStatusResponse>;
+  reportFailed(taskId: string, runId: number): Promise<TaskStatusResponse>;
+  reportException(
+    taskId: string,
+    runId: number,
+    body: { reason: string },
+  ): Promise<TaskStatusResponse>;
+  rerunTask(taskId: string): Promise<TaskStatusResponse>;
+  cancelTask(taskId: string): Promise<TaskStatusResponse>;
+  scheduleTask(taskId: string): Promise<TaskStatusResponse>;
+  createArtifact(taskId: string, runId: number, name: string, body: ArtifactRequest): Promise<any>;
+  finishArtifact(
+    taskId: string,
+    runId: number,
+    name: string,
+    body: { uploadId: string },
+  ): Promise<void>;
+  getArtifact(taskId: string, runId: number, name: string): Promise<any>;
+  getLatestArtifact(taskId: string, name: string): Promise<any>;
+  listArtifacts(taskId: string, runId: number, query?: Query): Promise<any>;
+  listLatestArtifacts(taskId: string, query?: Query): Promise<any>;
+  artifact(taskId: string, runId: number, name: string): Promise<any>;
+  latestArtifact(taskId: string, name: string): Promise<any>;
+  use(options: Partial<ClientOptions>): QueueClient;
+}
+
+export interface IndexClient extends BaseClient {
+  findTask(namespace: string): Promise<IndexedTask>;
+  findTasksAtIndex(
+    body: { indexes: string[] },
+    query?: Query,
+  ): Promise<{ tasks: IndexedTask[]; continuationToken?: string }>;
+  listNamespaces(namespace: string, query?: Query): Promise<any>;
+  listTasks(
+    namespace: string,
+    query?: Query,
+  ): Promise<{ tasks: IndexedTask[]; continuationToken?: string }>;
+  insertTask(namespace: string, body: InsertTaskRequest): Promise<IndexedTask>;
+  findArtifactFromTask(namespace: string, name: string): Promise<any>;
+  use(options: Partial<ClientOptions>): IndexClient;
+}
+
+export interface HooksClient extends BaseClient {
+  triggerHook(hookGroupId: string, hookId: string, payload: unknown): Promise<any>;
+  hook(hookGroupId: string, hookId: string): Promise<any>;
+  use(options: Partial<ClientOptions>): HooksClient;
+}
+
+export interface AuthClient extends BaseClient {
+  currentScopes(): Promise<{ scopes: string[] }>;
+  expandScopes(body: { scopes: string[] }): Promise<{ scopes: string[] }>;
+  use(options: Partial<ClientOptions>): AuthClient;
+}
+
+export interface Clients {
+  queue: QueueClient;
+  index: IndexClient;
+  hooks: HooksClient;
+  auth: AuthClient;
+}
+
+function options(o: ClientOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = { rootUrl: o.rootUrl };
+  if (o.credentials) out.credentials = o.credentials;
+  if (o.authorizedScopes) out.authorizedScopes = o.authorizedScopes;
+  if (o.retries !== undefined) out.retries = o.retries;
+  if (o.timeout !== undefined) out.timeout = o.timeout;
+  if (o.maxDelay !== undefined) out.maxDelay = o.maxDelay;
+  return out;
+}
+
+export function queueClient(o: ClientOptions): QueueClient {
+  return new tc.Queue(options(o)) as QueueClient;
+}
+export function indexClient(o: ClientOptions): IndexClient {
+  return new tc.Index(options(o)) as IndexClient;
+}
+export function hooksClient(o: ClientOptions): HooksClient {
+  return new tc.Hooks(options(o)) as HooksClient;
+}
+export function authClient(o: ClientOptions): AuthClient {
+  return new tc.Auth(options(o)) as AuthClient;
+}
+
+export function makeClients(o: ClientOptions): Clients {
+  return {
+    queue: queueClient(o),
+    index: indexClient(o),
+    hooks: hooksClient(o),
+    auth: authClient(o),
+  };
+}
+
+/**
+ * Options from the Taskcluster environment variables, as every Taskcluster tool reads them:
+ * TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE,
+ * and TASKCLUSTER_PROXY_URL (taskcluster-proxy inside a task: no credentials needed).
+ */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientOptions | undefined {
+  const proxy = env.TASKCLUSTER_PROXY_URL;
+  if (proxy) return { rootUrl: proxy.replace(/\/$/, '') };
+  const rootUrl = env.TASKCLUSTER_ROOT_URL;
+  if (!rootUrl) return undefined;
+  const o: ClientOptions = { rootUrl: rootUrl.replace(/\/$/, '') };
+  if (env.TASKCLUSTER_CLIENT_ID && env.TASKCLUSTER_ACCESS_TOKEN) {
+    o.credentials = {
+      clientId: env.TASKCLUSTER_CLIENT_ID,
+      accessToken: env.TASKCLUSTER_ACCESS_TOKEN,
+    };
+    if (env.TASKCLUSTER_CERTIFICATE) o.credentials.certificate = env.TASKCLUSTER_CERTIFICATE;
+  }
+  return o;
+}
+
+export const fromNow: (offset: string, reference?: Date) => Date = tc.fromNow;
+export const slugid: () => string = tc.slugid;

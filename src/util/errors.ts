@@ -1,0 +1,44 @@
+// Errors that carry what a release engineer needs: a stable code, whether retrying can help, and
+// the specific thing that was wrong.
+
+export type ErrorCode =
+  | 'usage' // bad command-line or API input
+  | 'invalid-config'
+  | 'malformed-payload'
+  | 'not-found' // unknown revision, subdir, artifact, index entry (permanent)
+  | 'not-allowed' // repository not on the allow-list, scope refused
+  | 'unsafe-path' // path escaping the tree, hostile archive entry
+  | 'limit-exceeded'
+  | 'checksum-mismatch'
+  | 'corrupt' // truncated or malformed download / archive
+  | 'unavailable' // a server down or failing after retries (intermittent)
+  | 'conflict'
+  | 'internal';
+
+export class ArchiveError extends Error {
+  readonly code: ErrorCode;
+  /** True when retrying the same request cannot help (404, bad input, checksum mismatch). */
+  readonly permanent: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ArchiveError';
+    this.code = code;
+    this.permanent = code !== 'unavailable' && code !== 'internal';
+    this.details = details;
+  }
+}
+
+export function isArchiveError(e: unknown, code?: ErrorCode): e is ArchiveError {
+  return e instanceof ArchiveError && (code === undefined || e.code === code);
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
