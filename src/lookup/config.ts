@@ -1,0 +1,109 @@
+// Configuration of the lookup service (`serve --config FILE`), checked against
+// schemas/lookup-config.json. Projects come only from here: the service answers 400 for any other
+// project and never contacts a host that is not in it (the Taskcluster root URL, the projects'
+// repositories and `allowHosts`, e.g. the S3 bucket the archive artifacts point at).
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import * as yaml from 'js-yaml';
+import fs from 'node:fs';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import { DEFAULT_INDEX_PREFIX } from './find.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+export interface OnDemandConfig {
+  /** `<provisionerId>/<workerType>` of the archive workers. */
+  taskQueueId: string;
+  /** Scopes of the archive task itself. */
+  scopes?: string[];
+  schedulerId?: string;
+  projectId?: string;
+  priority?: string;
+  /** Minutes from creation to the task's deadline (default 180). */
+  deadlineMinutes?: number;
+  /** Days the task (and so its artifacts and index entries) live (default 365). */
+  expiresDays?: number;
+  /** Seconds the worker may spend (default 1800). */
+  maxRunTime?: number;
+}
+
+export interface ProjectConfig {
+  /** hgweb (or git) URL of the repository. */
+  repository: string;
+  repositoryType?: 'hg' | 'git';
+  subdir?: string;
+  /** Repository path of the legacy `/archiver/hgmo/<path>/<rev>` route (default: the URL path). */
+  legacyPath?: string;
+  /** On-demand builds of revisions not indexed yet; absent → 404 for them. */
+  onDemand?: OnDemandConfig;
+}
+
+export interface LookupConfig {
+  rootUrl?: string;
+  indexPrefix: string;
+  stateDir?: string;
+  /** Extra hosts the service may contact (origins or host:port), e.g. the archive bucket. */
+  allowHosts: string[];
+  cache: { hitTtlSeconds: number; missTtlSeconds: number; maxEntries: number };
+  /** How long a revision the repository does not know is answered 404 without asking again. */
+  unknownRevisionTtlSeconds: number;
+  /** Region name in the legacy status document's `s3_urls`. */
+  legacyRegion: string;
+  projects: Record<string, ProjectConfig>;
+}
+
+export const DEFAULT_SUBDIR = 'testing/mozharness';
+
+let validator: ValidateFunction | undefined;
+function configValidator(): ValidateFunction {
+  if (validator) return validator;
+  const schema = JSON.parse(
+    fs.readFileSync(new URL('../../schemas/lookup-config.json', import.meta.url), 'utf8'),
+  );
+  validator = addFormats(new Ajv({ allErrors: true, strict: false, useDefaults: true })).compile(
+    schema,
+  );
+  return validator;
+}
+
+/** Validate (applying defaults) a parsed configuration document. */
+export function checkLookupConfig(doc: unknown, where = 'lookup configuration'): LookupConfig {
+  const copy = doc === null || typeof doc !== 'object' ? doc : structuredClone(doc);
+  const fn = configValidator();
+  if (!fn(copy)) {
+    const errors = (fn.errors ?? [])
+      .slice(0, 8)
+      .map(
+        (e) =>
+          `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`,
+      );
+    throw new ArchiveError('invalid-config', `${where}: ${errors.join('; ')}`, { errors });
+  }
+  const cfg = copy as LookupConfig;
+  cfg.indexPrefix ??= DEFAULT_INDEX_PREFIX;
+  for (const [name, p] of Object.entries(cfg.projects)) {
+    p.subdir ??= DEFAULT_SUBDIR;
+    p.repository = p.repository.replace(/\/+$/, '');
+    p.legacyPath ??= new URL(p.repository).pathname.replace(/^\/+|\/+$/g, '');
+    if (!p.legacyPath) {
+      throw new ArchiveError('invalid-config', `${where}: projects.${name}.legacyPath is empty`);
+    }
+  }
+  return cfg;
+}
+
+export function loadLookupConfig(file: string): LookupConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ArchiveError('invalid-config', `cannot read ${file}: ${errorMessage(e)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = yaml.load(text);
+  } catch (e) {
+    throw new ArchiveError('invalid-config', `${file} is not valid YAML: ${errorMessage(e)}`);
+  }
+  return checkLookupConfig(doc, file);
+}
