@@ -1,0 +1,258 @@
+// Phase 4: optimisation. The archive task is replaced by an already-built archive of the same
+// tree when the index has one at this trust level or a higher one, the task completed, and its
+// artifact outlives every dependent's deadline. A lower level's cache is never read: a try push
+// can write level-1 caches, and a level-3 graph must not consume them. Every decision, with its
+// reason, goes to optimizations.json.
+import type { IndexClient, QueueClient } from '../taskcluster/client.js';
+import type { IndexedTask } from '../taskcluster/types.js';
+import { errorMessage } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { ARCHIVE_LABEL, type GraphConfig } from './config.js';
+import type { HarnessDigest } from './digest.js';
+import type { TaskGraph } from './graph.js';
+import type { Parameters } from './parameters.js';
+
+export interface Replacement {
+  taskId: string;
+  namespace: string;
+  sha256: string;
+  size?: number;
+  /** The index entry's data, copied to the per-push entries the decision task inserts. */
+  data: Record<string, unknown>;
+  indexExpires: string;
+  taskExpires: string;
+  artifactExpires: string;
+}
+
+export interface OptimizationRecord {
+  label: string;
+  kind: string;
+  decision: 'replaced' | 'scheduled';
+  result: 'hit' | 'miss' | 'not-looked-up' | 'not-optimizable';
+  treeDigest?: string;
+  namespacesTried: string[];
+  /** Each namespace found, and why it was or was not used. */
+  candidates?: Array<{ namespace: string; taskId: string; usable: boolean; reason: string }>;
+  reason: string;
+  replacement?: Replacement;
+}
+
+export interface OptimizeResult {
+  /** The graph that will be submitted (replaced tasks removed). */
+  graph: TaskGraph;
+  replaced: Record<string, Replacement>;
+  records: OptimizationRecord[];
+}
+
+export interface OptimizeOptions {
+  config: GraphConfig;
+  params: Parameters;
+  digest?: HarnessDigest;
+  /** The latest deadline of any task that would depend on the archive. */
+  requiredUntil: Date;
+  index?: IndexClient;
+  queue?: QueueClient;
+  log?: Logger;
+}
+
+/** `<prefix>.cache.level-<L>.mozharness.hash.<treeDigest>` */
+export function cacheNamespace(
+  indexPrefix: string,
+  level: string | number,
+  treeDigest: string,
+): string {
+  return `${indexPrefix}.cache.level-${level}.mozharness.hash.${treeDigest}`;
+}
+
+/** The cache namespaces a push of `level` may read, most trusted first (never below `level`). */
+export function readableCacheNamespaces(
+  indexPrefix: string,
+  level: string,
+  treeDigest: string,
+): string[] {
+  const out: string[] = [];
+  for (let l = 3; l >= Number(level); l--) out.push(cacheNamespace(indexPrefix, l, treeDigest));
+  return out;
+}
+
+async function findAll(index: IndexClient, indexes: string[]): Promise<IndexedTask[]> {
+  const found: IndexedTask[] = [];
+  let continuationToken: string | undefined;
+  do {
+    const res = await index.findTasksAtIndex(
+      { indexes },
+      continuationToken ? { continuationToken } : undefined,
+    );
+    found.push(...(res.tasks ?? []));
+    continuationToken = res.continuationToken;
+  } while (continuationToken);
+  return found;
+}
+
+async function artifactExpiry(
+  queue: QueueClient,
+  taskId: string,
+  name: string,
+): Promise<string | undefined> {
+  let continuationToken: string | undefined;
+  do {
+    const res = await queue.listLatestArtifacts(
+      taskId,
+      continuationToken ? { continuationToken } : undefined,
+    );
+    const a = (res.artifacts ?? []).find((x: { name: string }) => x.name === name);
+    if (a) return a.expires;
+    continuationToken = res.continuationToken;
+  } while (continuationToken);
+  return undefined;
+}
+
+async function checkCandidate(
+  entry: IndexedTask,
+  o: OptimizeOptions,
+): Promise<{ usable: boolean; reason: string; replacement?: Replacement }> {
+  const until = o.requiredUntil.getTime();
+  const sha256 = entry.data?.sha256;
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
+    return { usable: false, reason: 'index entry carries no sha256 in its data' };
+  }
+  if (!o.queue) return { usable: false, reason: 'no queue client to check the task' };
+  let status;
+  try {
+    status = (await o.queue.status(entry.taskId)).status;
+  } catch (e) {
+    return { usable: false, reason: `queue.status failed: ${errorMessage(e)}` };
+  }
+  if (status.state !== 'completed') {
+    return { usable: false, reason: `task is ${status.state}, not completed` };
+  }
+  if (Date.parse(status.expires) <= until) {
+    return {
+      usable: false,
+      reason: `task expires ${status.expires}, before dependents' deadline ${o.requiredUntil.toISOString()}`,
+    };
+  }
+  let artifactExpires: string | undefined;
+  try {
+    artifactExpires = await artifactExpiry(o.queue, entry.taskId, o.config.archive.artifactName);
+  } catch (e) {
+    return { usable: false, reason: `listing artifacts failed: ${errorMessage(e)}` };
+  }
+  if (!artifactExpires) {
+    return { usable: false, reason: `task has no artifact ${o.config.archive.artifactName}` };
+  }
+  if (Date.parse(artifactExpires) <= until) {
+    return {
+      usable: false,
+      reason: `artifact expires ${artifactExpires}, before dependents' deadline ${o.requiredUntil.toISOString()}`,
+    };
+  }
+  return {
+    usable: true,
+    reason: 'completed, artifact outlives every dependent',
+    replacement: {
+      taskId: entry.taskId,
+      namespace: entry.namespace,
+      sha256,
+      ...(typeof entry.data.size === 'number' ? { size: entry.data.size } : {}),
+      data: entry.data,
+      indexExpires: entry.expires,
+      taskExpires: status.expires,
+      artifactExpires,
+    },
+  };
+}
+
+export async function optimizeGraph(
+  target: TaskGraph,
+  o: OptimizeOptions,
+): Promise<OptimizeResult> {
+  const log = o.log ?? silentLogger;
+  const records: OptimizationRecord[] = [];
+  const replaced: Record<string, Replacement> = {};
+  for (const label of target.order) {
+    const t = target.tasks[label]!;
+    if (label !== ARCHIVE_LABEL) {
+      records.push({
+        label,
+        kind: t.kind,
+        decision: 'scheduled',
+        result: 'not-optimizable',
+        namespacesTried: [],
+        reason: 'downstream tasks always run',
+      });
+      continue;
+    }
+    const base = { label, kind: t.kind };
+    if (!o.digest) {
+      records.push({
+        ...base,
+        decision: 'scheduled',
+        result: 'not-looked-up',
+        namespacesTried: [],
+        reason: 'no tree digest (no checkout)',
+      });
+      continue;
+    }
+    const namespaces = readableCacheNamespaces(
+      o.config.indexPrefix,
+      o.params.level,
+      o.digest.treeDigest,
+    );
+    const rec: OptimizationRecord = {
+      ...base,
+      decision: 'scheduled',
+      result: 'miss',
+      treeDigest: o.digest.treeDigest,
+      namespacesTried: namespaces,
+      reason: '',
+    };
+    if (!o.index) {
+      rec.result = 'not-looked-up';
+      rec.reason = 'no index client (run without --root-url): nothing looked up';
+      records.push(rec);
+      continue;
+    }
+    let found: IndexedTask[];
+    try {
+      found = await findAll(o.index, namespaces);
+    } catch (e) {
+      rec.reason = `index lookup failed, building a new archive: ${errorMessage(e)}`;
+      log.warn('optimize.index-failed', { error: errorMessage(e) });
+      records.push(rec);
+      continue;
+    }
+    rec.candidates = [];
+    // most trusted first, whatever order the index answered in
+    for (const ns of namespaces) {
+      const entry = found.find((f) => f.namespace === ns);
+      if (!entry) continue;
+      const c = await checkCandidate(entry, o);
+      rec.candidates.push({
+        namespace: ns,
+        taskId: entry.taskId,
+        usable: c.usable,
+        reason: c.reason,
+      });
+      if (c.usable && c.replacement) {
+        rec.decision = 'replaced';
+        rec.result = 'hit';
+        rec.replacement = c.replacement;
+        rec.reason = `replaced by ${entry.taskId} from ${ns}: ${c.reason}`;
+        replaced[label] = c.replacement;
+        break;
+      }
+    }
+    if (rec.result !== 'hit') {
+      rec.reason = rec.candidates.length
+        ? `no usable indexed archive: ${rec.candidates.map((c) => `${c.namespace}: ${c.reason}`).join('; ')}`
+        : 'no indexed archive of this tree at this level or above';
+    }
+    log.info('optimize.archive', { result: rec.result, reason: rec.reason });
+    records.push(rec);
+  }
+  const order = target.order.filter((l) => !replaced[l]);
+  const tasks: TaskGraph['tasks'] = {};
+  for (const l of order) tasks[l] = target.tasks[l]!;
+  return { graph: { order, tasks }, replaced, records };
+}

@@ -1,0 +1,318 @@
+// Phase 6a: resolve the optimised graph into real task definitions: task ids for dependencies,
+// the archive's artifact URL and expected sha256 in every downstream payload (docker-worker env or
+// generic-worker mount), routes, Treeherder metadata, timestamps anchored to the decision task's
+// `created`.
+import { fromNow, queueClient, type QueueClient } from '../taskcluster/client.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
+import { ArchiveError } from '../util/errors.js';
+import { ARCHIVE_LABEL, type GraphConfig, type WorkerAlias } from './config.js';
+import type { HarnessDigest } from './digest.js';
+import {
+  isArchiveTask,
+  type ArchiveGraphTask,
+  type DownstreamGraphTask,
+  type TaskGraph,
+} from './graph.js';
+import type { Replacement } from './optimize.js';
+import { cacheNamespace } from './optimize.js';
+import type { Parameters } from './parameters.js';
+
+export interface ResolvedTask {
+  taskId: string;
+  label: string;
+  kind: string;
+  /** dependency name → taskId */
+  dependencies: Record<string, string>;
+  task: TaskDefinition;
+}
+
+export interface ResolvedGraph {
+  /** taskIds, parents first */
+  order: string[];
+  tasks: Record<string, ResolvedTask>;
+  /** Tasks outside the graph that graph tasks depend on (a reused archive), with their expiry. */
+  external: Record<string, { label: string; expires: string }>;
+}
+
+export interface ResolveOptions {
+  config: GraphConfig;
+  params: Parameters;
+  digest: HarnessDigest;
+  labelToTaskId: Record<string, string>;
+  replaced: Record<string, Replacement>;
+  /** The decision task's `created`: every timestamp is derived from it. */
+  created: Date;
+}
+
+export const BUILD_ARTIFACT = 'public/build/target.tar.gz';
+export const RUN_MOZHARNESS = 'taskcluster/scripts/run-mozharness.sh';
+
+/** YYYY, MM, DD, YYYYMMDDhhmmss of a unix time, UTC. */
+export function pushdateParts(pushdate: number): [string, string, string, string] {
+  const iso = new Date(pushdate * 1000).toISOString(); // 2026-11-28T01:15:43.000Z
+  const [y, m, d] = [iso.slice(0, 4), iso.slice(5, 7), iso.slice(8, 10)];
+  return [y, m, d, `${y}${m}${d}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`];
+}
+
+/**
+ * The per-push index namespaces of the archive (what `find` looks up): revision, pushlog-id
+ * (hg pushes only), pushdate and latest.
+ */
+export function pushIndexNamespaces(indexPrefix: string, params: Parameters): string[] {
+  const base = `${indexPrefix}.v1.${params.project}`;
+  const [y, m, d, full] = pushdateParts(params.pushdate);
+  return [
+    `${base}.revision.${params.revision}.mozharness`,
+    ...(params.pushlog_id !== '0' ? [`${base}.pushlog-id.${params.pushlog_id}.mozharness`] : []),
+    `${base}.pushdate.${y}.${m}.${d}.${full}.mozharness`,
+    `${base}.latest.mozharness`,
+  ];
+}
+
+export function treeherderRoute(params: Parameters): string {
+  return `tc-treeherder.v2.${params.project}.${params.revision}.${params.pushlog_id}`;
+}
+
+export function schedulerId(config: GraphConfig, params: Parameters): string {
+  return `${config.trustDomain}-level-${params.level}`;
+}
+
+export function taskQueueId(w: WorkerAlias, params: Parameters): string {
+  return w.taskQueueId.replace(/\{level\}/g, params.level);
+}
+
+function sourceUrl(params: Parameters, file: string): string {
+  if (params.repository_type === 'hg')
+    return `${params.repository}/file/${params.revision}/${file}`;
+  if (/^https?:\/\/github\.com\//.test(params.repository)) {
+    return `${params.repository.replace(/\.git$/, '')}/blob/${params.revision}/${file}`;
+  }
+  return params.repository;
+}
+
+/** 'M(1)' → {groupSymbol: 'M', symbol: '1'}; 'B' → {symbol: 'B'} */
+export function splitSymbol(symbol: string): { symbol: string; groupSymbol?: string } {
+  const m = /^([^()]+)\(([^()]+)\)$/.exec(symbol);
+  return m ? { groupSymbol: m[1]!, symbol: m[2]! } : { symbol };
+}
+
+/** The URL downstream tasks download an artifact from (the queue's getLatestArtifact). */
+export function artifactUrl(queue: QueueClient, taskId: string, name: string): string {
+  return queue.buildUrl(queue.getLatestArtifact, taskId, name);
+}
+
+export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedGraph {
+  const { config, params } = o;
+  const urlQueue = queueClient({ rootUrl: params.taskcluster_root_url });
+  const created = o.created.toISOString();
+  const deadline = fromNow(config.deadlineAfter, o.created).toISOString();
+  const expires = fromNow(config.expiresAfter, o.created).toISOString();
+  const common = {
+    schedulerId: schedulerId(config, params),
+    projectId: config.projectId ?? 'none',
+    taskGroupId: params.decision_task_id,
+    requires: 'all-completed' as const,
+    priority: config.priority,
+    retries: 5,
+    created,
+    deadline,
+    scopes: [] as string[],
+  };
+  const archiveTaskId = o.labelToTaskId[ARCHIVE_LABEL]!;
+  const reused = o.replaced[ARCHIVE_LABEL];
+  const archiveSha256 = reused ? reused.sha256 : o.digest.sha256;
+  const archiveArtifact = config.archive.artifactName;
+  const out: ResolvedGraph = { order: [], tasks: {}, external: {} };
+  if (reused) out.external[reused.taskId] = { label: ARCHIVE_LABEL, expires: reused.taskExpires };
+
+  const archiveTask = (t: ArchiveGraphTask): TaskDefinition => {
+    const k = t.spec;
+    const worker = config.workers[k.workerAlias]!;
+    const archiveExpires = fromNow(
+      k.expiresAfter ?? config.archive.expiresAfter,
+      o.created,
+    ).toISOString();
+    const th = splitSymbol(k.treeherder.symbol);
+    return {
+      taskQueueId: taskQueueId(worker, params),
+      ...common,
+      dependencies: [params.decision_task_id],
+      routes: [
+        ...pushIndexNamespaces(config.indexPrefix, params).map((ns) => `index.${ns}`),
+        `index.${cacheNamespace(config.indexPrefix, params.level, o.digest.treeDigest)}`,
+        treeherderRoute(params),
+      ],
+      expires: archiveExpires,
+      payload: {
+        repository: params.repository,
+        repositoryType: params.repository_type,
+        revision: params.revision,
+        subdir: k.subdir,
+        treeDigest: o.digest.treeDigest,
+        test: {
+          command: k.test.command,
+          ...(k.test.maxRunTime ? { maxRunTime: k.test.maxRunTime } : {}),
+          env: k.test.env,
+        },
+        artifactName: archiveArtifact,
+        maxRunTime: k.maxRunTime,
+      },
+      metadata: {
+        name: t.label,
+        description: k.description,
+        owner: params.owner,
+        source: sourceUrl(params, t.file),
+      },
+      tags: {
+        kind: t.kind,
+        label: t.label,
+        createdForUser: params.owner,
+        'worker-implementation': worker.implementation,
+      },
+      extra: {
+        index: {
+          rank: params.pushdate,
+          expires: archiveExpires,
+          data: {
+            sha256: o.digest.sha256,
+            size: o.digest.size,
+            treeDigest: o.digest.treeDigest,
+            formatVersion: o.digest.formatVersion,
+            artifactName: archiveArtifact,
+            repository: params.repository,
+            revision: params.revision,
+            subdir: k.subdir,
+            project: params.project,
+            pushlogId: params.pushlog_id,
+            pushdate: params.pushdate,
+          },
+        },
+        treeherder: {
+          ...th,
+          jobKind: 'build',
+          tier: k.treeherder.tier,
+          machine: { platform: k.treeherder.platform },
+          collection: { opt: true },
+        },
+        parent: params.decision_task_id,
+      },
+    };
+  };
+
+  const downstreamTask = (t: DownstreamGraphTask, deps: Record<string, string>): TaskDefinition => {
+    const s = t.spec;
+    const worker = config.workers[s.workerAlias]!;
+    const th = splitSymbol(s.treeherder.symbol);
+    const args = [
+      ...s.mozharness.config.flatMap((c) => ['--config-file', c]),
+      ...s.mozharness.extraArgs,
+    ];
+    const env: Record<string, string> = {
+      MOZ_SOURCE_REPO: params.repository,
+      MOZ_SOURCE_CHANGESET: params.revision,
+      ...s.env,
+    };
+    if (deps.build) env.MOZ_BUILD_URL = artifactUrl(urlQueue, deps.build, BUILD_ARTIFACT);
+    let payload: Record<string, unknown>;
+    if (worker.implementation === 'docker-worker') {
+      payload = {
+        image: worker.image!,
+        command: [RUN_MOZHARNESS, s.mozharness.script, ...args],
+        env: {
+          ...env,
+          MOZHARNESS_URL: artifactUrl(urlQueue, deps.mozharness!, archiveArtifact),
+          MOZHARNESS_SHA256: archiveSha256,
+        },
+        maxRunTime: s.maxRunTime,
+        artifacts: {
+          'public/logs': { type: 'directory', path: '/builds/worker/logs', expires },
+        },
+      };
+    } else {
+      payload = {
+        command: [['python3', `mozharness/${s.mozharness.script}`, ...args]],
+        maxRunTime: s.maxRunTime,
+        env,
+        mounts: [
+          {
+            directory: 'mozharness',
+            format: 'tar.gz',
+            content: { taskId: deps.mozharness!, artifact: archiveArtifact, sha256: archiveSha256 },
+          },
+        ],
+        artifacts: [{ type: 'directory', path: 'logs', name: 'public/logs', expires }],
+      };
+    }
+    const groupName = th.groupSymbol ? config.treeherderGroupNames[th.groupSymbol] : undefined;
+    return {
+      taskQueueId: taskQueueId(worker, params),
+      ...common,
+      dependencies: [...new Set(Object.values(deps))].sort(),
+      routes: [treeherderRoute(params)],
+      expires,
+      payload,
+      metadata: {
+        name: t.label,
+        description: s.description,
+        owner: params.owner,
+        source: sourceUrl(params, t.file),
+      },
+      tags: {
+        kind: t.kind,
+        label: t.label,
+        createdForUser: params.owner,
+        retrigger: 'true',
+        'worker-implementation': worker.implementation,
+      },
+      extra: {
+        treeherder: {
+          ...th,
+          ...(groupName ? { groupName } : {}),
+          jobKind: s.treeherder.kind,
+          tier: s.treeherder.tier,
+          machine: { platform: s.treeherder.platform },
+          collection: { [s.treeherder.collection ?? 'opt']: true },
+        },
+        parent: params.decision_task_id,
+        mozharness: {
+          archiveTaskId: deps.mozharness!,
+          sha256: archiveSha256,
+          reused: Boolean(reused),
+        },
+      },
+    };
+  };
+
+  for (const label of graph.order) {
+    const t = graph.tasks[label]!;
+    const taskId = o.labelToTaskId[label];
+    if (!taskId) throw new ArchiveError('internal', `no task id assigned to '${label}'`);
+    const deps: Record<string, string> = {};
+    for (const [name, depLabel] of Object.entries(t.dependencies)) {
+      const id = o.labelToTaskId[depLabel];
+      if (!id)
+        throw new ArchiveError(
+          'internal',
+          `'${label}' depends on '${depLabel}', which has no task id`,
+        );
+      deps[name] = id;
+    }
+    const task = isArchiveTask(t) ? archiveTask(t) : downstreamTask(t as DownstreamGraphTask, deps);
+    out.tasks[taskId] = { taskId, label, kind: t.kind, dependencies: deps, task };
+    out.order.push(taskId);
+  }
+  if (!reused && !out.tasks[archiveTaskId] && graph.order.length) {
+    throw new ArchiveError('internal', 'the archive task is neither scheduled nor replaced');
+  }
+  return out;
+}
+
+/** task-graph.json: taskId → {label, kind, dependencies, task}, parents first. */
+export function resolvedToJson(g: ResolvedGraph): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const id of g.order) {
+    const t = g.tasks[id]!;
+    out[id] = { label: t.label, kind: t.kind, dependencies: t.dependencies, task: t.task };
+  }
+  return out;
+}

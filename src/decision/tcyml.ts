@@ -1,0 +1,243 @@
+// .taskcluster.yml (version 1): rendering with json-e in the context each producer gives it.
+// `producerContext` builds that context from push parameters the way the producer would:
+// Mozilla's hg-push hook, taskcluster-github, build-decision's cron, or an in-tree action hook.
+import jsone from 'json-e';
+import * as yaml from 'js-yaml';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import type { Parameters, TasksFor } from './parameters.js';
+import { deterministicSlugid } from './taskids.js';
+
+export type RenderedTask = Record<string, any> & { taskId?: string };
+
+export interface ActionContextInput {
+  name: string;
+  title: string;
+  description: string;
+  /** The decision task's group (target of the action). */
+  taskGroupId: string;
+  symbol: string;
+  cb_name: string;
+  repo_scope?: string;
+  action_perm?: string;
+  /** The target task, null for task-group actions. */
+  taskId?: string | null;
+  input?: unknown;
+  /** The decision task's parameters (parameters.yml). */
+  parameters?: Record<string, unknown>;
+  clientId?: string;
+}
+
+export interface CronContextInput {
+  task_id: string;
+  job_name: string;
+  job_symbol: string;
+  quoted_args?: string;
+  input?: unknown;
+}
+
+export interface ProducerOptions {
+  /** json-e's `now` (ISO date-time), for reproducible output. */
+  now?: string;
+  /** github-push: the pushed ref (default refs/heads/main). */
+  githubRef?: string;
+  action?: ActionContextInput;
+  cron?: CronContextInput;
+}
+
+/** Push parameters as the producers know them (the decision task id is the producer's own). */
+export type PushParameters = Omit<Parameters, 'tasks_for'>;
+
+function hostPath(url: string): string {
+  return url.replace(/^[a-z]+:\/\//, '').replace(/\.git$/, '');
+}
+
+function hgPushFields(p: PushParameters) {
+  return {
+    push: {
+      owner: p.owner,
+      pushlog_id: p.pushlog_id,
+      pushdate: p.pushdate,
+      revision: p.revision,
+      base_revision: p.base_revision,
+    },
+    repository: {
+      url: p.repository,
+      project: p.project,
+      level: p.level,
+      type: p.repository_type,
+    },
+  };
+}
+
+/** The json-e context the producer of `tasksFor` would render .taskcluster.yml with. */
+export function producerContext(
+  tasksFor: TasksFor,
+  p: PushParameters,
+  o: ProducerOptions = {},
+): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    tasks_for: tasksFor,
+    taskcluster_root_url: p.taskcluster_root_url,
+  };
+  if (o.now) base.now = o.now;
+  switch (tasksFor) {
+    case 'hg-push':
+      // fxci-config build-decision: ownTaskId, no as_slugid
+      return { ...base, ...hgPushFields(p), ownTaskId: p.decision_task_id };
+    case 'github-push': {
+      // taskcluster-github: the webhook body and as_slugid, no ownTaskId
+      const repo = p.repository.replace(/\.git$/, '');
+      const fullName = hostPath(repo).split('/').slice(1).join('/');
+      const event = {
+        ref: o.githubRef ?? 'refs/heads/main',
+        before: p.base_revision || '0'.repeat(40),
+        after: p.revision,
+        base_ref: null,
+        repository: {
+          name: p.project,
+          full_name: fullName,
+          html_url: repo,
+          clone_url: `${repo}.git`,
+          pushed_at: p.pushdate,
+        },
+        pusher: { name: p.owner.split('@')[0], email: p.owner },
+        head_commit: {
+          id: p.revision,
+          timestamp: new Date(p.pushdate * 1000).toISOString().replace('.000Z', 'Z'),
+        },
+      };
+      const slugs = new Map<string, string>();
+      const as_slugid = (label: string) => {
+        let s = slugs.get(label);
+        if (!s) {
+          s =
+            label === 'decision'
+              ? p.decision_task_id
+              : deterministicSlugid(`as_slugid\n${p.decision_task_id}\n${label}`);
+          slugs.set(label, s);
+        }
+        return s;
+      };
+      return { ...base, event, as_slugid };
+    }
+    case 'cron': {
+      const cron = o.cron ?? {
+        task_id: deterministicSlugid(`cron\n${p.decision_task_id}`),
+        job_name: 'nightly-archive',
+        job_symbol: 'Na',
+        quoted_args: '',
+        input: {},
+      };
+      const ctx = hgPushFields(p);
+      return {
+        ...base,
+        ...ctx,
+        push: { ...ctx.push, owner: 'cron' },
+        cron: { quoted_args: '', input: {}, ...cron },
+        ownTaskId: p.decision_task_id,
+      };
+    }
+    case 'action': {
+      const a = o.action;
+      if (!a) throw new ArchiveError('usage', 'the action context needs an action');
+      const ctx = hgPushFields(p);
+      const level = p.level;
+      const perm = a.action_perm ?? 'generic';
+      return {
+        ...base,
+        ...ctx,
+        action: {
+          name: a.name,
+          title: a.title,
+          description: a.description,
+          taskGroupId: a.taskGroupId,
+          symbol: a.symbol,
+          cb_name: a.cb_name,
+          repo_scope: a.repo_scope ?? `assume:repo:${hostPath(p.repository)}:action:${perm}`,
+          action_perm: perm,
+        },
+        input: a.input ?? null,
+        parameters: a.parameters ?? { ...ctx.push, project: p.project, level },
+        taskId: a.taskId ?? null,
+        taskGroupId: a.taskGroupId,
+        // the hooks service's own context
+        ownTaskId: p.decision_task_id,
+        clientId: a.clientId ?? 'mozilla-auth0/ad|Mozilla-LDAP|someone',
+        firedBy: 'triggerHook',
+        payload: {},
+      };
+    }
+    default:
+      throw new ArchiveError('usage', `unknown tasks_for '${String(tasksFor)}'`);
+  }
+}
+
+export function parseTaskclusterYml(tcyml: string | object): Record<string, any> {
+  let doc: unknown = tcyml;
+  if (typeof tcyml === 'string') {
+    try {
+      doc = yaml.load(tcyml);
+    } catch (e) {
+      throw new ArchiveError(
+        'invalid-config',
+        `.taskcluster.yml: not valid YAML: ${errorMessage(e)}`,
+      );
+    }
+  }
+  if (!doc || typeof doc !== 'object') {
+    throw new ArchiveError('invalid-config', '.taskcluster.yml: not a mapping');
+  }
+  const d = doc as Record<string, any>;
+  if (d.version !== 1) {
+    throw new ArchiveError(
+      'invalid-config',
+      `.taskcluster.yml: version must be 1, got ${JSON.stringify(d.version)}`,
+    );
+  }
+  if (!Array.isArray(d.tasks)) {
+    throw new ArchiveError(
+      'invalid-config',
+      '.taskcluster.yml: tasks must be an array before rendering (in-tree action hooks need it)',
+    );
+  }
+  return d;
+}
+
+/**
+ * Render .taskcluster.yml's `tasks` with json-e in `context`; returns the tasks (each keeps its
+ * `taskId`, which the producer pops before createTask). Tasks rendered to null are dropped.
+ */
+export function renderTaskclusterYml(
+  tcyml: string | object,
+  context: Record<string, unknown>,
+): RenderedTask[] {
+  const doc = parseTaskclusterYml(tcyml);
+  let rendered: unknown;
+  try {
+    rendered = jsone({ tasks: doc.tasks }, context);
+  } catch (e) {
+    throw new ArchiveError(
+      'invalid-config',
+      `.taskcluster.yml: rendering for tasks_for=${String(context.tasks_for)} failed: ${errorMessage(e)}`,
+    );
+  }
+  const tasks = (rendered as { tasks: unknown[] }).tasks.flat(Infinity).filter((t) => t != null);
+  return tasks as RenderedTask[];
+}
+
+/** Render for a producer; the producer requires exactly one task. */
+export function renderDecisionTask(
+  tcyml: string | object,
+  tasksFor: TasksFor,
+  p: PushParameters,
+  o: ProducerOptions = {},
+): RenderedTask {
+  const tasks = renderTaskclusterYml(tcyml, producerContext(tasksFor, p, o));
+  if (tasks.length !== 1) {
+    throw new ArchiveError(
+      'invalid-config',
+      `.taskcluster.yml: tasks_for=${tasksFor} rendered ${tasks.length} tasks; the producer needs exactly one`,
+    );
+  }
+  return tasks[0]!;
+}
