@@ -1,17 +1,28 @@
 // The archive engine: "subdirectory S of repository R at revision V" → one byte-reproducible
 // tar.gz with a content digest, and the safe unpack of such archives.
-import type { Logger } from '../util/log.js';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ArchiveError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { digestEntries, packEntries } from './pack.js';
+import {
+  describeSource,
+  openSource,
+  resolveIn,
+  type FetchPolicy,
+  type SourceContext,
+  type SourceSpec,
+} from './sources.js';
+import { hasControl, type TreeSource } from './tree.js';
+import { unpackTo } from './unpack.js';
+
+export type { FetchPolicy, SourceSpec } from './sources.js';
+export { isAllowedUrl } from './sources.js';
 
 export const ARCHIVE_FORMAT = 'tar.gz';
 export const FORMAT_VERSION = 1;
-
-export type SourceSpec =
-  | { kind: 'hgweb'; url: string }
-  | { kind: 'git-remote'; url: string }
-  | { kind: 'hg'; path: string }
-  | { kind: 'git'; path: string }
-  | { kind: 'dir'; path: string };
 
 export interface Limits {
   maxFiles: number;
@@ -24,14 +35,6 @@ export const DEFAULT_LIMITS: Limits = {
   maxFileBytes: 512 * 1024 * 1024,
   maxTotalBytes: 2 * 1024 * 1024 * 1024,
 };
-
-export interface FetchPolicy {
-  allowRepos: string[];
-  connectTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  retries?: number;
-  maxRetryTimeMs?: number;
-}
 
 export interface BuildOptions {
   source: SourceSpec;
@@ -61,41 +64,183 @@ export interface ArchiveMetadata extends ArchiveResult {
   createdAt: string;
 }
 
-const todo = (what: string): never => {
-  throw new ArchiveError('internal', `${what}: not implemented yet`);
-};
+/**
+ * Parse a --source argument: an http(s) URL is an hgweb repository unless `hint` is 'git' or it
+ * ends with .git (then git-remote); file:// URLs are git remotes; a path is a git repository
+ * (bare or with .git), a Mercurial repository (.hg) or otherwise a plain directory.
+ */
+export function parseSource(source: string, hint?: 'hg' | 'git'): SourceSpec {
+  if (typeof source !== 'string' || source.trim() === '') {
+    throw new ArchiveError('usage', 'empty --source');
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
+    const u = new URL(source);
+    if (u.protocol === 'file:') return { kind: 'git-remote', url: source };
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new ArchiveError(
+        'usage',
+        `unsupported source URL scheme ${u.protocol} (http, https, file)`,
+      );
+    }
+    if (u.username || u.password) {
+      throw new ArchiveError('usage', 'credentials in a source URL are not accepted');
+    }
+    if (hint === 'git' || /\.git\/?$/.test(u.pathname)) return { kind: 'git-remote', url: source };
+    return { kind: 'hgweb', url: source.replace(/\/+$/, '') };
+  }
+  const p = path.resolve(source);
+  if (!fs.existsSync(p)) throw new ArchiveError('not-found', `source ${source} does not exist`);
+  if (!fs.statSync(p).isDirectory())
+    throw new ArchiveError('usage', `source ${source} is not a directory`);
+  const isBareGit = fs.existsSync(path.join(p, 'HEAD')) && fs.existsSync(path.join(p, 'objects'));
+  if (hint === 'git' || isBareGit) return { kind: 'git', path: p };
+  if (hint === 'hg') return { kind: 'hg', path: p };
+  if (fs.existsSync(path.join(p, '.hg'))) return { kind: 'hg', path: p };
+  if (fs.existsSync(path.join(p, '.git'))) return { kind: 'git', path: p };
+  return { kind: 'dir', path: p };
+}
 
-export function parseSource(_source: string, _hint?: 'hg' | 'git'): SourceSpec {
-  return todo('parseSource');
+/** Normalise a subdir ('testing/mozharness'), refusing '..', absolute paths and empty segments. */
+export function validateSubdir(subdir: string): string {
+  if (typeof subdir !== 'string') throw new ArchiveError('usage', 'subdir must be a string');
+  const s = subdir.replace(/\/+$/, '');
+  const bad = (why: string) =>
+    new ArchiveError('unsafe-path', `unsafe subdir ${JSON.stringify(subdir)}: ${why}`, { subdir });
+  if (s === '') throw bad('empty');
+  if (s.startsWith('/') || /^[A-Za-z]:/.test(s) || s.startsWith('\\')) throw bad('absolute path');
+  if (hasControl(s) || s.includes('\\')) throw bad('control character or backslash');
+  for (const seg of s.split('/')) {
+    if (seg === '..') throw bad("'..' component");
+    if (seg === '' || seg === '.') throw bad('empty or . segment');
+  }
+  return s;
 }
-export async function buildArchive(_opts: BuildOptions & { out?: string }): Promise<ArchiveResult> {
-  return todo('buildArchive');
+
+function limitsOf(l?: Partial<Limits>): Limits {
+  const out = { ...DEFAULT_LIMITS, ...l };
+  for (const [k, v] of Object.entries(out)) {
+    if (!Number.isFinite(v) || v <= 0)
+      throw new ArchiveError('usage', `limit ${k} must be a positive number`);
+  }
+  return out;
 }
+
+function context(opts: BuildOptions): SourceContext {
+  return {
+    policy: opts.policy,
+    limits: limitsOf(opts.limits),
+    log: opts.log ?? silentLogger,
+    signal: opts.signal,
+    tmpDir: opts.tmpDir ?? os.tmpdir(),
+    onRequest: opts.onRequest,
+    baseDelayMs: (opts as { baseDelayMs?: number }).baseDelayMs,
+  };
+}
+
+async function withSource<T>(
+  opts: BuildOptions,
+  fn: (src: TreeSource, subdir: string, ctx: SourceContext) => Promise<T>,
+): Promise<T> {
+  const subdir = validateSubdir(opts.subdir);
+  const ctx = context(opts);
+  const src = await openSource(opts.source, opts.revision, subdir, ctx);
+  try {
+    return await fn(src, subdir, ctx);
+  } finally {
+    await src.close();
+  }
+}
+
+/** Pack the tree into `sink` (which is ended): the streaming core of buildArchive. */
 export async function packArchive(
-  _opts: BuildOptions,
-  _sink: NodeJS.WritableStream,
+  opts: BuildOptions,
+  sink: NodeJS.WritableStream,
 ): Promise<ArchiveResult> {
-  return todo('packArchive');
+  return withSource(opts, async (src, subdir, ctx) => {
+    const out = await packEntries(src.entries(), sink, FORMAT_VERSION, ctx.limits, opts.signal);
+    ctx.log.info('archive.packed', {
+      repository: src.repository,
+      revision: src.revision,
+      subdir,
+      sha256: out.sha256,
+      size: out.size,
+      files: out.files,
+    });
+    return {
+      sha256: out.sha256,
+      size: out.size,
+      treeDigest: out.treeDigest,
+      files: out.files,
+      revision: src.revision,
+      subdir,
+      format: ARCHIVE_FORMAT,
+      formatVersion: FORMAT_VERSION,
+    };
+  });
 }
+
+/** Build the archive; with `out`, write it atomically (temp file beside it, then rename). */
+export async function buildArchive(opts: BuildOptions & { out?: string }): Promise<ArchiveResult> {
+  if (!opts.out) {
+    const sink = new (await import('node:stream')).Writable({ write: (_c, _e, cb) => cb() });
+    return packArchive(opts, sink);
+  }
+  const out = path.resolve(opts.out);
+  await fs.promises.mkdir(path.dirname(out), { recursive: true });
+  const temp = path.join(
+    path.dirname(out),
+    `.${path.basename(out)}.${crypto.randomBytes(6).toString('hex')}.tmp`,
+  );
+  try {
+    const result = await packArchive(
+      opts,
+      fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
+    );
+    await fs.promises.rename(temp, out);
+    return result;
+  } catch (e) {
+    await fs.promises.rm(temp, { force: true });
+    throw e;
+  }
+}
+
+/** The tree digest (cache key) of the subdir at the revision, without building an archive. */
 export async function computeTreeDigest(
-  _opts: BuildOptions,
+  opts: BuildOptions,
 ): Promise<{ treeDigest: string; files: number; revision: string; subdir: string }> {
-  return todo('computeTreeDigest');
+  return withSource(opts, async (src, subdir, ctx) => {
+    const d = await digestEntries(src.entries(), FORMAT_VERSION, ctx.limits);
+    return { treeDigest: d.treeDigest, files: d.files, revision: src.revision, subdir };
+  });
 }
+
+/** The full 40-hex revision, or ArchiveError('not-found') naming repository and revision. */
 export async function resolveRevision(
-  _source: SourceSpec,
-  _revision: string,
-  _policy?: FetchPolicy,
+  source: SourceSpec,
+  revision: string,
+  policy?: FetchPolicy,
 ): Promise<string> {
-  return todo('resolveRevision');
+  return resolveIn(source, revision, '(any)', {
+    policy,
+    limits: DEFAULT_LIMITS,
+    log: silentLogger,
+    tmpDir: os.tmpdir(),
+  });
 }
+
+/** The repository name recorded in metadata for a source. */
+export function sourceRepository(source: SourceSpec): string {
+  return describeSource(source);
+}
+
+/**
+ * Unpack safely. `dest` must not exist or be an empty directory; it appears atomically, complete
+ * and checked (sha256 when given), or not at all.
+ */
 export async function unpackArchive(
-  _file: string,
-  _dest: string,
-  _opts?: { sha256?: string; limits?: Partial<Limits> },
+  file: string,
+  dest: string,
+  opts: { sha256?: string; limits?: Partial<Limits> } = {},
 ): Promise<{ files: number; bytes: number }> {
-  return todo('unpackArchive');
-}
-export function validateSubdir(_subdir: string): string {
-  return todo('validateSubdir');
+  return unpackTo(file, dest, limitsOf(opts.limits), opts.sha256);
 }

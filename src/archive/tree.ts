@@ -1,0 +1,157 @@
+// The tree model every source produces: entries relative to the subdir, directories included,
+// sorted by the bytes of their UTF-8 path, with normalised modes. Plus the path rules shared by
+// packing and unpacking.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ArchiveError } from '../util/errors.js';
+import type { EntryType } from './tar.js';
+
+export interface TreeEntry {
+  /** Relative to the subdir, '/'-separated, no trailing slash. */
+  path: string;
+  type: EntryType;
+  /** Normalised: 0644/0755 for files, 0755 for dirs, 0777 for symlinks. */
+  mode: number;
+  /** Content size for files, 0 otherwise. */
+  size: number;
+  linkTarget?: string;
+  /** Content of a file, streamed. */
+  read?: () => AsyncIterable<Buffer>;
+}
+
+export interface TreeSource {
+  /** Human name of where the tree comes from (URL or path). */
+  repository: string;
+  /** Full 40-hex revision. */
+  revision: string;
+  entries(): AsyncIterable<TreeEntry>;
+  close(): Promise<void>;
+}
+
+export const FILE_MODE = 0o644;
+export const EXEC_MODE = 0o755;
+export const DIR_MODE = 0o755;
+export const LINK_MODE = 0o777;
+
+export const fileMode = (executable: boolean) => (executable ? EXEC_MODE : FILE_MODE);
+
+/** Why a relative entry path is unsafe, or null when it is fine. */
+export function unsafeReason(rel: string): string | null {
+  if (rel === '') return 'empty path';
+  if (rel.includes('\0')) return 'NUL byte in path';
+  if (/[\n\r]/.test(rel)) return 'line break in path';
+  if (rel.startsWith('/') || /^[A-Za-z]:[\\/]/.test(rel)) return 'absolute path';
+  for (const seg of rel.split('/')) {
+    if (seg === '..') return "'..' component";
+    if (seg === '' || seg === '.') return 'empty or . component';
+  }
+  return null;
+}
+
+export function checkEntryPath(rel: string): void {
+  const why = unsafeReason(rel);
+  if (why) throw new ArchiveError('unsafe-path', `unsafe entry ${JSON.stringify(rel)}: ${why}`);
+}
+
+/** True when a symlink at `rel` pointing to `target` resolves inside the tree. */
+export function linkStaysInside(rel: string, target: string): boolean {
+  if (target === '' || target.startsWith('/') || target.includes('\0')) return false;
+  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
+  return resolved !== '..' && !resolved.startsWith('../') && !path.posix.isAbsolute(resolved);
+}
+
+export const byPathBytes = (a: { path: string }, b: { path: string }) =>
+  Buffer.compare(Buffer.from(a.path, 'utf8'), Buffer.from(b.path, 'utf8'));
+
+/** Add the directory entries implied by the files and symlinks, then sort by path bytes. */
+export function completeTree(items: TreeEntry[]): TreeEntry[] {
+  const dirs = new Set<string>();
+  const out: TreeEntry[] = [];
+  for (const item of items) {
+    if (item.type === 'dir') continue;
+    out.push(item);
+    let d = path.posix.dirname(item.path);
+    while (d !== '.' && !dirs.has(d)) {
+      dirs.add(d);
+      d = path.posix.dirname(d);
+    }
+  }
+  for (const d of dirs) out.push({ path: d, type: 'dir', mode: DIR_MODE, size: 0 });
+  out.sort(byPathBytes);
+  for (let i = 1; i < out.length; i++) {
+    if (out[i].path === out[i - 1].path) {
+      throw new ArchiveError('corrupt', `duplicate entry ${JSON.stringify(out[i].path)} in tree`);
+    }
+  }
+  return out;
+}
+
+async function* readFile(abs: string, size: number, rel: string): AsyncIterable<Buffer> {
+  let n = 0;
+  for await (const chunk of fs.createReadStream(abs, { highWaterMark: 256 * 1024 })) {
+    n += (chunk as Buffer).length;
+    if (n > size) break;
+    yield chunk as Buffer;
+  }
+  if (n !== size) {
+    throw new ArchiveError('corrupt', `${rel} changed size while being archived (${size} → ${n})`);
+  }
+}
+
+/** The entry for one path of a directory on disk (lstat: symlinks are not followed). */
+export function diskEntry(root: string, rel: string): TreeEntry | null {
+  const abs = path.join(root, ...rel.split('/'));
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(abs);
+  } catch {
+    return null;
+  }
+  if (st.isSymbolicLink()) {
+    return {
+      path: rel,
+      type: 'symlink',
+      mode: LINK_MODE,
+      size: 0,
+      linkTarget: fs.readlinkSync(abs),
+    };
+  }
+  if (st.isDirectory()) return { path: rel, type: 'dir', mode: DIR_MODE, size: 0 };
+  if (st.isFile()) {
+    const size = st.size;
+    return {
+      path: rel,
+      type: 'file',
+      mode: fileMode((st.mode & 0o100) !== 0),
+      size,
+      read: () => readFile(abs, size, rel),
+    };
+  }
+  throw new ArchiveError('unsafe-path', `${rel} is not a regular file, directory or symlink`);
+}
+
+/** Every file and symlink under `root` (recursively, not following symlinks). */
+export function walkDisk(root: string): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  const visit = (relDir: string) => {
+    const abs = relDir ? path.join(root, ...relDir.split('/')) : root;
+    for (const name of fs.readdirSync(abs)) {
+      const rel = relDir ? `${relDir}/${name}` : name;
+      const e = diskEntry(root, rel);
+      if (!e) continue;
+      if (e.type === 'dir') visit(rel);
+      else out.push(e);
+    }
+  };
+  visit('');
+  return out;
+}
+
+/** True when `s` has a control character (C0 or DEL). */
+export function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
