@@ -19,7 +19,7 @@ export interface S3Settings {
   accessKeyId?: string;
   secretAccessKey?: string;
   sessionToken?: string;
-  /** SDK attempts per request (default 3). */
+  /** SDK attempts per request (default: $AWS_MAX_ATTEMPTS, else 3). */
   maxAttempts?: number;
 }
 
@@ -136,7 +136,7 @@ export function createS3Client(s: S3Settings): S3Client {
           },
         }
       : {}),
-    maxAttempts: s.maxAttempts ?? 3,
+    ...(s.maxAttempts ? { maxAttempts: s.maxAttempts } : {}),
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { startS3, type TestS3 } from './helpers/s3.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const SECRET = 'do-not-print-this-secret-0123456789';
+
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? os.tmpdir(),
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('cli: upload', function () {
+  this.timeout(60_000);
+  let s3: TestS3;
+  let dir: string;
+  let env: Record<string, string>;
+  let file: string;
+  let data: Buffer;
+  let digest: string;
+
+  before(async () => {
+    s3 = await startS3();
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upload-cli-'));
+    env = { ...s3.env, AWS_SECRET_ACCESS_KEY: SECRET }; // s3rver does not check V4 signatures
+    data = gzipSync(randomBytes(50_000), { level: 6 });
+    digest = createHash('sha256').update(data).digest('hex');
+    file = path.join(dir, 'mozharness.tar.gz');
+    await fs.writeFile(file, data);
+  });
+  after(async () => {
+    await s3?.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('uploads, prints the public URL; the second time reuses the object', async () => {
+    const first = await run(['upload', file, '--bucket', s3.bucket, '--prefix', 'releng'], env);
+    assert.equal(first.code, 0, first.stderr);
+    const url = `${s3.publicBaseUrl}/releng/sha256/${digest}.tar.gz`;
+    assert.equal(first.stdout, url + '\n');
+    assert.deepEqual(Buffer.from(await (await fetch(url)).arrayBuffer()), data);
+    const meta = await (await fetch(url.replace(/\.tar\.gz$/, '.json'))).json();
+    assert.deepEqual(meta, { format: 'tar.gz', sha256: digest, size: data.length });
+
+    const before = s3.requests.length;
+    const second = await run(
+      ['upload', file, '--bucket', s3.bucket, '--prefix', 'releng', '--json'],
+      env,
+    );
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(JSON.parse(second.stdout), {
+      url,
+      metadataUrl: url.replace(/\.tar\.gz$/, '.json'),
+      key: `releng/sha256/${digest}.tar.gz`,
+      reused: true,
+      sha256: digest,
+      size: data.length,
+    });
+    assert.deepEqual(
+      s3.requests.slice(before).filter((r) => !r.startsWith('HEAD ')),
+      [],
+    );
+    assert.ok(!first.stderr.includes(SECRET) && !second.stderr.includes(SECRET));
+  });
+
+  it('stores a metadata document given with --metadata, and refuses one for another file', async () => {
+    const metaFile = path.join(dir, 'meta.json');
+    const meta = {
+      sha256: digest,
+      size: data.length,
+      format: 'tar.gz',
+      formatVersion: 1,
+      treeDigest: 'f'.repeat(64),
+      files: 12,
+      revision: '1'.repeat(40),
+      subdir: 'testing/mozharness',
+      repository: 'https://hg.example.test/mozilla-central',
+      createdAt: '2026-01-01T00:00:00.000Z',
+    };
+    await fs.writeFile(metaFile, JSON.stringify(meta));
+    const r = await run(
+      ['upload', file, '--bucket', s3.bucket, '--prefix', 'with-meta', '--metadata', metaFile],
+      env,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const stored = await (await fetch(r.stdout.trim().replace(/\.tar\.gz$/, '.json'))).json();
+    assert.deepEqual(stored, meta);
+
+    await fs.writeFile(metaFile, JSON.stringify({ ...meta, sha256: 'e'.repeat(64) }));
+    const bad = await run(['upload', file, '--bucket', s3.bucket, '--metadata', metaFile], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, new RegExp(`says sha256 e{64}, the archive has ${digest}`));
+  });
+
+  it('refuses a file that is not gzip, a missing bucket, and reports an unreachable S3', async () => {
+    const plain = path.join(dir, 'plain.txt');
+    await fs.writeFile(plain, 'not an archive');
+    const notGzip = await run(['upload', plain, '--bucket', s3.bucket], env);
+    assert.equal(notGzip.code, 2);
+    assert.match(notGzip.stderr, /is not a gzip file/);
+
+    const noBucket = await run(['upload', file], env);
+    assert.equal(noBucket.code, 1);
+    assert.match(noBucket.stderr, /no S3 bucket configured/);
+
+    const down = await run(
+      ['upload', file, '--bucket', s3.bucket, '--endpoint', 'http://127.0.0.1:1'],
+      {
+        ...env,
+        AWS_MAX_ATTEMPTS: '1',
+      },
+    );
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /mozharness-archive: error: HEAD s3:\/\/mozharness-archive-test\//);
+    assert.ok(!down.stderr.includes(SECRET));
+  });
+});
