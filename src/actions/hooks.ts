@@ -1,0 +1,281 @@
+// The action hooks and roles a deployment configures for the actions in actions.json (Mozilla's
+// ci-admin generates the same from every repository's .taskcluster.yml): hook
+// `project-<trustDomain>/in-tree-action-<level>-<perm>/<tcymlHash>` whose task template is
+// `.taskcluster.yml`'s first task wrapped in a `$let` that turns the trigger payload into the
+// `tasks_for: action` context. The embedded services (`local up`) install these so the whole
+// retrigger path runs on one machine; `installActionHooks` is what the lead's setup calls.
+import * as yaml from 'js-yaml';
+import type { AuthClient, HooksClient } from '../taskcluster/client.js';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import { hookGroupIdFor, hookIdFor, tcymlHash } from './registry.js';
+
+export interface ActionHookOptions {
+  /** The raw bytes/text of `.taskcluster.yml` (its hash names the hook). */
+  tcyml: string;
+  trustDomain: string;
+  level: number | string;
+  perm?: string;
+}
+
+export interface HookDefinition {
+  hookGroupId: string;
+  hookId: string;
+  definition: {
+    metadata: { name: string; description: string; owner: string; emailOnError: boolean };
+    schedule: string[];
+    bindings: unknown[];
+    task: Record<string, unknown>;
+    triggerSchema: Record<string, unknown>;
+  };
+}
+
+const str = (description: string, extra: Record<string, unknown> = {}) => ({
+  type: 'string',
+  description,
+  ...extra,
+});
+
+/** The trigger schema: what an actions.json hookPayload renders to. `input` is free-form here
+ * because one generic hook serves every generic action; the action task validates it. */
+export function actionTriggerSchema(): Record<string, unknown> {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['decision', 'user'],
+    properties: {
+      decision: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['action', 'push', 'repository'],
+        properties: {
+          action: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'title', 'description', 'taskGroupId', 'cb_name', 'symbol'],
+            properties: {
+              name: str('action name'),
+              title: str('action title'),
+              description: str('action description'),
+              taskGroupId: str('taskGroupId of the decision task'),
+              cb_name: str('name of the in-tree callback'),
+              symbol: str('Treeherder symbol'),
+            },
+          },
+          push: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['owner', 'revision', 'pushlog_id'],
+            properties: {
+              owner: str('who pushed'),
+              revision: str('revision of the push'),
+              base_revision: str('revision before the push'),
+              pushlog_id: str('pushlog id of the push'),
+              branch: str('branch of the push'),
+            },
+          },
+          repository: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url', 'project', 'level'],
+            properties: {
+              url: str('repository URL, no trailing slash', { pattern: '[^/]$' }),
+              project: str('project (repository alias)'),
+              level: str('SCM level'),
+            },
+          },
+          parameters: { type: 'object', additionalProperties: true },
+        },
+      },
+      user: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['input', 'taskId', 'taskGroupId'],
+        properties: {
+          input: {},
+          taskId: { anyOf: [str('target task'), { type: 'null' }] },
+          taskGroupId: str('target task group'),
+        },
+      },
+    },
+  };
+}
+
+/** The hook for one (level, perm) and one `.taskcluster.yml`. */
+export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
+  const perm = opts.perm ?? 'generic';
+  let parsed: any;
+  try {
+    parsed = yaml.load(opts.tcyml);
+  } catch (e) {
+    throw new ArchiveError(
+      'invalid-config',
+      `.taskcluster.yml is not valid YAML: ${errorMessage(e)}`,
+    );
+  }
+  if (
+    !parsed ||
+    typeof parsed !== 'object' ||
+    !Array.isArray(parsed.tasks) ||
+    !parsed.tasks.length
+  ) {
+    throw new ArchiveError(
+      'invalid-config',
+      '.taskcluster.yml must have `tasks` as a non-empty array before rendering (action hooks wrap tasks[0])',
+    );
+  }
+  const hash = tcymlHash(opts.tcyml);
+  const hookGroupId = hookGroupIdFor(opts.trustDomain);
+  const hookId = hookIdFor(opts.level, perm, hash);
+  const task = {
+    $let: {
+      tasks_for: 'action',
+      action: {
+        name: '${payload.decision.action.name}',
+        title: '${payload.decision.action.title}',
+        description: '${payload.decision.action.description}',
+        taskGroupId: '${payload.decision.action.taskGroupId}',
+        symbol: '${payload.decision.action.symbol}',
+        cb_name: '${payload.decision.action.cb_name}',
+        // The repository comes from the payload, but the hook's role only holds the
+        // `assume:repo:…:action:<perm>` scopes of repositories at this level.
+        repo_scope: 'assume:repo:${payload.decision.repository.url[8:]}:action:' + perm,
+        action_perm: perm,
+      },
+      push: { $eval: 'payload.decision.push' },
+      repository: { $eval: 'payload.decision.repository' },
+      input: { $eval: 'payload.user.input' },
+      parameters: { $eval: "payload.decision['parameters']" },
+      taskId: { $eval: 'payload.user.taskId' },
+      taskGroupId: { $eval: 'payload.user.taskGroupId' },
+      ownTaskId: { $eval: 'taskId' },
+    },
+    in: parsed.tasks[0],
+  };
+  return {
+    hookGroupId,
+    hookId,
+    definition: {
+      metadata: {
+        name: `${hookGroupId}/${hookId}`,
+        description:
+          `Action task (${perm}) at level ${opts.level}, for .taskcluster.yml hash ${hash}. ` +
+          "Fired by the hookPayload templates of a decision task's actions.json.",
+        owner: 'release-engineering@mozilla.com',
+        emailOnError: false,
+      },
+      schedule: [],
+      bindings: [],
+      task,
+      triggerSchema: actionTriggerSchema(),
+    },
+  };
+}
+
+export interface LevelRoleOptions {
+  trustDomain: string;
+  level: number | string;
+  /** Repositories at this level (URLs as in parameters, e.g. https://hg.mozilla.org/try). */
+  repositories: string[];
+  /** Task queues action tasks may create tasks in (archive, build and test pools). */
+  taskQueueIds: string[];
+  projectId: string;
+  indexPrefix: string;
+  perm?: string;
+}
+
+export interface RoleDefinition {
+  roleId: string;
+  scopes: string[];
+  description: string;
+}
+
+function repoPath(url: string): string {
+  return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+}
+
+/**
+ * Roles for one level: the hook role (assume the action role of every repository at this level)
+ * and each repository's action role (what its action tasks may do: create tasks of this level
+ * only, on its queues, with its routes; cancel tasks of this level; read the task group).
+ */
+export function actionRoles(opts: LevelRoleOptions): RoleDefinition[] {
+  const perm = opts.perm ?? 'generic';
+  const L = String(opts.level);
+  const schedulerId = `${opts.trustDomain}-level-${L}`;
+  const roles: RoleDefinition[] = [
+    {
+      roleId: `hook-id:${hookGroupIdFor(opts.trustDomain)}/in-tree-action-${L}-${perm}/*`,
+      description: `Action hooks (${perm}) of level ${L}: the action roles of level-${L} repositories`,
+      scopes: opts.repositories.map((r) => `assume:repo:${repoPath(r)}:action:${perm}`),
+    },
+  ];
+  for (const r of opts.repositories) {
+    const project = repoPath(r).split('/').pop()!;
+    roles.push({
+      roleId: `repo:${repoPath(r)}:action:${perm}`,
+      description: `What ${perm} action tasks of ${r} (level ${L}) may do`,
+      scopes: [
+        ...opts.taskQueueIds.map((q) => `queue:create-task:highest:${q}`),
+        `queue:create-task:project:${opts.projectId}`,
+        `queue:scheduler-id:${schedulerId}`,
+        `queue:cancel-task:${schedulerId}/*`,
+        `queue:route:tc-treeherder.v2.${project}.*`,
+        `queue:route:index.${opts.indexPrefix}.v1.${project}.*`,
+        `queue:route:index.${opts.indexPrefix}.cache.level-${L}.*`,
+        `queue:route:index.${opts.trustDomain}.v2.${project}.*`,
+        'queue:get-task:*',
+        'queue:status:*',
+        'queue:list-task-group:*',
+        'queue:list-artifacts:*',
+        'queue:get-artifact:public/*',
+        'index:find-task:*',
+        'index:list-tasks:*',
+        `in-tree:hook-action:${hookGroupIdFor(opts.trustDomain)}/in-tree-action-${L}-*`,
+      ],
+    });
+  }
+  return roles;
+}
+
+interface HooksWithCreate extends HooksClient {
+  createHook(hookGroupId: string, hookId: string, body: unknown): Promise<any>;
+  updateHook(hookGroupId: string, hookId: string, body: unknown): Promise<any>;
+}
+interface AuthWithRoles extends AuthClient {
+  createRole(roleId: string, body: unknown): Promise<any>;
+  updateRole(roleId: string, body: unknown): Promise<any>;
+}
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { statusCode?: number })?.statusCode;
+}
+
+/** Create (or update) the action hooks and roles. Idempotent. */
+export async function installActionHooks(
+  clients: { hooks: HooksClient; auth?: AuthClient },
+  hooks: HookDefinition[],
+  roles: RoleDefinition[] = [],
+): Promise<void> {
+  const h = clients.hooks as HooksWithCreate;
+  for (const hook of hooks) {
+    const body = { ...hook.definition };
+    try {
+      await h.createHook(hook.hookGroupId, hook.hookId, body);
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
+      await h.updateHook(hook.hookGroupId, hook.hookId, body);
+    }
+  }
+  if (!roles.length) return;
+  if (!clients.auth) throw new ArchiveError('usage', 'installing roles needs an auth client');
+  const a = clients.auth as AuthWithRoles;
+  for (const role of roles) {
+    const body = { description: role.description, scopes: role.scopes };
+    try {
+      await a.createRole(role.roleId, body);
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
+      await a.updateRole(role.roleId, body);
+    }
+  }
+}

@@ -1,0 +1,403 @@
+// The plan of an action that creates tasks (retrigger-multiple, add-new-jobs, retrigger,
+// rebuild-mozharness-archive): which labels to re-create, how often, and what each new task
+// depends on. Everything is decided here, before the first createTask, so an action either
+// creates its whole plan or nothing.
+//
+// Dependencies of a re-created task:
+//  - another label re-created in the same run → that new task;
+//  - an existing task that completed and outlives the new task's deadline (for the harness
+//    archive: whose archive artifact does) → reused;
+//  - the harness archive otherwise → looked up again by its tree digest in the index (this level
+//    and the levels above, never below); failing that a new archive task is scheduled first;
+//  - anything else → re-created first (once per action, shared by every `times` copy).
+import type { IndexedTask, TaskDefinition, TaskStatus } from '../taskcluster/types.js';
+import { ArchiveError } from '../util/errors.js';
+import {
+  isArchive,
+  latestInstance,
+  downstreamClosure,
+  rebaseTimestamps,
+  replaceTaskIds,
+  type KnownTask,
+  type PushView,
+} from './graph.js';
+
+export const DEFAULT_ARCHIVE_ARTIFACT = 'public/build/mozharness.tar.gz';
+
+/** The reads a plan needs (the callback gives the queue and index; tests give fakes). */
+export interface PlanOracle {
+  /** Status of a task, or null when the queue does not know it (expired/deleted). */
+  status(taskId: string): Promise<TaskStatus | null>;
+  /** Expiry of a task's latest artifact, or null when it has none by that name. */
+  artifactExpires(taskId: string, name: string): Promise<Date | null>;
+  /** Index entries found at these namespaces (missing or expired ones are left out). */
+  findIndexed(namespaces: string[]): Promise<IndexedTask[]>;
+  /** A task's definition, or null when unknown. */
+  task(taskId: string): Promise<TaskDefinition | null>;
+}
+
+export interface PlanRequest {
+  labels: string[];
+  times: number;
+}
+
+export interface PlanInput {
+  view: PushView;
+  requests: PlanRequest[];
+  /** Also re-create every scheduled task that depends on a requested label. */
+  downstream?: boolean;
+  /** Archive labels to build again even when a usable archive exists (rebuild action). */
+  rebuild?: string[];
+  now: Date;
+  /** The action task's own id: new tasks depend on it (they start once the action succeeded). */
+  ownTaskId?: string;
+  newTaskId: () => string;
+  oracle: PlanOracle;
+  /** Definition of a label the push did not schedule (add-new-jobs), from the decision code. */
+  defineTask?: (label: string) => Promise<KnownTask | undefined>;
+}
+
+export interface PlannedTask {
+  taskId: string;
+  label: string;
+  kind: string;
+  /** dependency name → task id */
+  dependencies: Record<string, string>;
+  task: TaskDefinition;
+  /** 1-based copy number for requested labels; 0 for tasks re-created as dependencies. */
+  copy: number;
+}
+
+export interface DependencyDecision {
+  label: string;
+  taskId: string;
+  decision: 'reuse' | 'found-by-digest' | 'recreate';
+  reason: string;
+}
+
+export interface Plan {
+  /** Parents first. */
+  tasks: PlannedTask[];
+  dependencies: DependencyDecision[];
+  /** label → newest task id this action stands for (written as label-to-taskid.json). */
+  labelToTaskId: Record<string, string>;
+}
+
+const DIGEST_ROUTE = /^index\.(.+)\.cache\.level-([1-3])\.mozharness\.hash\.([0-9a-f]{64})$/;
+
+/** The content-digest namespaces to try for an archive task: its level and the levels above. */
+export function digestNamespaces(task: TaskDefinition): string[] {
+  for (const r of task.routes ?? []) {
+    const m = DIGEST_ROUTE.exec(r);
+    if (m) {
+      const [, prefix, level, digest] = m;
+      const out: string[] = [];
+      for (let l = Number(level); l <= 3; l++)
+        out.push(`${prefix}.cache.level-${l}.mozharness.hash.${digest}`);
+      return out;
+    }
+  }
+  return [];
+}
+
+function archiveArtifactName(task: TaskDefinition): string {
+  return (task.payload as { artifactName?: string })?.artifactName ?? DEFAULT_ARCHIVE_ARTIFACT;
+}
+
+/** sha256 values a task expects of its archive (docker-worker env, generic-worker mounts). */
+function expectedSha256s(task: TaskDefinition): string[] {
+  const out: string[] = [];
+  const env = (task.payload as any)?.env;
+  if (env && typeof env.MOZHARNESS_SHA256 === 'string') out.push(env.MOZHARNESS_SHA256);
+  for (const m of (task.payload as any)?.mounts ?? []) {
+    if (typeof m?.content?.sha256 === 'string') out.push(m.content.sha256);
+  }
+  return out;
+}
+
+function deadlineAfterRebase(task: TaskDefinition, now: Date): number {
+  return now.getTime() + (Date.parse(task.deadline) - Date.parse(task.created));
+}
+
+interface Source {
+  label: string;
+  kind: string;
+  task: TaskDefinition;
+  depLabels: Record<string, string>;
+  depTaskIds: Record<string, string>;
+}
+
+export async function planTasks(input: PlanInput): Promise<Plan> {
+  const { view, oracle, now } = input;
+  const rebuild = new Set(input.rebuild ?? []);
+
+  // 1. what to re-create, and how many times
+  const times = new Map<string, number>();
+  const unknown: string[] = [];
+  for (const r of input.requests) {
+    for (const label of r.labels) {
+      if (!view.fullLabels.has(label) && !latestInstance(view, label)) unknown.push(label);
+      times.set(label, Math.max(times.get(label) ?? 0, r.times));
+    }
+  }
+  if (unknown.length) {
+    const known = [...view.fullLabels].sort();
+    throw new ArchiveError(
+      'not-found',
+      `unknown task label(s): ${unknown.map((l) => `'${l}'`).join(', ')}; this push knows ` +
+        `${known.length} label(s)${known.length <= 30 ? `: ${known.join(', ')}` : ''}`,
+      { unknown },
+    );
+  }
+  if (input.downstream) {
+    const roots = [...times.keys()];
+    for (const root of roots) {
+      for (const d of downstreamClosure(view, [root])) {
+        times.set(d, Math.max(times.get(d) ?? 0, times.get(root)!));
+      }
+    }
+  }
+
+  const sources = new Map<string, Source>();
+  const sourceOf = async (label: string): Promise<Source | undefined> => {
+    if (sources.has(label)) return sources.get(label);
+    let s: Source | undefined = latestInstance(view, label);
+    if (!s && input.defineTask) s = await input.defineTask(label);
+    if (!s) {
+      const id = view.labelToTaskId[label];
+      const def = id ? await oracle.task(id) : null;
+      if (def) {
+        s = { label, kind: def.tags?.kind ?? 'unknown', task: def, depLabels: {}, depTaskIds: {} };
+      }
+    }
+    if (s) sources.set(label, s);
+    return s;
+  };
+  const undefinable: string[] = [];
+  for (const label of times.keys()) if (!(await sourceOf(label))) undefinable.push(label);
+  if (undefinable.length) {
+    throw new ArchiveError(
+      'not-found',
+      `no task definition for label(s) ${undefinable.map((l) => `'${l}'`).join(', ')}: they are ` +
+        'not scheduled in this push and cannot be generated here',
+      { labels: undefinable },
+    );
+  }
+
+  // 2. dependencies: resolve each upstream label once, dependents before their dependencies
+  const recreate = new Set<string>(times.keys());
+  const required = new Map<string, number>(); // upstream label → latest deadline relying on it
+  const resolved = new Map<string, DependencyDecision>();
+  const pending: string[] = [];
+  const need = (dep: string, until: number) => {
+    required.set(dep, Math.max(required.get(dep) ?? 0, until));
+    if (!pending.includes(dep)) pending.push(dep);
+  };
+  const addUpstreamOf = (label: string) => {
+    const s = sources.get(label)!;
+    const until = deadlineAfterRebase(s.task, now);
+    for (const dep of Object.values(s.depLabels)) if (!recreate.has(dep)) need(dep, until);
+  };
+  for (const label of recreate) addUpstreamOf(label);
+  for (const label of rebuild) {
+    if (!recreate.has(label))
+      throw new ArchiveError('usage', `rebuild of '${label}' must also be requested`);
+  }
+
+  // Dependents are always added to `pending` before their dependencies are settled: a label is
+  // only resolved once nothing still pending depends on it.
+  const dependsOn = (a: string, b: string, seen = new Set<string>()): boolean => {
+    const s = sources.get(a) ?? latestInstance(view, a);
+    if (!s || seen.has(a)) return false;
+    seen.add(a);
+    return Object.values(s.depLabels).some((d) => d === b || dependsOn(d, b, seen));
+  };
+  while (pending.length) {
+    const idx = pending.findIndex((l) => !pending.some((o) => o !== l && dependsOn(o, l)));
+    const label = pending.splice(idx < 0 ? 0 : idx, 1)[0]!;
+    const until = required.get(label)!;
+    const d = await resolveUpstream(label, until);
+    resolved.set(label, d);
+    if (d.decision === 'recreate') {
+      recreate.add(label);
+      addUpstreamOf(label);
+    }
+  }
+
+  async function resolveUpstream(label: string, until: number): Promise<DependencyDecision> {
+    const src = await sourceOf(label);
+    const current = view.labelToTaskId[label] ?? latestInstance(view, label)?.taskId;
+    const archive = src ? isArchive(src) : false;
+    const untilIso = new Date(until).toISOString();
+    if (current) {
+      const why = await unusable(
+        current,
+        archive ? archiveArtifactName(src!.task) : undefined,
+        until,
+      );
+      if (!why) {
+        return {
+          label,
+          taskId: current,
+          decision: 'reuse',
+          reason: `completed and outlives ${untilIso}`,
+        };
+      }
+      if (archive) {
+        const found = await findByDigest(src!, until);
+        if (found) {
+          return {
+            label,
+            taskId: found.taskId,
+            decision: 'found-by-digest',
+            reason: `${current} ${why}; ${found.namespace} → ${found.taskId}`,
+          };
+        }
+        if (!src) throw new ArchiveError('not-found', `no definition to rebuild '${label}'`);
+        return {
+          label,
+          taskId: '',
+          decision: 'recreate',
+          reason: `${current} ${why}; no usable archive indexed by digest`,
+        };
+      }
+      if (!src) {
+        throw new ArchiveError(
+          'not-found',
+          `dependency '${label}' (${current}) ${why} and has no definition to re-create it`,
+        );
+      }
+      return { label, taskId: '', decision: 'recreate', reason: `${current} ${why}` };
+    }
+    if (!src) throw new ArchiveError('not-found', `dependency '${label}' is unknown`);
+    return { label, taskId: '', decision: 'recreate', reason: 'never scheduled in this push' };
+  }
+
+  /** Why an existing task cannot serve until `until` (undefined when it can). */
+  async function unusable(
+    taskId: string,
+    artifact: string | undefined,
+    until: number,
+  ): Promise<string | undefined> {
+    const st = await oracle.status(taskId);
+    if (!st) return 'is unknown to the queue (expired)';
+    if (st.state !== 'completed') return `is ${st.state}, not completed`;
+    if (Date.parse(st.expires) < until)
+      return `expires ${st.expires}, before ${new Date(until).toISOString()}`;
+    if (artifact) {
+      const exp = await oracle.artifactExpires(taskId, artifact);
+      if (!exp) return `has no artifact ${artifact}`;
+      if (exp.getTime() < until)
+        return `artifact ${artifact} expires ${exp.toISOString()}, before ${new Date(until).toISOString()}`;
+    }
+    return undefined;
+  }
+
+  async function findByDigest(src: Source, until: number): Promise<IndexedTask | undefined> {
+    const namespaces = digestNamespaces(src.task);
+    if (!namespaces.length) return undefined;
+    const found = await oracle.findIndexed(namespaces);
+    // same level first, then higher levels
+    found.sort((a, b) => namespaces.indexOf(a.namespace) - namespaces.indexOf(b.namespace));
+    const expected = new Set<string>();
+    for (const t of recreate)
+      for (const sha of expectedSha256s(sources.get(t)!.task)) expected.add(sha);
+    for (const f of found) {
+      if (Date.parse(f.expires) < until) continue;
+      const sha = f.data?.sha256;
+      if (typeof sha === 'string' && expected.size && !expected.has(sha)) continue;
+      if (await unusable(f.taskId, archiveArtifactName(src.task), until)) continue;
+      return f;
+    }
+    return undefined;
+  }
+
+  // 3. order: parents first among the labels to re-create
+  const order: string[] = [];
+  const state = new Map<string, number>();
+  const visit = (label: string) => {
+    if (state.get(label) === 2) return;
+    if (state.get(label) === 1)
+      throw new ArchiveError('corrupt', `dependency cycle through '${label}'`);
+    state.set(label, 1);
+    for (const d of Object.values(sources.get(label)!.depLabels)) if (recreate.has(d)) visit(d);
+    state.set(label, 2);
+    order.push(label);
+  };
+  for (const label of [...recreate].sort()) visit(label);
+
+  // 4. the new tasks: upstream re-creations once, requested labels `times` times
+  const tasks: PlannedTask[] = [];
+  const labelToTaskId: Record<string, string> = {};
+  for (const [label, d] of resolved) {
+    if (d.decision === 'found-by-digest') labelToTaskId[label] = d.taskId;
+  }
+  const shared = new Map<string, string>(); // upstream label → its new id
+  const newest = new Map<string, string>(); // requested label → its newest copy so far
+  // a rebuilt archive is indexed above the one it replaces; `latest` only if it still is latest
+  const rebuildRoutes = new Map<string, { rank: number; drop: Set<string> }>();
+  for (const label of rebuild) {
+    const s = sources.get(label)!;
+    const rank = Number((s.task.extra as any)?.index?.rank ?? 0) + 1;
+    const drop = new Set<string>();
+    const latest = (s.task.routes ?? []).filter((r) => /^index\..*\.latest(\.|$)/.test(r));
+    if (latest.length) {
+      const found = await oracle.findIndexed(latest.map((r) => r.slice('index.'.length)));
+      const current = view.labelToTaskId[label];
+      for (const f of found)
+        if (f.taskId !== current && f.rank >= rank) drop.add(`index.${f.namespace}`);
+    }
+    rebuildRoutes.set(label, { rank, drop });
+  }
+  const maxCopies = Math.max(1, ...[...times.values()]);
+  const build = (label: string, copy: number, inCopy: Map<string, string>): PlannedTask => {
+    const s = sources.get(label)!;
+    const taskId = input.newTaskId();
+    const dependencies: Record<string, string> = {};
+    const ids = new Map<string, string>();
+    for (const [name, dep] of Object.entries(s.depLabels)) {
+      const id = inCopy.get(dep) ?? newest.get(dep) ?? shared.get(dep) ?? resolved.get(dep)?.taskId;
+      if (!id) throw new ArchiveError('internal', `no task for dependency '${dep}' of '${label}'`);
+      dependencies[name] = id;
+      const old = s.depTaskIds[name];
+      if (old && old !== id) ids.set(old, id);
+    }
+    let task = rebaseTimestamps(s.task, now);
+    task = replaceTaskIds(task, ids);
+    const labelDepIds = new Set(Object.values(s.depTaskIds));
+    const others = (task.dependencies ?? []).filter(
+      (d) => !labelDepIds.has(d) && !Object.values(dependencies).includes(d),
+    );
+    const deps = new Set<string>(Object.values(dependencies));
+    if (input.ownTaskId) deps.add(input.ownTaskId);
+    else for (const o of others) if (o === view.decisionTaskId) deps.add(o);
+    task.dependencies = [...deps];
+    task.taskGroupId = view.decisionTaskId;
+    task.extra = { ...(task.extra ?? {}), parent: input.ownTaskId ?? view.decisionTaskId };
+    const rb = rebuildRoutes.get(label);
+    if (rb) {
+      task.extra.index = { ...(task.extra.index ?? {}), rank: rb.rank };
+      task.routes = (task.routes ?? []).filter((r) => !rb.drop.has(r));
+    }
+    return { taskId, label, kind: s.kind, dependencies, task, copy };
+  };
+  for (const label of order) {
+    if (times.has(label)) continue;
+    const t = build(label, 0, new Map());
+    shared.set(label, t.taskId);
+    labelToTaskId[label] = t.taskId;
+    tasks.push(t);
+  }
+  for (let copy = 1; copy <= maxCopies; copy++) {
+    const inCopy = new Map<string, string>();
+    for (const label of order) {
+      if (!times.has(label) || times.get(label)! < copy) continue;
+      const t = build(label, copy, inCopy);
+      inCopy.set(label, t.taskId);
+      newest.set(label, t.taskId);
+      labelToTaskId[label] = t.taskId;
+      tasks.push(t);
+    }
+  }
+  return { tasks, dependencies: [...resolved.values()], labelToTaskId };
+}

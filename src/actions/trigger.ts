@@ -1,0 +1,230 @@
+// Trigger an action exactly as Treeherder does (ui/models/taskcluster.js + job.js): fetch the
+// decision task's public/actions.json without credentials through getLatestArtifact and its 303,
+// pick the first action with that name whose context matches, render its hookPayload with json-e
+// in Treeherder's context, check the decision task may use that hook, and call
+// hooks.triggerHook. `mozharness-archive local trigger-action` is a thin wrapper around this.
+import jsone from 'json-e';
+import { Ajv } from 'ajv';
+import { satisfiesExpression } from 'taskcluster-lib-scopes';
+import {
+  authClient,
+  hooksClient,
+  queueClient,
+  slugid,
+  type Credentials,
+} from '../taskcluster/client.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { contextMatches, type TagSet } from './registry.js';
+
+export interface TriggerActionOptions {
+  rootUrl: string;
+  /** The user's credentials (Treeherder: the signed-in user's). */
+  credentials?: Credentials;
+  decisionTaskId: string;
+  /** Action name, e.g. retrigger-multiple, add-new-jobs, retrigger, cancel. */
+  action: string;
+  /** The task the action applies to; absent for task-group actions. */
+  taskId?: string;
+  input?: unknown;
+  /** Validate the input against the action's schema first, as the UI's form does (default true). */
+  validateInput?: boolean;
+  fetchImpl?: typeof fetch;
+  log?: Logger;
+}
+
+export interface TriggerActionResult {
+  action: { name: string; title: string; kind: string; hookGroupId?: string; hookId?: string };
+  /** The rendered hook payload (or task definition for `kind: task`). */
+  payload: unknown;
+  /** The action task the hook (or the UI) created. */
+  actionTaskId: string;
+}
+
+interface ActionsJsonAction {
+  name: string;
+  title: string;
+  kind: string;
+  context?: TagSet[];
+  schema?: unknown;
+  hookGroupId?: string;
+  hookId?: string;
+  hookPayload?: unknown;
+  task?: unknown;
+}
+
+function statusCode(e: unknown): number | undefined {
+  return (e as { statusCode?: number })?.statusCode;
+}
+
+/** public/actions.json of a decision task, fetched anonymously through the queue's redirect. */
+export async function fetchActionsJson(
+  rootUrl: string,
+  decisionTaskId: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<{ version: number; variables: Record<string, unknown>; actions: ActionsJsonAction[] }> {
+  const anonymous = queueClient({ rootUrl });
+  const url = anonymous.buildUrl(
+    (anonymous as any).getLatestArtifact,
+    decisionTaskId,
+    'public/actions.json',
+  );
+  let res: Response;
+  try {
+    res = await fetchImpl(url, { redirect: 'follow' });
+  } catch (e) {
+    throw new ArchiveError('unavailable', `cannot fetch ${url}: ${errorMessage(e)}`);
+  }
+  if (res.status === 404) {
+    throw new ArchiveError(
+      'not-found',
+      `decision task ${decisionTaskId} has no public/actions.json`,
+    );
+  }
+  if (!res.ok) {
+    throw new ArchiveError(
+      'unavailable',
+      `public/actions.json of ${decisionTaskId}: HTTP ${res.status}`,
+    );
+  }
+  let doc: any;
+  try {
+    doc = await res.json();
+  } catch (e) {
+    throw new ArchiveError(
+      'corrupt',
+      `public/actions.json of ${decisionTaskId} is not JSON: ${errorMessage(e)}`,
+    );
+  }
+  if (!doc || doc.version !== 1 || !Array.isArray(doc.actions)) {
+    throw new ArchiveError('corrupt', `public/actions.json of ${decisionTaskId} is not version 1`);
+  }
+  return { version: 1, variables: doc.variables ?? {}, actions: doc.actions };
+}
+
+/** Treeherder's choice: actions of kind task|hook, first per name, matching the context. */
+export function selectAction(
+  actions: ActionsJsonAction[],
+  name: string,
+  tags: Record<string, string> | null,
+): ActionsJsonAction | undefined {
+  const usable = actions.filter((a) => a.kind === 'task' || a.kind === 'hook');
+  return usable.find((a) => {
+    if (a.name !== name) return false;
+    const context = a.context ?? [];
+    return tags === null
+      ? context.length === 0
+      : context.length > 0 && contextMatches(context, tags);
+  });
+}
+
+export async function triggerAction(opts: TriggerActionOptions): Promise<TriggerActionResult> {
+  const log = opts.log ?? silentLogger;
+  const fetchImpl = opts.fetchImpl ?? fetch;
+  const clientOpts = { rootUrl: opts.rootUrl, credentials: opts.credentials };
+  const queue = queueClient(clientOpts);
+  const actionsJson = await fetchActionsJson(opts.rootUrl, opts.decisionTaskId, fetchImpl);
+
+  let task: TaskDefinition | null = null;
+  if (opts.taskId) {
+    try {
+      task = await queue.task(opts.taskId);
+    } catch (e) {
+      if (statusCode(e) === 404)
+        throw new ArchiveError('not-found', `task ${opts.taskId} does not exist`);
+      throw e;
+    }
+  }
+  const action = selectAction(actionsJson.actions, opts.action, task ? (task.tags ?? {}) : null);
+  if (!action) {
+    const names = [
+      ...new Set(
+        actionsJson.actions
+          .filter((a) =>
+            task
+              ? contextMatches(a.context ?? [], task.tags ?? {}) && (a.context ?? []).length > 0
+              : (a.context ?? []).length === 0,
+          )
+          .map((a) => a.name),
+      ),
+    ];
+    throw new ArchiveError(
+      'not-found',
+      `no action '${opts.action}' applies to ${opts.taskId ? `task ${opts.taskId}` : 'the task group'}` +
+        ` of decision task ${opts.decisionTaskId}; available here: ${names.join(', ') || 'none'}`,
+    );
+  }
+  const input = opts.input ?? (action.schema ? {} : null);
+  if (opts.validateInput !== false && action.schema) {
+    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+    const ok = ajv.validate(action.schema as object, input);
+    if (!ok) {
+      const errors = (ajv.errors ?? []).map((e) => `input${e.instancePath} ${e.message}`);
+      throw new ArchiveError(
+        'usage',
+        `input for '${action.name}' is invalid: ${errors.join('; ')}`,
+      );
+    }
+  }
+  const context: Record<string, unknown> = {
+    taskGroupId: opts.decisionTaskId,
+    taskId: opts.taskId ?? null,
+    input,
+    ...actionsJson.variables,
+  };
+
+  if (action.kind === 'task') {
+    // the UI creates the task itself, restricted to the decision task's scopes
+    const decision = await queue.task(opts.decisionTaskId);
+    const ownTaskId = slugid();
+    const rendered = jsone(action.task as object, {
+      ...context,
+      ownTaskId,
+      task,
+    }) as TaskDefinition;
+    await queue.use({ authorizedScopes: decision.scopes ?? [] }).createTask(ownTaskId, rendered);
+    log.info('action-task-created', { action: action.name, taskId: ownTaskId });
+    return {
+      action: { name: action.name, title: action.title, kind: 'task' },
+      payload: rendered,
+      actionTaskId: ownTaskId,
+    };
+  }
+
+  const hookGroupId = action.hookGroupId!;
+  const hookId = action.hookId!;
+  const payload = jsone(action.hookPayload as object, context);
+  // Treeherder refuses hooks the decision task could not have triggered itself
+  const decision = await queue.task(opts.decisionTaskId);
+  let scopes: string[] = decision.scopes ?? [];
+  try {
+    scopes = (await authClient(clientOpts).expandScopes({ scopes })).scopes;
+  } catch (e) {
+    log.warn('expand-scopes-failed', { error: errorMessage(e) });
+  }
+  const needed = `in-tree:hook-action:${hookGroupId}/${hookId}`;
+  if (!satisfiesExpression(scopes, needed)) {
+    throw new ArchiveError(
+      'not-allowed',
+      `decision task ${opts.decisionTaskId} lacks scope ${needed}; refusing to trigger hook ${hookGroupId}/${hookId}`,
+    );
+  }
+  let res: any;
+  try {
+    res = await hooksClient(clientOpts).triggerHook(hookGroupId, hookId, payload);
+  } catch (e) {
+    const code = statusCode(e);
+    throw new ArchiveError(
+      code === 403 || code === 401 ? 'not-allowed' : code && code < 500 ? 'usage' : 'unavailable',
+      `triggerHook ${hookGroupId}/${hookId} failed: ${errorMessage(e)}`,
+    );
+  }
+  const actionTaskId: string = res?.status?.taskId ?? res?.taskId;
+  log.info('action-triggered', { action: action.name, hookGroupId, hookId, taskId: actionTaskId });
+  return {
+    action: { name: action.name, title: action.title, kind: 'hook', hookGroupId, hookId },
+    payload,
+    actionTaskId,
+  };
+}
