@@ -1,0 +1,294 @@
+// Start the embedded Taskcluster services in-process: one database under the state directory,
+// one HTTP server (queue, index, hooks, auth under `<rootUrl>/api/<service>/v1`), a periodic
+// sweep driven by the clock, and an s3rver on loopback for artifacts. `local up` and the tests
+// use this typed API; production code talks to it through the real taskcluster-client.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { TaskDefinition, TaskStatusResponse } from '../taskcluster/types.js';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import { redact, silentLogger, type Logger } from '../util/log.js';
+import { HawkAuthenticator, createClient, rootCredentials } from './auth.js';
+import { AuthService } from './auth-service.js';
+import { getSetting, openDatabase, setSetting, type Database } from './db.js';
+import {
+  systemClock,
+  type Clock,
+  type IssueCredentials,
+  type QueueEvents,
+  type Service,
+  type ServiceDeps,
+} from './framework.js';
+import { HooksService } from './hooks-service.js';
+import { IndexService } from './index-service.js';
+import { ApiServer } from './server.js';
+
+export const DEFAULT_ARCHIVE_TASK_QUEUE_ID = 'proj-mozharness/archive';
+export const DEFAULT_S3_BUCKET = 'mozharness-archive';
+export const DEFAULT_SWEEP_INTERVAL_MS = 1000;
+/** s3rver accepts any credentials; these are its documented defaults. */
+const S3RVER_ACCESS_KEY = 'S3RVER';
+
+export interface EmbeddedOptions {
+  stateDir: string;
+  /** HTTP port (default: the port persisted by the previous start, else a free one). */
+  port?: number;
+  clock?: Clock;
+  /** Period of the background sweep in ms (default 1000; 0 disables it — call `sweep()`). */
+  sweepIntervalMs?: number;
+  /** Start s3rver too (default true). */
+  s3?: boolean;
+  log?: Logger;
+  archiveTaskQueueId?: string;
+  /** claimWork long-poll length in ms (default 20 s, as upstream). */
+  claimWorkPollMs?: number;
+}
+
+export interface EmbeddedS3 {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Objects are readable without credentials at `${publicBaseUrl}/<key>`. */
+  publicBaseUrl: string;
+}
+
+/** What the embedded services need of the Queue (src/local/queue-service.ts). */
+export interface EmbeddedQueue extends Service {
+  createTaskAs(
+    taskId: string,
+    def: TaskDefinition,
+    scopes: string[],
+  ): TaskStatusResponse | Promise<TaskStatusResponse>;
+  sweep(): void | Promise<void>;
+  close(): void | Promise<void>;
+  [more: string]: any;
+}
+
+export interface Embedded {
+  rootUrl: string;
+  /** Root credentials (scope `*`). */
+  credentials: { clientId: string; accessToken: string };
+  s3?: EmbeddedS3;
+  archiveTaskQueueId: string;
+  stateDir: string;
+  db: Database;
+  server: ApiServer;
+  auth: HawkAuthenticator;
+  queue: EmbeddedQueue;
+  index: IndexService;
+  hooks: HooksService;
+  /** Run every service's sweep once (claim expiry, deadlines, expiry) as of the clock. */
+  sweep(): Promise<void>;
+  /** Create or re-key a configured client with these scopes (for tests, limited workers…). */
+  createClient(clientId: string, scopes: string[]): { clientId: string; accessToken: string };
+  /** Create or replace a role (`assume:<roleId>` grants its scopes). */
+  setRole(roleId: string, scopes: string[]): void;
+  close(): Promise<void>;
+}
+
+type QueueCtor = new (
+  deps: ServiceDeps & {
+    issueCredentials: IssueCredentials;
+    events: QueueEvents;
+    log?: Logger;
+    claimWorkPollMs?: number;
+  },
+) => EmbeddedQueue;
+
+async function loadQueue(): Promise<QueueCtor> {
+  const specifier = './queue-service.js';
+  const mod = (await import(specifier)) as { QueueService: QueueCtor };
+  return mod.QueueService;
+}
+
+async function startS3(stateDir: string, db: Database, log: Logger) {
+  const { default: S3rver } = await import('s3rver');
+  const directory = path.join(stateDir, 's3');
+  fs.mkdirSync(directory, { recursive: true });
+  const persisted = Number(getSetting(db, 's3.port') ?? 0);
+  const make = (port: number) =>
+    new S3rver({
+      address: '127.0.0.1',
+      port,
+      directory,
+      silent: true,
+      configureBuckets: [
+        {
+          name: DEFAULT_S3_BUCKET,
+          configs: [
+            '<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>' +
+              '<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>' +
+              '<AllowedHeader>*</AllowedHeader><MaxAgeSeconds>3000</MaxAgeSeconds>' +
+              '</CORSRule></CORSConfiguration>',
+          ],
+        },
+      ],
+    });
+  let server = make(persisted);
+  let addr: { port: number };
+  try {
+    addr = await server.run();
+  } catch (e) {
+    if (!persisted) throw e;
+    log.warn('s3-port-unavailable', { port: persisted, error: e });
+    server = make(0);
+    addr = await server.run();
+  }
+  setSetting(db, 's3.port', String(addr.port));
+  const endpoint = `http://127.0.0.1:${addr.port}`;
+  const s3: EmbeddedS3 = {
+    endpoint,
+    region: 'us-east-1',
+    bucket: DEFAULT_S3_BUCKET,
+    accessKeyId: S3RVER_ACCESS_KEY,
+    secretAccessKey: S3RVER_ACCESS_KEY,
+    publicBaseUrl: `${endpoint}/${DEFAULT_S3_BUCKET}`,
+  };
+  const close = async () => {
+    const http = server.httpServer as import('node:http').Server | undefined;
+    if (!http?.listening) return;
+    await new Promise<void>((resolve) => {
+      http.close(() => resolve());
+      http.closeAllConnections();
+    });
+  };
+  return { s3, close };
+}
+
+/** Start the embedded services (and s3rver unless `s3: false`). */
+export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? silentLogger;
+  const stateDir = path.resolve(opts.stateDir);
+  const db = openDatabase(stateDir);
+  const cleanup: Array<() => unknown> = [() => void db.close()];
+  try {
+    const auth = new HawkAuthenticator(db, { clock });
+    const root = rootCredentials(db);
+    redact(root.accessToken);
+
+    const persistedPort = Number(getSetting(db, 'server.port') ?? 0);
+    let server = new ApiServer(auth, { port: opts.port ?? persistedPort, clock, log });
+    const deps: ServiceDeps = { db, clock, rootUrl: () => server.rootUrl };
+    const index = new IndexService({
+      ...deps,
+      log: log.child({ service: 'index' }),
+      signUrl: (url, ttl) => auth.signUrl(url, ttl),
+      anonymousScopes: () => auth.anonymousScopes(),
+    });
+    const QueueService = await loadQueue();
+    const queue = new QueueService({
+      ...deps,
+      issueCredentials: auth.issueCredentials,
+      events: { onTaskCompleted: (taskId, task) => void index.indexTaskOnCompletion(taskId, task) },
+      log: log.child({ service: 'queue' }),
+      ...(opts.claimWorkPollMs !== undefined ? { claimWorkPollMs: opts.claimWorkPollMs } : {}),
+    });
+    cleanup.unshift(() => queue.close());
+    const hooks = new HooksService({
+      ...deps,
+      createTask: (taskId, def, scopes) => queue.createTaskAs(taskId, def, scopes),
+      expandScopes: (scopes) => auth.expandScopes(scopes),
+      log: log.child({ service: 'hooks' }),
+    });
+    const authService = new AuthService({ ...deps, auth });
+    const services: Service[] = [queue, index, hooks, authService];
+    const registerAll = (s: ApiServer) => services.forEach((svc) => s.register(svc));
+    registerAll(server);
+    let rootUrl: string;
+    try {
+      rootUrl = await server.listen();
+    } catch (e) {
+      if (opts.port !== undefined || !persistedPort) {
+        throw new ArchiveError(
+          'unavailable',
+          `cannot listen on 127.0.0.1:${opts.port ?? 0}: ${errorMessage(e)}`,
+          {},
+          { cause: e },
+        );
+      }
+      log.warn('embedded-port-unavailable', { port: persistedPort, error: e });
+      server = new ApiServer(auth, { port: 0, clock, log });
+      registerAll(server);
+      rootUrl = await server.listen();
+    }
+    const httpServer = server;
+    cleanup.unshift(() => httpServer.close());
+    setSetting(db, 'server.port', new URL(rootUrl).port);
+
+    let s3: EmbeddedS3 | undefined;
+    if (opts.s3 !== false) {
+      const started = await startS3(stateDir, db, log);
+      s3 = started.s3;
+      cleanup.unshift(started.close);
+    }
+
+    let sweeping: Promise<void> | undefined;
+    const sweep = async (): Promise<void> => {
+      if (sweeping) return sweeping;
+      sweeping = (async () => {
+        for (const svc of services) {
+          try {
+            await svc.sweep?.();
+          } catch (e) {
+            log.error('embedded-sweep-failed', { service: svc.name, error: e });
+          }
+        }
+      })().finally(() => {
+        sweeping = undefined;
+      });
+      return sweeping;
+    };
+    const interval = opts.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
+    if (interval > 0) {
+      const timer = setInterval(() => void sweep(), interval);
+      timer.unref();
+      cleanup.unshift(() => clearInterval(timer));
+    }
+
+    let closed = false;
+    const embedded: Embedded = {
+      rootUrl,
+      credentials: root,
+      ...(s3 ? { s3 } : {}),
+      archiveTaskQueueId: opts.archiveTaskQueueId ?? DEFAULT_ARCHIVE_TASK_QUEUE_ID,
+      stateDir,
+      db,
+      server: httpServer,
+      auth,
+      queue,
+      index,
+      hooks,
+      sweep,
+      createClient: (clientId, scopes) => {
+        const creds = createClient(db, clientId, scopes, { clock });
+        redact(creds.accessToken);
+        return creds;
+      },
+      setRole: (roleId, scopes) => void auth.roles.set(roleId, scopes),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        if (sweeping) await sweeping.catch(() => {});
+        for (const step of cleanup) {
+          try {
+            await step();
+          } catch (e) {
+            log.warn('embedded-close-step-failed', { error: e });
+          }
+        }
+      },
+    };
+    return embedded;
+  } catch (e) {
+    for (const step of cleanup) {
+      try {
+        await step();
+      } catch {
+        // already failing
+      }
+    }
+    throw e;
+  }
+}
