@@ -15,7 +15,7 @@ import path from 'node:path';
 import { unpackArchive } from '../archive/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { downloadChecked, type HostCheck } from './http.js';
+import { downloadVerified } from '../storage/download.js';
 import {
   checkChannel,
   describeLocation,
@@ -49,9 +49,10 @@ export interface DeployOptions {
   /** Versions kept in DIR/versions (the current one always stays). Default 3. */
   keep?: number;
   io?: ManifestIO;
-  /** Host check for archive downloads. */
-  allowUrl?: HostCheck;
-  onProgress?: (done: number, total?: number) => void;
+  /** true: a progress bar on stderr when it is a terminal; or a callback. */
+  progress?: boolean | ((done: number, total?: number) => void);
+  /** Download retries (default 3); a failed pass is retried by `watch` anyway. */
+  retries?: number;
   log?: Logger;
   signal?: AbortSignal;
   now?: () => Date;
@@ -197,24 +198,17 @@ export async function switchCurrent(root: string, sha256: string): Promise<void>
 
 /** Remove staging leftovers of an interrupted deploy (we hold the lock, so they are ours). */
 async function cleanLeftovers(root: string, log: Logger): Promise<void> {
-  for (const dir of [versionsDir(root), path.join(root, '.downloads'), root]) {
-    let names: string[] = [];
-    try {
-      names = await fs.promises.readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      if (
-        n.startsWith('.staging-') ||
-        n.endsWith('.part') ||
-        n.startsWith('.current.') ||
-        (dir.endsWith('.downloads') && n.endsWith('.tar.gz'))
-      ) {
-        log.info('deploy.cleanup', { path: path.join(dir, n) });
-        await fs.promises.rm(path.join(dir, n), { recursive: true, force: true });
-      }
-    }
+  const remove = async (p: string) => {
+    log.info('deploy.cleanup', { path: p });
+    await fs.promises.rm(p, { recursive: true, force: true });
+  };
+  const list = async (dir: string) => fs.promises.readdir(dir).catch(() => [] as string[]);
+  if (fs.existsSync(path.join(root, '.downloads'))) await remove(path.join(root, '.downloads'));
+  for (const n of await list(versionsDir(root))) {
+    if (n.startsWith('.staging-')) await remove(path.join(versionsDir(root), n));
+  }
+  for (const n of await list(root)) {
+    if (n.startsWith('.current.')) await remove(path.join(root, n));
   }
 }
 
@@ -253,7 +247,7 @@ export async function installVersion(
   root: string,
   channel: string,
   entry: ChannelEntry,
-  opts: Pick<DeployOptions, 'allowUrl' | 'onProgress' | 'signal' | 'now' | 'timeoutMs' | 'log'> & {
+  opts: Pick<DeployOptions, 'progress' | 'retries' | 'signal' | 'now' | 'timeoutMs' | 'log'> & {
     manifest: string;
   },
 ): Promise<string> {
@@ -281,13 +275,14 @@ export async function installVersion(
       sha256: entry.sha256,
       size: entry.size,
     });
-    await downloadChecked(entry.url, file, {
+    await downloadVerified(entry.url, file, {
       sha256: entry.sha256,
       size: entry.size,
-      allowUrl: opts.allowUrl,
-      onProgress: opts.onProgress,
-      signal: opts.signal,
-      timeoutMs: opts.timeoutMs,
+      progress: opts.progress ?? false,
+      log,
+      retries: opts.retries ?? 3,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.timeoutMs ? { idleTimeoutMs: opts.timeoutMs } : {}),
     });
     await unpackArchive(file, staging, { sha256: entry.sha256 });
     const stamp: DeployStamp = {

@@ -1,5 +1,314 @@
+// Lookups and known-good deploys: `find`, `fetch`, `serve`, `promote`, `deploy`. Thin: parse
+// flags, build clients, call src/lookup/, print (human lines, or one JSON document with --json).
 import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { unpackArchive } from '../../archive/index.js';
+import { makeClients, optionsFromEnv, type ClientOptions } from '../../taskcluster/client.js';
+import { createS3Client, s3SettingsFromEnv } from '../../storage/settings.js';
+import { downloadVerified } from '../../storage/download.js';
+import { ArchiveError } from '../../util/errors.js';
+import { createLogger, redact } from '../../util/log.js';
+import { loadLookupConfig } from '../../lookup/config.js';
+import { deploy, watch, type DeployResult } from '../../lookup/deploy.js';
+import { DEFAULT_INDEX_PREFIX, findArchive, type FoundArchive } from '../../lookup/find.js';
+import {
+  parseManifestLocation,
+  type ManifestIO,
+  type ManifestLocation,
+} from '../../lookup/manifest.js';
+import { promote, rollback, type PromoteResult } from '../../lookup/promote.js';
+import { createLookupService } from '../../lookup/serve.js';
+import { printResult } from '../output.js';
 
-export function register(_program: Command): void {
-  // commands of this stage are registered here
+interface TcFlags {
+  rootUrl?: string;
+  indexPrefix?: string;
+}
+
+/** Anonymous clients are enough for the index and public artifacts; env credentials are used when set. */
+function clientOptions(flags: TcFlags, anonymous = true): ClientOptions {
+  const env = optionsFromEnv();
+  const rootUrl = (flags.rootUrl ?? env?.rootUrl)?.replace(/\/+$/, '');
+  if (!rootUrl) {
+    throw new ArchiveError(
+      'usage',
+      'no Taskcluster root URL: pass --root-url or set TASKCLUSTER_ROOT_URL',
+    );
+  }
+  const o: ClientOptions = { rootUrl };
+  if (!anonymous && env?.credentials && (!flags.rootUrl || env.rootUrl === rootUrl)) {
+    redact(env.credentials.accessToken);
+    o.credentials = env.credentials;
+  }
+  return o;
+}
+
+function withTcFlags(cmd: Command): Command {
+  return cmd
+    .option('--root-url <url>', 'Taskcluster root URL (default: $TASKCLUSTER_ROOT_URL)')
+    .option('--index-prefix <prefix>', 'index namespace prefix', DEFAULT_INDEX_PREFIX);
+}
+
+function manifestIO(loc: ManifestLocation): ManifestIO {
+  if (loc.kind !== 's3') return {};
+  return { s3: createS3Client(s3SettingsFromEnv(process.env, { bucket: loc.bucket })) };
+}
+
+function foundLines(f: FoundArchive): string[] {
+  return [
+    `taskId:     ${f.taskId}`,
+    `url:        ${f.url}`,
+    ...(f.objectUrl ? [`object:     ${f.objectUrl}`] : []),
+    `sha256:     ${f.sha256}`,
+    `size:       ${f.size}`,
+    `revision:   ${f.revision}${f.archiveRevision !== f.revision ? ` (archive made from ${f.archiveRevision})` : ''}`,
+    `treeDigest: ${f.treeDigest}`,
+    `created:    ${f.created ?? 'unknown'}`,
+    `expires:    ${f.expires}`,
+    `namespace:  ${f.namespace}`,
+  ];
+}
+
+function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(s.trim());
+  if (!m)
+    throw new ArchiveError('usage', `invalid interval ${JSON.stringify(s)}: e.g. 60s, 5m, 1h`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms =
+    unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n * 3_600_000;
+  if (ms < 100) throw new ArchiveError('usage', `interval ${s} is too short`);
+  return ms;
+}
+
+function parseIntFlag(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0)
+      throw new ArchiveError('usage', `${name} must be a whole number`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  withTcFlags(
+    program
+      .command('find')
+      .description(
+        'Find the archive of a revision (full or 12+ hex), a tree digest, or the latest one, in the\n' +
+          'Taskcluster Index. Prints taskId, artifact URL, sha256, size, revision, created, expires.',
+      )
+      .requiredOption('--project <project>', 'project (repository alias), e.g. mozilla-central')
+      .option('--revision <rev>', 'full or short (12+ hex) revision')
+      .option('--digest <treeDigest>', 'content digest of the harness tree (64 hex)')
+      .option('--latest', 'the latest archive of the project')
+      .option(
+        '--level <level>',
+        'trust level for --digest (default: 3, then 2, then 1)',
+        parseIntFlag('--level'),
+      )
+      .option('--json', 'print one JSON document'),
+  ).action(async (flags) => {
+    const clients = makeClients(clientOptions(flags));
+    const found = await findArchive(clients, {
+      project: flags.project,
+      revision: flags.revision,
+      digest: flags.digest,
+      latest: flags.latest,
+      level: flags.level,
+      prefix: flags.indexPrefix,
+    });
+    printResult(flags.json, found, () => foundLines(found));
+  });
+
+  withTcFlags(
+    program
+      .command('fetch')
+      .description(
+        'Find the archive of a revision, download it (progress bar on a terminal), verify its\n' +
+          'sha256, and unpack it safely and atomically into --dest (which must not exist or be empty).',
+      )
+      .requiredOption('--project <project>', 'project (repository alias)')
+      .requiredOption('--revision <rev>', 'full or short (12+ hex) revision')
+      .requiredOption('--dest <dir>', 'directory to unpack into')
+      .option('--json', 'print one JSON document'),
+  ).action(async (flags) => {
+    const clients = makeClients(clientOptions(flags));
+    const found = await findArchive(clients, {
+      project: flags.project,
+      revision: flags.revision,
+      prefix: flags.indexPrefix,
+    });
+    const dest = path.resolve(flags.dest);
+    const parent = path.dirname(dest);
+    await fs.promises.mkdir(parent, { recursive: true });
+    const tmp = path.join(parent, `.mozharness-fetch-${randomBytes(6).toString('hex')}.tar.gz`);
+    try {
+      await downloadVerified(found.objectUrl ?? found.url, tmp, {
+        sha256: found.sha256,
+        size: found.size,
+        progress: true,
+      });
+      const unpacked = await unpackArchive(tmp, dest, { sha256: found.sha256 });
+      const out = { ...found, dest, files: unpacked.files, bytes: unpacked.bytes };
+      printResult(flags.json, out, () => [
+        `fetched ${found.revision} (${found.sha256}) into ${dest}: ${unpacked.files} files`,
+      ]);
+    } finally {
+      await fs.promises.rm(tmp, { force: true });
+    }
+  });
+
+  withTcFlags(
+    program
+      .command('serve')
+      .description(
+        'Run the HTTP lookup endpoint (relengapi-compatible): /v1/<project>/revision/<rev>,\n' +
+          '/v1/<project>/latest, /v1/digest/<treeDigest>, /v1/status/<taskId>, /archiver/hgmo/...,\n' +
+          '/__heartbeat__. On-demand builds use $TASKCLUSTER_CLIENT_ID/$TASKCLUSTER_ACCESS_TOKEN.',
+      )
+      .requiredOption('--config <file>', 'YAML configuration (schemas/lookup-config.json)')
+      .option('--port <port>', 'port (0: any free port)', parseIntFlag('--port'), 8080)
+      .option('--host <host>', 'address to listen on', '127.0.0.1')
+      .option('--state-dir <dir>', 'where on-demand builds are recorded (default: config stateDir)')
+      .option('--json', 'print the listening address as one JSON line'),
+  ).action(async (flags) => {
+    const config = loadLookupConfig(flags.config);
+    if (flags.indexPrefix && flags.indexPrefix !== DEFAULT_INDEX_PREFIX) {
+      config.indexPrefix = flags.indexPrefix;
+    }
+    const rootUrlFlag = flags.rootUrl ?? config.rootUrl;
+    const readOptions = clientOptions({ rootUrl: rootUrlFlag });
+    const read = makeClients(readOptions);
+    const write = makeClients(clientOptions({ rootUrl: rootUrlFlag }, false));
+    const stateDir = flags.stateDir ?? config.stateDir ?? '.mozharness-archive/lookup';
+    const log = createLogger({ fields: { service: 'lookup' } });
+    const service = createLookupService(config, {
+      index: read.index,
+      queue: read.queue,
+      createQueue: write.queue,
+      rootUrl: readOptions.rootUrl,
+      stateDir,
+      log,
+    });
+    const url = await service.listen(flags.port, flags.host);
+    if (flags.json) process.stdout.write(JSON.stringify({ url, stateDir }) + '\n');
+    else process.stdout.write(`lookup service listening on ${url}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await service.close();
+  });
+
+  program
+    .command('promote')
+    .description(
+      'Point a channel of a known-good manifest at the archive of a revision, after checking that\n' +
+        'its task completed and the object has the recorded sha256; the replaced entry is kept as\n' +
+        '`previous`. With --rollback, restore the previous entry.',
+    )
+    .requiredOption('--channel <name>', 'channel, e.g. release')
+    .requiredOption('--manifest <where>', 'manifest file or s3://bucket/key')
+    .option('--project <project>', 'project (repository alias)')
+    .option('--revision <rev>', 'full or short (12+ hex) revision')
+    .option('--rollback', 'restore the channel`s previous entry')
+    .option('--by <name>', 'who promotes (default: $TASKCLUSTER_CLIENT_ID or user@host)')
+    .option('--root-url <url>', 'Taskcluster root URL (default: $TASKCLUSTER_ROOT_URL)')
+    .option('--index-prefix <prefix>', 'index namespace prefix', DEFAULT_INDEX_PREFIX)
+    .option('--json', 'print one JSON document')
+    .action(async (flags) => {
+      const loc = parseManifestLocation(flags.manifest);
+      const io = manifestIO(loc);
+      const log = createLogger({ fields: { command: 'promote' } });
+      let result: PromoteResult;
+      if (flags.rollback) {
+        if (flags.project || flags.revision) {
+          throw new ArchiveError('usage', '--rollback takes no --project or --revision');
+        }
+        result = await rollback(
+          { io, log },
+          { channel: flags.channel, manifest: loc, promotedBy: flags.by },
+        );
+      } else {
+        if (!flags.project || !flags.revision) {
+          throw new ArchiveError('usage', 'promote needs --project and --revision (or --rollback)');
+        }
+        const clients = makeClients(clientOptions(flags));
+        result = await promote(
+          { index: clients.index, queue: clients.queue, io, log },
+          {
+            channel: flags.channel,
+            manifest: loc,
+            project: flags.project,
+            revision: flags.revision,
+            prefix: flags.indexPrefix,
+            promotedBy: flags.by,
+          },
+        );
+      }
+      printResult(flags.json, result, () => [
+        `${flags.rollback ? 'rolled back' : 'promoted'} ${result.channel} in ${result.manifest}: ` +
+          `${result.entry.project} ${result.entry.revision} (${result.entry.sha256})`,
+        ...(result.previous
+          ? [`previous: ${result.previous.revision} (${result.previous.sha256})`]
+          : []),
+      ]);
+    });
+
+  program
+    .command('deploy')
+    .description(
+      'Deploy the archive a manifest channel points at into DIR/versions/<sha256>/ and switch the\n' +
+        'DIR/current symlink atomically; with --watch, poll the manifest (ETag) and redeploy on\n' +
+        'change. Failures leave DIR/current untouched. One agent per DIR (lock file).',
+    )
+    .requiredOption('--manifest <where>', 'manifest file, http(s) URL or s3://bucket/key')
+    .requiredOption('--channel <name>', 'channel to follow')
+    .requiredOption('--root <dir>', 'deploy root')
+    .option('--keep <n>', 'versions to keep', parseIntFlag('--keep'), 3)
+    .option('--watch', 'keep polling the manifest')
+    .option('--interval <duration>', 'poll interval with --watch (e.g. 60s, 5m)', '60s')
+    .option('--json', 'print one JSON document (one line per pass with --watch)')
+    .action(async (flags) => {
+      const loc = parseManifestLocation(flags.manifest);
+      const log = createLogger({ fields: { command: 'deploy', channel: flags.channel } });
+      const opts = {
+        manifest: loc,
+        channel: flags.channel,
+        root: path.resolve(flags.root),
+        keep: flags.keep,
+        io: manifestIO(loc),
+        progress: true,
+        log,
+      };
+      if (!flags.watch) {
+        const r = await deploy(opts);
+        printResult(flags.json, r, () => [describeDeploy(r)]);
+        return;
+      }
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      process.once('SIGTERM', () => ac.abort());
+      await watch({
+        ...opts,
+        intervalMs: parseDuration(flags.interval),
+        signal: ac.signal,
+        onPass: (r) => {
+          if (r instanceof Error) return;
+          if (r.outcome === 'not-modified') return;
+          if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
+          else process.stdout.write(describeDeploy(r) + '\n');
+        },
+      });
+    });
+}
+
+function describeDeploy(r: DeployResult): string {
+  if (r.outcome === 'deployed') return `deployed ${r.revision} (${r.sha256}); current switched`;
+  if (r.outcome === 'unchanged') return `already current: ${r.revision} (${r.sha256})`;
+  return 'manifest unchanged';
 }
