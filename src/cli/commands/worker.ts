@@ -1,5 +1,97 @@
+// `mozharness-archive worker`: the Taskcluster worker for archive tasks (issue 4). Thin: load and
+// validate the configuration, build the S3 store, run the claim loop until SIGTERM/SIGINT (or one
+// task with --once), print a summary.
 import type { Command } from 'commander';
+import { ArchiveStore, createS3Client } from '../../storage/index.js';
+import { createLogger } from '../../util/log.js';
+import {
+  describeConfig,
+  loadWorkerConfig,
+  runWorker,
+  S3TaskLogStore,
+  type WorkerFlags,
+} from '../../worker/index.js';
+import { printResult } from '../output.js';
 
-export function register(_program: Command): void {
-  // commands of this stage are registered here
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'Claim archive tasks from a Taskcluster task queue: build the harness archive at the\n' +
+        "task's revision, test it, store it in S3 by sha256, publish artifacts, resolve the task.\n" +
+        'Credentials: TASKCLUSTER_CLIENT_ID/TASKCLUSTER_ACCESS_TOKEN (or TASKCLUSTER_PROXY_URL)\n' +
+        'and the standard AWS variables. Flags win over the --config file.',
+    )
+    .option('--config <file>', 'YAML configuration file (schemas/worker-config.json)')
+    .option('--root-url <url>', 'Taskcluster root URL (default TASKCLUSTER_ROOT_URL)')
+    .option('--task-queue-id <id>', 'task queue to claim from, e.g. proj-mozharness/archive')
+    .option('--worker-group <group>', 'worker group')
+    .option('--worker-id <id>', 'worker id')
+    .option('--capacity <n>', 'tasks run at the same time (default 1)')
+    .option('--s3-endpoint <url>', 'S3 endpoint (default AWS_ENDPOINT_URL_S3 / AWS)')
+    .option('--s3-region <region>', 'S3 region (default AWS_REGION)')
+    .option('--s3-bucket <bucket>', 'bucket holding archives and task logs')
+    .option('--s3-prefix <prefix>', 'key prefix inside the bucket')
+    .option('--s3-public-base-url <url>', 'public URL under which keys are served')
+    .option(
+      '--allow-repo <url-prefix>',
+      'repository URL prefix this worker may fetch (repeatable)',
+      collect,
+    )
+    .option(
+      '--shutdown-grace <seconds>',
+      'on SIGTERM, time running tasks get to finish (default 60)',
+    )
+    .option('--work-dir <dir>', 'where task directories are created (default the system temp dir)')
+    .option('--once', 'exit after resolving one task')
+    .option('--print-config', 'print the merged configuration (secrets redacted) and exit')
+    .option('--json', 'print the summary as one JSON document')
+    .action(async (opts: WorkerFlags & { printConfig?: boolean; json?: boolean }) => {
+      const config = loadWorkerConfig(opts);
+      if (opts.printConfig) {
+        printResult(true, describeConfig(config), () => []);
+        return;
+      }
+      const log = createLogger({ fields: { component: 'worker' } });
+      const s3 = createS3Client(config.s3);
+      const store = new ArchiveStore(s3, config.s3, log);
+      const controller = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) => {
+        log.info('signal', { signal: sig });
+        controller.abort();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      try {
+        const summary = await runWorker(config, {
+          store,
+          logs: new S3TaskLogStore(s3, config.s3),
+          log,
+          signal: controller.signal,
+        });
+        const { results, ...counts } = summary;
+        printResult(
+          opts.json,
+          {
+            ...counts,
+            tasks: results.map((r) => ({
+              taskId: r.taskId,
+              runId: r.runId,
+              ...r.resolution,
+              sha256: r.archive?.sha256,
+              url: r.archive?.url,
+            })),
+          },
+          () => [
+            `claimed ${counts.claimed}: ${counts.completed} completed, ${counts.failed} failed, ` +
+              `${counts.exception} exception, ${counts.abandoned} abandoned`,
+          ],
+        );
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+    });
 }

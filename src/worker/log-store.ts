@@ -1,0 +1,68 @@
+// Where task logs go: the same bucket as the archives, under `<prefix>/logs/<taskId>/<runId>/
+// live_backing.log` (text/plain), referenced by the `public/logs/live_backing.log` artifact.
+import fs from 'node:fs';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import type { WorkerS3Settings } from './config.js';
+
+export interface TaskLogStore {
+  /** Store the finished log of one run; returns its public URL. */
+  putTaskLog(taskId: string, runId: number, file: string): Promise<string>;
+}
+
+export function publicBaseUrl(s: WorkerS3Settings): string {
+  if (s.publicBaseUrl) return s.publicBaseUrl.replace(/\/$/, '');
+  if (s.endpoint) return `${s.endpoint.replace(/\/$/, '')}/${s.bucket}`;
+  return `https://${s.bucket}.s3.${s.region ?? 'us-east-1'}.amazonaws.com`;
+}
+
+export function taskLogKey(s: WorkerS3Settings, taskId: string, runId: number): string {
+  const prefix = (s.prefix ?? '').replace(/^\/+|\/+$/g, '');
+  return `${prefix ? prefix + '/' : ''}logs/${taskId}/${runId}/live_backing.log`;
+}
+
+/** An S3 client for the worker's settings (path-style with an endpoint; checksums when required). */
+export function workerS3Client(s: WorkerS3Settings): S3Client {
+  return new S3Client({
+    region: s.region ?? 'us-east-1',
+    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
+    ...(s.accessKeyId && s.secretAccessKey
+      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
+      : {}),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  });
+}
+
+export class S3TaskLogStore implements TaskLogStore {
+  constructor(
+    private readonly client: S3Client,
+    private readonly settings: WorkerS3Settings,
+  ) {}
+
+  async putTaskLog(taskId: string, runId: number, file: string): Promise<string> {
+    const key = taskLogKey(this.settings, taskId, runId);
+    const body = await fs.promises.readFile(file);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'text/plain; charset=utf-8',
+          ContentLength: body.length,
+        }),
+      );
+    } catch (e) {
+      throw new ArchiveError(
+        'unavailable',
+        `storing the task log in S3 failed: ${errorMessage(e)}`,
+        {
+          key,
+        },
+      );
+    }
+    return `${publicBaseUrl(this.settings)}/${key}`;
+  }
+}

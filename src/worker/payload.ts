@@ -1,0 +1,76 @@
+// The archive task's payload: validated against schemas/worker-payload.json before any work, then
+// checked against the worker's repository allow-list. Every problem is one sentence naming the field.
+import { validateSubdir } from '../archive/index.js';
+import { isArchiveError } from '../util/errors.js';
+import { describeErrors, schemaValidator } from './schema.js';
+
+export const DEFAULT_ARTIFACT_NAME = 'public/build/mozharness.tar.gz';
+export const METADATA_ARTIFACT = 'public/build/mozharness.json';
+export const LOG_ARTIFACT = 'public/logs/live_backing.log';
+export const LIVE_LOG_ARTIFACT = 'public/logs/live.log';
+export const PAYLOAD_ERROR_ARTIFACT = 'public/errors/malformed-payload';
+
+export interface TestSpec {
+  command: string[];
+  /** Seconds (default: the task's maxRunTime). */
+  maxRunTime?: number;
+  env?: Record<string, string>;
+}
+
+export interface ArchivePayload {
+  repository: string;
+  repositoryType?: 'hg' | 'git';
+  revision: string;
+  subdir: string;
+  treeDigest?: string;
+  test?: TestSpec;
+  artifactName: string;
+  /** Seconds. */
+  maxRunTime: number;
+  index?: { namespaces: string[]; rank: number };
+}
+
+export type PayloadCheck = { ok: true; payload: ArchivePayload } | { ok: false; errors: string[] };
+
+/** True when `url` starts with one of the allowed prefixes. */
+export function isAllowedRepository(url: string, allowRepos: readonly string[]): boolean {
+  return allowRepos.some((prefix) => url === prefix || url.startsWith(prefix));
+}
+
+/**
+ * Validate a task payload. Defaults (artifactName, index.rank) are applied to a copy; the errors
+ * name each wrong field and why, e.g. `payload.revision must be the full 40-hex revision (got "abc")`.
+ */
+export function checkPayload(raw: unknown, allowRepos: readonly string[]): PayloadCheck {
+  const copy = raw === null || typeof raw !== 'object' ? raw : structuredClone(raw);
+  const validate = schemaValidator('worker-payload.json');
+  if (!validate(copy)) {
+    return { ok: false, errors: describeErrors('payload', validate.errors, copy) };
+  }
+  const payload = copy as ArchivePayload;
+  const errors: string[] = [];
+  if (!isAllowedRepository(payload.repository, allowRepos)) {
+    errors.push(
+      `payload.repository ${JSON.stringify(payload.repository)} is not on this worker's allow-list ` +
+        `(${allowRepos.map((r) => JSON.stringify(r)).join(', ') || 'empty'})`,
+    );
+  }
+  try {
+    payload.subdir = validateSubdir(payload.subdir);
+  } catch (e) {
+    if (isArchiveError(e) && e.code !== 'internal') {
+      errors.push(`payload.subdir ${JSON.stringify(payload.subdir)} is not usable: ${e.message}`);
+    } else if (/(^|\/)\.\.?(\/|$)|\/\/|^\/|\\/.test(payload.subdir)) {
+      errors.push(
+        `payload.subdir ${JSON.stringify(payload.subdir)} must not contain '..', '.', empty segments or backslashes`,
+      );
+    }
+  }
+  const reserved = [METADATA_ARTIFACT, LOG_ARTIFACT, LIVE_LOG_ARTIFACT, PAYLOAD_ERROR_ARTIFACT];
+  if (reserved.includes(payload.artifactName)) {
+    errors.push(
+      `payload.artifactName ${JSON.stringify(payload.artifactName)} is reserved for the worker's own artifacts`,
+    );
+  }
+  return errors.length ? { ok: false, errors } : { ok: true, payload };
+}

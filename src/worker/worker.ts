@@ -1,0 +1,205 @@
+// The claim loop: long-poll `claimWork` for up to `capacity` tasks, run each claimed run, and on
+// shutdown (the signal aborts, e.g. SIGTERM) stop claiming, let running tasks finish within the
+// grace period, then resolve what is left as exception/worker-shutdown (the queue reruns them).
+import { queueClient, type QueueClient } from '../taskcluster/client.js';
+import type { ClaimedTask } from '../taskcluster/types.js';
+import { ArchiveError, errorMessage } from '../util/errors.js';
+import { redact, silentLogger } from '../util/log.js';
+import { statusCode } from './claim.js';
+import type { WorkerConfig } from './config.js';
+import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.js';
+import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
+
+export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
+  /** Queue client with the worker's own credentials (claimWork). Default: from config. */
+  queue?: QueueClient;
+  /** Where task logs are stored (default: the config's S3 bucket). */
+  logs?: TaskLogStore;
+  /** Aborting it shuts the worker down (SIGTERM). */
+  signal?: AbortSignal;
+  /** Called with each finished run. */
+  onTaskResolved?: (result: TaskResult) => void;
+}
+
+export interface WorkerSummary {
+  claimed: number;
+  completed: number;
+  failed: number;
+  exception: number;
+  abandoned: number;
+  results: TaskResult[];
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/**
+ * Run the worker until `deps.signal` aborts (or, with `config.once`, until one task is resolved).
+ * Resolves with a summary once every claimed run is resolved or abandoned.
+ */
+export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise<WorkerSummary> {
+  const log = (deps.log ?? silentLogger).child({
+    workerGroup: config.workerGroup,
+    workerId: config.workerId,
+  });
+  redact(config.credentials?.accessToken);
+  redact(config.s3.secretAccessKey);
+  const queue =
+    deps.queue ?? queueClient({ rootUrl: config.rootUrl, credentials: config.credentials });
+  const logs = deps.logs ?? new S3TaskLogStore(workerS3Client(config.s3), config.s3);
+  const taskDeps: TaskDeps = { ...deps, logs, log: deps.log ?? silentLogger };
+  const signal = deps.signal;
+  const capacity = config.once ? 1 : config.capacity;
+  const summary: WorkerSummary = {
+    claimed: 0,
+    completed: 0,
+    failed: 0,
+    exception: 0,
+    abandoned: 0,
+    results: [],
+  };
+  const running = new Map<string, Promise<void>>();
+  const shutdown = new AbortController(); // aborts the runs still going when the grace is over
+  let pendingClaim: Promise<ClaimedTask[]> | undefined;
+  let backoff = 0;
+
+  const start = (claim: ClaimedTask) => {
+    const key = `${claim.status.taskId}/${claim.runId}`;
+    summary.claimed++;
+    log.info('claimed', {
+      taskId: claim.status.taskId,
+      runId: claim.runId,
+      takenUntil: claim.takenUntil,
+      running: running.size + 1,
+    });
+    const p = runOneClaim(claim, config, taskDeps, shutdown.signal)
+      .then((r) => {
+        summary[r.resolution.state]++;
+        summary.results.push(r);
+        deps.onTaskResolved?.(r);
+      })
+      .catch((e) => {
+        summary.abandoned++;
+        log.error('task-crashed', { taskId: claim.status.taskId, error: errorMessage(e) });
+      })
+      .finally(() => running.delete(key));
+    running.set(key, p);
+  };
+
+  /** Claimed after shutdown began: hand it straight back to the queue. */
+  const giveBack = async (claim: ClaimedTask) => {
+    redact(claim.credentials.accessToken);
+    summary.claimed++;
+    try {
+      const q = deps.taskQueue
+        ? deps.taskQueue(claim.credentials)
+        : queueClient({ rootUrl: config.rootUrl, credentials: claim.credentials });
+      await q.reportException(claim.status.taskId, claim.runId, { reason: 'worker-shutdown' });
+      summary.exception++;
+      log.info('returned-on-shutdown', { taskId: claim.status.taskId, runId: claim.runId });
+    } catch (e) {
+      summary.abandoned++;
+      log.warn('return-on-shutdown-failed', {
+        taskId: claim.status.taskId,
+        error: errorMessage(e),
+      });
+    }
+  };
+
+  log.info('worker-start', {
+    rootUrl: config.rootUrl,
+    taskQueueId: config.taskQueueId,
+    capacity,
+    once: config.once,
+    clientId: config.credentials?.clientId,
+  });
+
+  while (!signal?.aborted) {
+    if (config.once && summary.claimed >= 1) break;
+    const free = capacity - running.size;
+    if (free <= 0) {
+      await Promise.race([...running.values(), sleep(3_600_000, signal)]);
+      continue;
+    }
+    pendingClaim = queue
+      .claimWork(config.taskQueueId, {
+        workerGroup: config.workerGroup,
+        workerId: config.workerId,
+        tasks: free,
+      })
+      .then((r) => r.tasks);
+    let claims: ClaimedTask[];
+    try {
+      const first = await Promise.race([
+        pendingClaim,
+        new Promise<'stop'>((resolve) => {
+          if (signal?.aborted) resolve('stop');
+          signal?.addEventListener('abort', () => resolve('stop'), { once: true });
+        }),
+      ]);
+      if (first === 'stop') break;
+      claims = first;
+      pendingClaim = undefined;
+      backoff = 0;
+    } catch (e) {
+      pendingClaim = undefined;
+      const code = statusCode(e);
+      if (code === 401 || code === 403) {
+        throw new ArchiveError(
+          'not-allowed',
+          `claimWork on ${config.taskQueueId} was refused (${code}): ${errorMessage(e)} — the worker ` +
+            `needs queue:claim-work:${config.taskQueueId} and queue:worker-id:${config.workerGroup}/${config.workerId}`,
+        );
+      }
+      backoff = Math.min(30_000, backoff ? backoff * 2 : 1000);
+      log.warn('claim-work-failed', { error: errorMessage(e), retryInMs: backoff });
+      await sleep(backoff, signal);
+      continue;
+    }
+    for (const claim of claims) start(claim);
+    if (!claims.length) await sleep(config.pollIntervalSeconds * 1000, signal);
+  }
+
+  if (signal?.aborted) {
+    log.info('worker-stopping', {
+      running: running.size,
+      graceSeconds: config.shutdownGraceSeconds,
+    });
+    if (running.size) {
+      await Promise.race([
+        Promise.all(running.values()),
+        sleep(config.shutdownGraceSeconds * 1000),
+      ]);
+    }
+    if (running.size) {
+      log.warn('grace-period-over', { running: running.size });
+      shutdown.abort();
+    }
+    // A claimWork long poll still open may hand us tasks: give them back at once.
+    if (pendingClaim) {
+      const late = await Promise.race([
+        pendingClaim.catch(() => [] as ClaimedTask[]),
+        sleep(25_000).then(() => [] as ClaimedTask[]),
+      ]);
+      await Promise.all(late.map(giveBack));
+    }
+  }
+  await Promise.all(running.values());
+  log.info('worker-stopped', {
+    claimed: summary.claimed,
+    completed: summary.completed,
+    failed: summary.failed,
+    exception: summary.exception,
+    abandoned: summary.abandoned,
+  });
+  return summary;
+}
