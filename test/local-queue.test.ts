@@ -2,7 +2,12 @@
 // scopes, the task life cycle (dependencies, claims, retries, deadlines, rerun, cancel),
 // claimWork long polling, persistence. Every request/response body is checked against upstream.
 import assert from 'node:assert/strict';
-import { ApiError } from '../src/local/framework.js';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbedded } from '../src/local/embedded.js';
+import { ApiError, ManualClock } from '../src/local/framework.js';
+import { indexClient, queueClient } from '../src/taskcluster/client.js';
 import {
   call,
   rejection,
@@ -687,6 +692,73 @@ describe('local queue: persistence', function () {
       );
     } finally {
       await h2.close();
+    }
+  });
+});
+
+describe('local queue: inside startEmbedded', function () {
+  let dir: string;
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mha-queue-embedded-'));
+  });
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('indexes index.* routes on completion only, and keeps the queue across a restart', async () => {
+    const clock = new ManualClock(new Date());
+    let e = await startEmbedded({ stateDir: dir, s3: false, clock, sweepIntervalMs: 0 });
+    let done = false;
+    try {
+      const creds = e.credentials;
+      const queue = queueClient({ rootUrl: e.rootUrl, credentials: creds, retries: 0 });
+      const index = indexClient({ rootUrl: e.rootUrl, credentials: creds, retries: 0 });
+      const ok = slugid();
+      const bad = slugid();
+      const extra = { index: { rank: 7, data: { digest: 'abc' } } };
+      await call(queue, 'createTask', ok, taskDef(clock, { routes: ['index.test.ok'], extra }));
+      await call(queue, 'createTask', bad, taskDef(clock, { routes: ['index.test.bad'], extra }));
+      const claimed = await call(queue, 'claimWork', TASK_QUEUE_ID, {
+        workerGroup: 'wg',
+        workerId: 'w1',
+        tasks: 2,
+      });
+      assert.equal(claimed.tasks.length, 2);
+      for (const t of claimed.tasks) {
+        const asRun = queueClient({ rootUrl: e.rootUrl, credentials: t.credentials, retries: 0 });
+        if (t.status.taskId === ok) await call(asRun, 'reportCompleted', ok, t.runId);
+        else await call(asRun, 'reportFailed', bad, t.runId);
+      }
+      const found = await index.findTask('test.ok');
+      assert.equal(found.taskId, ok);
+      assert.equal(found.rank, 7);
+      assert.deepEqual(found.data, { digest: 'abc' });
+      assert.equal((await rejection(index.findTask('test.bad'))).statusCode, 404);
+
+      const pending = slugid();
+      await call(queue, 'createTask', pending, taskDef(clock));
+      await e.close();
+      done = true;
+
+      e = await startEmbedded({ stateDir: dir, s3: false, clock, sweepIntervalMs: 0 });
+      done = false;
+      const again = queueClient({ rootUrl: e.rootUrl, credentials: e.credentials, retries: 0 });
+      assert.equal((await call(again, 'status', ok)).status.state, 'completed');
+      assert.equal((await call(again, 'status', bad)).status.state, 'failed');
+      const next = await call(again, 'claimWork', TASK_QUEUE_ID, {
+        workerGroup: 'wg',
+        workerId: 'w1',
+        tasks: 1,
+      });
+      assert.equal(next.tasks[0].status.taskId, pending);
+      // the embedded sweep drives claim expiry from the same clock
+      clock.advance(21 * MIN);
+      await e.sweep();
+      const st = (await call(again, 'status', pending)).status;
+      assert.equal(st.runs[0].reasonResolved, 'claim-expired');
+      assert.equal(st.runs[1].reasonCreated, 'retry');
+    } finally {
+      if (!done) await e.close();
     }
   });
 });

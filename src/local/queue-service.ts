@@ -1131,8 +1131,9 @@ export class QueueService implements Service {
     });
     const until = Date.now() + this.pollMs;
     for (;;) {
+      if (this.closed) return { body: { tasks: [] } };
       const tasks = this.claimPending(taskQueueId, body.workerGroup, body.workerId, body.tasks);
-      if (tasks.length > 0 || this.closed) return { body: { tasks } };
+      if (tasks.length > 0) return { body: { tasks } };
       const remaining = until - Date.now();
       if (remaining <= 0) return { body: { tasks: [] } };
       await this.waitForWork(taskQueueId, remaining);
