@@ -211,7 +211,7 @@ export interface ActionsJson {
 
 /** A value json-e renders to itself: `${` becomes `$${`, a key `$k` becomes `$$k`. */
 export function jsoneLiteral(value: unknown): unknown {
-  if (typeof value === 'string') return value.replace(/\$\{/g, '$${');
+  if (typeof value === 'string') return value.replace(/\$\{/g, () => '$${');
   if (Array.isArray(value)) return value.map(jsoneLiteral);
   if (value && typeof value === 'object') {
     return Object.fromEntries(
@@ -247,10 +247,10 @@ export function hookPayloadTemplate(
     repository: { url: push.repository, project: push.project, level: push.level },
     push: pushOut,
   };
-  // Parameters are data inside a json-e template: escape anything json-e would interpret.
-  if (parameters) decision.parameters = jsoneLiteral(parameters);
+  if (parameters) decision.parameters = parameters;
   return {
-    decision,
+    // Data inside a json-e template: escape anything json-e would interpret.
+    decision: jsoneLiteral(decision),
     user: {
       input: { $eval: 'input' },
       taskId: { $eval: 'taskId' },
