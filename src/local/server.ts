@@ -51,6 +51,47 @@ const PARAM_PATTERNS: Record<string, RegExp> = {
   name: /^[\x20-\x7e]+$/,
 };
 
+/**
+ * Methods upstream added after taskcluster-client@87.1.3 (whose apis.js the table is built from):
+ * routed too, so they answer 501 naming the method like every other unimplemented one.
+ */
+export const UPSTREAM_ADDITIONS: Record<string, ApiEntry[]> = {
+  queue: [
+    {
+      type: 'function',
+      name: 'changeTaskPriority',
+      method: 'post',
+      route: '/task/<taskId>/priority',
+      args: ['taskId'],
+      query: [],
+      stability: 'experimental',
+      title: 'Change Task Priority',
+    },
+    {
+      type: 'function',
+      name: 'changeTaskGroupPriority',
+      method: 'post',
+      route: '/task-group/<taskGroupId>/priority',
+      args: ['taskGroupId'],
+      query: [],
+      stability: 'experimental',
+      title: 'Change Task Group Priority',
+    },
+  ],
+  auth: [
+    {
+      type: 'function',
+      name: 'githubRepoToken',
+      method: 'post',
+      route: '/github/<appName>/<owner>/repo-token',
+      args: ['appName', 'owner'],
+      query: [],
+      stability: 'experimental',
+      title: 'Get a GitHub repository token',
+    },
+  ],
+};
+
 /** Parameters that may span several raw path segments when they come last (`{*name}` upstream). */
 const GREEDY_PARAMS = new Set(['name', 'taskQueueId']);
 
@@ -194,7 +235,11 @@ export class ApiServer {
     this.port = opts.port ?? 0;
     this.bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
     for (const service of EMBEDDED_SERVICES) {
-      const routes = apiEntries(service).map((e) => compile(service, e));
+      const entries = apiEntries(service);
+      for (const extra of UPSTREAM_ADDITIONS[service] ?? []) {
+        if (!entries.some((e) => e.name === extra.name)) entries.push(extra);
+      }
+      const routes = entries.map((e) => compile(service, e));
       // literal segments win over parameters (e.g. `/tasks/indexes` over `/tasks/<namespace>`)
       routes.sort((a, b) => b.literals - a.literals || Number(a.greedy) - Number(b.greedy));
       this.routes.set(service, routes);
