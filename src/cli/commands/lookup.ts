@@ -180,9 +180,11 @@ export function register(program: Command): void {
       config.indexPrefix = flags.indexPrefix;
     }
     const rootUrlFlag = flags.rootUrl ?? config.rootUrl;
-    const readOptions = clientOptions({ rootUrl: rootUrlFlag });
+    // queue.status needs `queue:status:<taskId>`, createTask the on-demand scopes: use the
+    // environment's credentials when there are some (anonymous otherwise).
+    const readOptions = clientOptions({ rootUrl: rootUrlFlag }, false);
     const read = makeClients(readOptions);
-    const write = makeClients(clientOptions({ rootUrl: rootUrlFlag }, false));
+    const write = read;
     const stateDir = flags.stateDir ?? config.stateDir ?? '.mozharness-archive/lookup';
     const log = createLogger({ fields: { service: 'lookup' } });
     const service = createLookupService(config, {
@@ -237,7 +239,7 @@ export function register(program: Command): void {
         if (!flags.project || !flags.revision) {
           throw new ArchiveError('usage', 'promote needs --project and --revision (or --rollback)');
         }
-        const clients = makeClients(clientOptions(flags));
+        const clients = makeClients(clientOptions(flags, false));
         result = await promote(
           { index: clients.index, queue: clients.queue, io, log },
           {
