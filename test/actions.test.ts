@@ -138,7 +138,7 @@ describe('actions: actions.json', () => {
       ...doc.variables,
     });
     const ajv = new Ajv({ strict: false });
-    const valid = ajv.validate(actionTriggerSchema(), payload);
+    const valid = ajv.validate(actionTriggerSchema(), structuredClone(payload));
     assert.ok(valid, JSON.stringify(ajv.errors));
     assert.deepEqual(payload.user, { input, taskId: null, taskGroupId: push.decisionTaskId });
     assert.equal(payload.decision.action.cb_name, 'retrigger-multiple');
