@@ -67,6 +67,35 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 const aborted = () => new ArchiveError('unavailable', 'request aborted');
 
+/**
+ * Idle watchdog on a response body: when no byte arrives for `idleMs` while nothing is waiting in
+ * the stream's buffer (so the consumer is not the slow side), the body fails with 'unavailable'.
+ */
+function watchBody(body: http.IncomingMessage, url: string, idleMs: number): void {
+  let last = Date.now();
+  // Watch arrivals without adding a 'data' listener (which would switch the stream to flowing).
+  const push = body.push.bind(body);
+  body.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    last = Date.now();
+    return push(chunk, encoding);
+  };
+  const tick = Math.max(10, Math.min(1000, Math.floor(idleMs / 4)));
+  const timer = setInterval(() => {
+    if (body.readableLength > 0) last = Date.now();
+    else if (Date.now() - last >= idleMs) {
+      clearInterval(timer);
+      body.destroy(
+        new ArchiveError('unavailable', `idle timeout: no data for ${idleMs} ms from ${url}`),
+      );
+    }
+  }, tick);
+  timer.unref();
+  const stop = () => clearInterval(timer);
+  body.once('end', stop);
+  body.once('close', stop);
+  body.once('error', stop);
+}
+
 function once(url: string, opts: HttpOptions): Promise<HttpResponse> {
   const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -91,25 +120,21 @@ function once(url: string, opts: HttpOptions): Promise<HttpResponse> {
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once('connect', () => clearTimeout(connectTimer));
     });
-    // The socket's inactivity timeout covers waiting for headers and every gap in the body.
-    req.setTimeout(idleTimeoutMs, () => {
-      const err = new Transient(`idle timeout: no data for ${idleTimeoutMs} ms from ${url}`);
-      if (settled) res?.destroy(new ArchiveError('unavailable', err.message));
-      req.destroy(err);
-    });
-    let res: http.IncomingMessage | undefined;
+    // Waiting for the response headers counts as idleness too.
+    const headerTimer = setTimeout(() => {
+      req.destroy(new Transient(`idle timeout: no response from ${url} in ${idleTimeoutMs} ms`));
+    }, idleTimeoutMs);
     req.on('response', (r) => {
-      res = r;
       settled = true;
       clearTimeout(connectTimer);
+      clearTimeout(headerTimer);
+      watchBody(r, url, idleTimeoutMs);
       resolve({ status: r.statusCode ?? 0, headers: r.headers, body: r, url });
     });
     req.on('error', (e) => {
       clearTimeout(connectTimer);
-      if (settled) {
-        res?.destroy(e instanceof Transient ? new ArchiveError('unavailable', e.message) : e);
-        return;
-      }
+      clearTimeout(headerTimer);
+      if (settled) return;
       settled = true;
       if (opts.signal?.aborted) reject(aborted());
       else reject(e instanceof Transient ? e : new Transient(errorMessage(e)));
