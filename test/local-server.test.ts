@@ -18,6 +18,8 @@ const REMOVED_UPSTREAM: Record<string, string[]> = {
   queue: ['declareProvisioner', 'declareWorkerType'],
 };
 
+const json = (r: Response): Promise<any> => r.json();
+
 const SAMPLE: Record<string, string> = {
   taskId: 'fN1SbArXTPSVFNUvaOlinQ',
   taskGroupId: 'fN1SbArXTPSVFNUvaOlinQ',
@@ -128,11 +130,11 @@ describe('embedded server framework', function () {
 
   it('answers ping, version and heartbeat for every service', async () => {
     for (const service of EMBEDDED_SERVICES) {
-      const ping = await (await fetch(`${rootUrl}/api/${service}/v1/ping`)).json();
+      const ping = await json(await fetch(`${rootUrl}/api/${service}/v1/ping`));
       assert.equal(ping.alive, true);
       assert.equal((await fetch(`${rootUrl}/api/${service}/v1/__heartbeat__`)).status, 200);
       assert.equal((await fetch(`${rootUrl}/api/${service}/v1/__lbheartbeat__`)).status, 200);
-      const version = await (await fetch(`${rootUrl}/api/${service}/v1/__version__`)).json();
+      const version = await json(await fetch(`${rootUrl}/api/${service}/v1/__version__`));
       assert.equal(typeof version.version, 'string');
     }
   });
@@ -167,7 +169,7 @@ describe('embedded server framework', function () {
     assert.deepEqual(out.query, { limit: '5', continuationToken: 'abc' });
     const res = await fetch(`${rootUrl}/api/queue/v1/task/not-a-slug/artifacts/public%2Fx`);
     assert.equal(res.status, 400);
-    const body = await res.json();
+    const body = await json(res);
     assert.equal(body.code, 'InvalidRequestArguments');
     assert.match(body.message, /taskId/);
   });
@@ -179,7 +181,7 @@ describe('embedded server framework', function () {
       body: JSON.stringify({ a: 1 }),
     });
     assert.equal(res.status, 409);
-    const body = await res.json();
+    const body = await json(res);
     assert.equal(body.code, 'RequestConflict');
     assert.equal(body.message, 'conflicting task');
     assert.equal(body.requestInfo.method, 'createTask');
@@ -192,26 +194,26 @@ describe('embedded server framework', function () {
       body: JSON.stringify({ boom: true }),
     });
     assert.equal(crash.status, 500);
-    assert.equal((await crash.json()).code, 'InternalServerError');
+    assert.equal((await json(crash)).code, 'InternalServerError');
 
     const bad = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
       method: 'PUT',
       body: '{not json',
     });
     assert.equal(bad.status, 400);
-    assert.equal((await bad.json()).code, 'MalformedPayload');
+    assert.equal((await json(bad)).code, 'MalformedPayload');
 
     const big = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
       method: 'PUT',
       body: JSON.stringify({ x: 'y'.repeat(4096) }),
     });
     assert.equal(big.status, 413);
-    assert.equal((await big.json()).code, 'InputTooLarge');
+    assert.equal((await json(big)).code, 'InputTooLarge');
 
     for (const p of ['/api/nope/v1/ping', '/api/queue/v1/no/such/route', '/elsewhere']) {
       const nf = await fetch(`${rootUrl}${p}`);
       assert.equal(nf.status, 404, p);
-      assert.equal((await nf.json()).code, 'ResourceNotFound');
+      assert.equal((await json(nf)).code, 'ResourceNotFound');
     }
     // right path, wrong verb
     const verb = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}/status`, { method: 'DELETE' });
