@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { buildArchive, type ArchiveResult } from '../src/archive/index.js';
 import { startS3, type TestS3 } from './helpers/s3.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -43,15 +44,28 @@ describe('cli: upload', function () {
   let file: string;
   let data: Buffer;
   let digest: string;
+  let built: ArchiveResult;
 
   before(async () => {
     s3 = await startS3();
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upload-cli-'));
     env = { ...s3.env, AWS_SECRET_ACCESS_KEY: SECRET }; // s3rver does not check V4 signatures
-    data = gzipSync(randomBytes(50_000), { level: 6 });
-    digest = createHash('sha256').update(data).digest('hex');
+    const tree = path.join(dir, 'checkout', 'testing', 'mozharness');
+    await fs.mkdir(path.join(tree, 'scripts'), { recursive: true });
+    await fs.writeFile(path.join(tree, 'scripts', 'fx_desktop_build.py'), 'print("hi")\n', {
+      mode: 0o755,
+    });
+    await fs.writeFile(path.join(tree, 'README.txt'), randomBytes(20_000).toString('base64'));
     file = path.join(dir, 'mozharness.tar.gz');
-    await fs.writeFile(file, data);
+    built = await buildArchive({
+      source: { kind: 'dir', path: path.join(dir, 'checkout') },
+      revision: '1'.repeat(40),
+      subdir: 'testing/mozharness',
+      out: file,
+    });
+    data = await fs.readFile(file);
+    digest = createHash('sha256').update(data).digest('hex');
+    assert.equal(digest, built.sha256);
   });
   after(async () => {
     await s3?.close();
@@ -65,7 +79,15 @@ describe('cli: upload', function () {
     assert.equal(first.stdout, url + '\n');
     assert.deepEqual(Buffer.from(await (await fetch(url)).arrayBuffer()), data);
     const meta = await (await fetch(url.replace(/\.tar\.gz$/, '.json'))).json();
-    assert.deepEqual(meta, { format: 'tar.gz', sha256: digest, size: data.length });
+    // What the archive says about itself: the tree digest matches the one computed at build time.
+    assert.deepEqual(meta, {
+      files: 2,
+      format: 'tar.gz',
+      formatVersion: built.formatVersion,
+      sha256: digest,
+      size: data.length,
+      treeDigest: built.treeDigest,
+    });
 
     const before = s3.requests.length;
     const second = await run(
@@ -91,14 +113,7 @@ describe('cli: upload', function () {
   it('stores a metadata document given with --metadata, and refuses one for another file', async () => {
     const metaFile = path.join(dir, 'meta.json');
     const meta = {
-      sha256: digest,
-      size: data.length,
-      format: 'tar.gz',
-      formatVersion: 1,
-      treeDigest: 'f'.repeat(64),
-      files: 12,
-      revision: '1'.repeat(40),
-      subdir: 'testing/mozharness',
+      ...built,
       repository: 'https://hg.example.test/mozilla-central',
       createdAt: '2026-01-01T00:00:00.000Z',
     };
@@ -115,6 +130,13 @@ describe('cli: upload', function () {
     const bad = await run(['upload', file, '--bucket', s3.bucket, '--metadata', metaFile], env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, new RegExp(`says sha256 e{64}, the archive has ${digest}`));
+
+    const { revision: _omitted, ...incomplete } = meta;
+    await fs.writeFile(metaFile, JSON.stringify({ ...incomplete, subdir: '../up' }));
+    const invalid = await run(['upload', file, '--bucket', s3.bucket, '--metadata', metaFile], env);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /not a valid archive metadata document: .*revision/);
+    assert.match(invalid.stderr, /subdir must match pattern/);
   });
 
   it('refuses a file that is not gzip, a missing bucket, and reports an unreachable S3', async () => {
@@ -123,6 +145,15 @@ describe('cli: upload', function () {
     const notGzip = await run(['upload', plain, '--bucket', s3.bucket], env);
     assert.equal(notGzip.code, 2);
     assert.match(notGzip.stderr, /is not a gzip file/);
+
+    const notTar = path.join(dir, 'random.tar.gz');
+    const junk = gzipSync(randomBytes(1000));
+    await fs.writeFile(notTar, junk);
+    const junkSha = createHash('sha256').update(junk).digest('hex');
+    const r = await run(['upload', notTar, '--bucket', s3.bucket], env);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /mozharness-archive: error: /);
+    assert.ok(!s3.requests.some((x) => x.includes(junkSha)), 'nothing sent for a broken archive');
 
     const noBucket = await run(['upload', file], env);
     assert.equal(noBucket.code, 1);

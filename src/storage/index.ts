@@ -20,3 +20,4 @@ export {
   type StoredMetadata,
 } from './store.js';
 export { downloadVerified, type DownloadOptions, type DownloadResult } from './download.js';
+export { describeArchiveFile, hashArchiveFile, validateArchiveMetadata } from './metadata.js';

@@ -1,13 +1,15 @@
 // `mozharness-archive upload <file>`: store an archive and its metadata document in S3 under its
 // sha256, once. Thin: parse flags, call the ArchiveStore, print the public URL (or JSON).
 import type { Command } from 'commander';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
   ArchiveStore,
   createS3Client,
+  describeArchiveFile,
+  hashArchiveFile,
   s3SettingsFromEnv,
+  validateArchiveMetadata,
   type StoredMetadata,
 } from '../../storage/index.js';
 import { ArchiveError, errorMessage } from '../../util/errors.js';
@@ -32,30 +34,6 @@ export interface UploadOutput {
   reused: boolean;
   sha256: string;
   size: number;
-}
-
-/** sha256 and size of a file, streamed; refuses anything that is not a gzip file. */
-export async function hashArchiveFile(file: string): Promise<{ sha256: string; size: number }> {
-  let st: fs.Stats;
-  try {
-    st = await fs.promises.stat(file);
-  } catch (e) {
-    throw new ArchiveError('usage', `cannot read archive ${file}: ${errorMessage(e)}`);
-  }
-  if (!st.isFile()) throw new ArchiveError('usage', `${file} is not a regular file`);
-  const hash = createHash('sha256');
-  let size = 0;
-  let head: Buffer | undefined;
-  for await (const chunk of fs.createReadStream(file)) {
-    const b = chunk as Buffer;
-    head ??= b.subarray(0, 2);
-    hash.update(b);
-    size += b.length;
-  }
-  if (!head || head.length < 2 || head[0] !== 0x1f || head[1] !== 0x8b) {
-    throw new ArchiveError('usage', `${file} is not a gzip file (expected a .tar.gz archive)`);
-  }
-  return { sha256: hash.digest('hex'), size };
 }
 
 /** Read a metadata document and check it describes this file. */
@@ -89,13 +67,7 @@ export async function readMetadataFile(
       { expected: m.size, actual: actual.size },
     );
   }
-  if (m.format !== 'tar.gz') {
-    throw new ArchiveError(
-      'usage',
-      `metadata ${metadataFile}: format must be "tar.gz", got ${JSON.stringify(m.format)}`,
-    );
-  }
-  return m as StoredMetadata;
+  return validateArchiveMetadata(m, `metadata ${metadataFile}`);
 }
 
 export async function uploadArchive(file: string, flags: UploadFlags): Promise<UploadOutput> {
@@ -106,10 +78,12 @@ export async function uploadArchive(file: string, flags: UploadFlags): Promise<U
     region: flags.region,
     publicBaseUrl: flags.publicBaseUrl,
   });
-  const actual = await hashArchiveFile(file);
+  // Without a metadata document, store what the archive says about itself (checked by a safe
+  // unpack): sha256, size, format, tree digest and file count.
   const meta: StoredMetadata = flags.metadata
-    ? await readMetadataFile(flags.metadata, actual)
-    : { ...actual, format: 'tar.gz' };
+    ? await readMetadataFile(flags.metadata, await hashArchiveFile(file))
+    : await describeArchiveFile(file);
+  const actual = { sha256: meta.sha256, size: meta.size };
   const log = createLogger();
   const store = new ArchiveStore(createS3Client(settings), settings, log);
   const bar = createProgress({ label: `upload ${path.basename(file)}`, total: actual.size });
@@ -154,7 +128,8 @@ export function register(program: Command): void {
     .option('--public-base-url <url>', 'public URL of the bucket or CDN the URLs are built on')
     .option(
       '--metadata <file.json>',
-      'metadata document (from `build --json`); default: sha256, size and format only',
+      'metadata document (schemas/archive-metadata.json, e.g. from `build --json`); default:\n' +
+        'what the archive says about itself (sha256, size, format, treeDigest, files)',
     )
     .option('--json', 'print {url, metadataUrl, key, reused, sha256, size} as JSON')
     .action(async (file: string, flags: UploadFlags) => {
