@@ -15,6 +15,7 @@
 // answered 404 at once and remembered. Found entries are cached for `hitTtlSeconds`, misses for
 // `missTtlSeconds`. Every outbound request goes to a configured host only.
 import BetterSqlite3 from 'better-sqlite3';
+import { parseSource, resolveRevision } from '../archive/index.js';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -102,7 +103,6 @@ class TtlCache<T> {
 
 /** Default revision resolution: the archive engine's `resolveRevision` on the configured repository. */
 export const engineResolveRevision: ResolveRevision = async (project, revision) => {
-  const { resolveRevision, parseSource } = await import('../archive/index.js');
   const source = parseSource(project.repository, project.repositoryType);
   return resolveRevision(source, revision, {
     allowRepos: [project.repository],

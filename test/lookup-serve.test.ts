@@ -1,0 +1,341 @@
+// The HTTP lookup endpoint against the embedded services, s3rver and hg serve: hits (302 + headers,
+// JSON), short revisions, latest, digest; a miss → 202 → completed; concurrent misses share one
+// task (also across a restart); 400s that say what is wrong; unknown revisions 404 at once and are
+// not asked again; the legacy relengapi routes; caching; no unconfigured host; one log line per
+// request.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { checkLookupConfig, type LookupConfig } from '../src/lookup/config.js';
+import { createLookupService, type LookupService } from '../src/lookup/serve.js';
+import type { IndexLookup } from '../src/lookup/find.js';
+import { createLogger } from '../src/util/log.js';
+import {
+  PROJECT,
+  startLookupWorld,
+  type BuiltArchive,
+  type LookupWorld,
+} from './lookup-fixture.js';
+
+interface Res {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+async function get(base: string, p: string, headers: Record<string, string> = {}): Promise<Res> {
+  const r = await fetch(base + p, { redirect: 'manual', headers });
+  const text = await r.text();
+  let body: any = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON
+  }
+  return { status: r.status, headers: r.headers, body };
+}
+
+describe('lookup: serve', function () {
+  this.timeout(120_000);
+  let w: LookupWorld;
+  let a: BuiltArchive;
+  let service: LookupService;
+  let base: string;
+  let config: LookupConfig;
+  let now = Date.now();
+  const lines: any[] = [];
+  const counts = { findTask: 0, listNamespaces: 0 };
+  let counting: IndexLookup;
+
+  const makeService = (overrides: Partial<LookupConfig> = {}, stateDir = 'lookup-state') =>
+    createLookupService(
+      { ...config, ...overrides },
+      {
+        index: counting,
+        queue: w.lookup.queue,
+        createQueue: w.lookup.queue,
+        rootUrl: w.emb.rootUrl,
+        stateDir: path.join(w.tmp, stateDir),
+        now: () => now,
+        log: createLogger({ json: true, write: (l) => lines.push(JSON.parse(l)) }),
+      },
+    );
+
+  before(async () => {
+    w = await startLookupWorld(['a', 'b', 'c', 'd', 'e']);
+    a = await w.archive(w.repo.revisions[0]!);
+    counting = {
+      findTask: (ns: string) => {
+        counts.findTask++;
+        return w.lookup.index.findTask(ns);
+      },
+      listNamespaces: (ns: string, q?: any) => {
+        counts.listNamespaces++;
+        return w.lookup.index.listNamespaces(ns, q);
+      },
+    };
+    config = checkLookupConfig({
+      allowHosts: [w.emb.s3!.endpoint],
+      cache: { hitTtlSeconds: 60, missTtlSeconds: 5 },
+      projects: {
+        [PROJECT]: {
+          repository: w.hg.url,
+          legacyPath: 'mozilla-central',
+          onDemand: { taskQueueId: w.emb.archiveTaskQueueId },
+        },
+        'no-builds': { repository: w.hg.url, legacyPath: 'releases/no-builds' },
+      },
+    });
+    service = makeService();
+    base = await service.listen(0);
+  });
+  after(async () => {
+    await service?.close();
+    await w?.close();
+  });
+
+  it('answers the heartbeat', async () => {
+    const r = await get(base, '/__heartbeat__');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.status, 'ok');
+  });
+
+  it('redirects a hit to the archive with sha256, size and task id headers', async () => {
+    const r = await get(base, `/v1/${PROJECT}/revision/${a.revision}`);
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.get('location'), a.url);
+    assert.equal(r.headers.get('x-archive-sha256'), a.sha256);
+    assert.equal(r.headers.get('x-archive-size'), String(a.size));
+    assert.equal(r.headers.get('x-task-id'), a.taskId);
+    // following the redirect gives exactly those bytes
+    const bytes = Buffer.from(await (await fetch(r.headers.get('location')!)).arrayBuffer());
+    assert.equal(bytes.length, a.size);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), a.sha256);
+  });
+
+  it('returns the metadata document with Accept: application/json or ?format=json', async () => {
+    for (const [p, h] of [
+      [`/v1/${PROJECT}/revision/${a.revision}`, { accept: 'application/json' }],
+      [`/v1/${PROJECT}/revision/${a.revision}?format=json`, {}],
+    ] as const) {
+      const r = await get(base, p, h);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.sha256, a.sha256);
+      assert.equal(r.body.size, a.size);
+      assert.equal(r.body.taskId, a.taskId);
+      assert.equal(r.body.treeDigest, a.treeDigest);
+      assert.equal(r.body.revision, a.revision);
+      assert.equal(r.headers.get('x-archive-sha256'), a.sha256);
+    }
+  });
+
+  it('takes a 12-hex short revision, latest and a tree digest', async () => {
+    const short = await get(base, `/v1/${PROJECT}/revision/${a.revision.slice(0, 12)}`);
+    assert.equal(short.status, 302);
+    assert.equal(short.headers.get('x-task-id'), a.taskId);
+    const latest = await get(base, `/v1/${PROJECT}/latest`);
+    assert.equal(latest.status, 302);
+    assert.equal(latest.headers.get('x-task-id'), a.taskId);
+    const digest = await get(base, `/v1/digest/${a.treeDigest}?format=json`);
+    assert.equal(digest.status, 200);
+    assert.equal(digest.body.sha256, a.sha256);
+    const none = await get(base, `/v1/digest/${'e'.repeat(64)}`);
+    assert.equal(none.status, 404);
+  });
+
+  it('caches hits for the hit TTL and misses for the shorter miss TTL', async () => {
+    const rev = a.revision;
+    await get(base, `/v1/${PROJECT}/revision/${rev}`);
+    const before = counts.findTask;
+    for (let i = 0; i < 5; i++)
+      assert.equal((await get(base, `/v1/${PROJECT}/revision/${rev}`)).status, 302);
+    assert.equal(counts.findTask, before, 'hits come from the cache');
+    now += 61_000;
+    await get(base, `/v1/${PROJECT}/revision/${rev}`);
+    assert.equal(counts.findTask, before + 1, 'looked up again after the hit TTL');
+
+    const unindexed = w.repo.revisions[4]!;
+    const m0 = counts.findTask;
+    assert.equal((await get(base, `/v1/no-builds/revision/${unindexed}`)).status, 404);
+    assert.equal((await get(base, `/v1/no-builds/revision/${unindexed}`)).status, 404);
+    assert.equal(counts.findTask, m0 + 1, 'the miss is cached');
+    now += 6_000;
+    assert.equal((await get(base, `/v1/no-builds/revision/${unindexed}`)).status, 404);
+    assert.equal(counts.findTask, m0 + 2, 'looked up again after the miss TTL');
+  });
+
+  it('builds a miss on demand: 202, pending, then completed, then a 302', async () => {
+    const rev = w.repo.revisions[1]!;
+    const r = await get(base, `/v1/${PROJECT}/revision/${rev.slice(0, 12)}`);
+    assert.equal(r.status, 202);
+    const taskId = r.headers.get('x-task-id')!;
+    assert.equal(r.headers.get('location'), `/v1/status/${taskId}`);
+    assert.equal(r.body.revision, rev, 'the short revision was resolved on the repository');
+    const task = await w.root.queue.task(taskId);
+    assert.equal(task.payload.revision, rev);
+    assert.equal(task.payload.repository, w.hg.url);
+    assert.ok(task.routes!.includes(`index.mozharness.v1.${PROJECT}.revision.${rev}.mozharness`));
+
+    const pending = await get(base, `/v1/status/${taskId}`);
+    assert.equal(pending.status, 200);
+    assert.equal(pending.body.state, 'pending');
+
+    const built = await w.workOne();
+    assert.equal(built?.taskId, taskId);
+    const done = await get(base, `/v1/status/${taskId}`);
+    assert.equal(done.body.state, 'completed');
+    assert.equal(done.body.sha256, built!.sha256);
+    assert.equal(done.body.url, built!.url);
+
+    const hit = await get(base, `/v1/${PROJECT}/revision/${rev}`);
+    assert.equal(hit.status, 302, 'indexed on completion; the miss cache was dropped');
+    assert.equal(hit.headers.get('x-task-id'), taskId);
+  });
+
+  it('reports a failed on-demand build with its reason', async () => {
+    const rev = w.repo.revisions[3]!;
+    const r = await get(base, `/v1/${PROJECT}/revision/${rev}`);
+    assert.equal(r.status, 202);
+    const taskId = r.headers.get('x-task-id')!;
+    const claim = await w.root.queue.claimWork(w.emb.archiveTaskQueueId, {
+      workerGroup: 'g',
+      workerId: 'w',
+      tasks: 1,
+    });
+    assert.equal(claim.tasks[0]?.status.taskId, taskId);
+    await w.root.queue.reportFailed(taskId, claim.tasks[0]!.runId);
+    const s = await get(base, `/v1/status/${taskId}`);
+    assert.equal(s.body.state, 'failed');
+    assert.match(s.body.reason, /failed/);
+  });
+
+  it('gives concurrent misses one task, also across a restart', async () => {
+    const rev = w.repo.revisions[2]!;
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, () => get(base, `/v1/${PROJECT}/revision/${rev}`)),
+    );
+    const ids = new Set(answers.map((x) => x.headers.get('x-task-id')));
+    assert.deepEqual(
+      answers.map((x) => x.status),
+      Array(16).fill(202),
+    );
+    assert.equal(ids.size, 1);
+    const [taskId] = [...ids];
+    // a second instance on the same state directory (a restart) reuses it
+    const again = makeService();
+    const base2 = await again.listen(0);
+    try {
+      const r = await get(base2, `/v1/${PROJECT}/revision/${rev}`);
+      assert.equal(r.status, 202);
+      assert.equal(r.headers.get('x-task-id'), taskId);
+    } finally {
+      await again.close();
+    }
+    // exactly one task reached the queue
+    const first = await w.workOne({ complete: true });
+    assert.equal(first?.taskId, taskId);
+    assert.equal(await w.workOne(), undefined);
+  });
+
+  it('answers 400 with the reason for a bad project, revision, digest or task id', async () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        `/v1/nope/revision/${a.revision}`,
+        /unknown project "nope"; configured projects: mozilla-central, no-builds/,
+      ],
+      [`/v1/${PROJECT}/revision/not-hex-at-all`, /must be hexadecimal/],
+      [`/v1/${PROJECT}/revision/abc123`, /6 hex characters, need 12 to 40/],
+      [`/v1/${PROJECT}/revision/${'a'.repeat(41)}`, /41 hex characters/],
+      ['/v1/digest/1234', /64 hexadecimal/],
+      ['/v1/status/not-a-task-id', /invalid task id/],
+      [`/archiver/hgmo/unknown/repo/${a.revision}`, /unknown repository "unknown\/repo"/],
+      [
+        `/archiver/hgmo/mozilla-central/${a.revision}?subdir=browser`,
+        /subdir "browser" is not archived/,
+      ],
+      [`/archiver/hgmo/mozilla-central/${a.revision}?suffix=zip`, /only tar.gz/],
+    ];
+    for (const [p, re] of cases) {
+      const r = await get(base, p);
+      assert.equal(r.status, 400, p);
+      assert.match(r.body.error, re, p);
+    }
+    assert.equal((await get(base, '/nothing/here')).status, 404);
+  });
+
+  it('answers 404 at once for a revision the repository does not know, and does not ask again', async () => {
+    const unknown = '0123456789ab'.repeat(3) + '0123';
+    const asked = service.repositoryLookups[PROJECT] ?? 0;
+    const hgBefore = w.hg.requests.length;
+    const r = await get(base, `/v1/${PROJECT}/revision/${unknown}`);
+    assert.equal(r.status, 404, JSON.stringify(r.body));
+    assert.match(r.body.error, /revision 0123456789ab.* is not in http:\/\/127\.0\.0\.1/);
+    assert.equal(service.repositoryLookups[PROJECT], asked + 1);
+    now += 10_000; // past the miss TTL: the index is asked again, the repository is not
+    const again = await get(base, `/v1/${PROJECT}/revision/${unknown}`);
+    assert.equal(again.status, 404);
+    assert.equal(service.repositoryLookups[PROJECT], asked + 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const json = w.hg.requests.slice(hgBefore).filter((p) => p.includes(unknown.slice(0, 12)));
+    assert.equal(json.length, 1, `one request to the repository, got ${json.join(', ')}`);
+  });
+
+  it('serves the legacy relengapi archiver routes', async () => {
+    const hit = await get(
+      base,
+      `/archiver/hgmo/mozilla-central/${a.revision}?subdir=testing/mozharness&suffix=tar.gz`,
+    );
+    assert.equal(hit.status, 302);
+    assert.equal(hit.headers.get('location'), a.url);
+
+    // an unindexed revision: 202 to /archiver/status/<id>, then SUCCESS with s3_urls
+    const fresh = w.repo.revisions[4]!;
+    const r = await get(
+      base,
+      `/archiver/hgmo/mozilla-central/${fresh.slice(0, 12)}?subdir=testing/mozharness&suffix=tar.gz`,
+    );
+    assert.equal(r.status, 202);
+    const loc = r.headers.get('location')!;
+    assert.match(loc, /^\/archiver\/status\/[A-Za-z0-9_-]{22}$/);
+    const pending = await get(base, loc);
+    assert.equal(pending.body.state, 'PENDING');
+    assert.deepEqual(pending.body.s3_urls, {});
+    assert.equal(pending.body.src_url, `${w.hg.url}/archive/${fresh}.tar.gz/testing/mozharness`);
+    const built = await w.workOne();
+    const done = await get(base, loc);
+    assert.equal(done.body.state, 'SUCCESS');
+    assert.deepEqual(done.body.s3_urls, { 'us-west-2': built!.url });
+    assert.match(done.body.status, /completed/);
+  });
+
+  it('never contacts a host that is not configured', async () => {
+    const strict = makeService({ allowHosts: [] }, 'strict-state');
+    const b2 = await strict.listen(0);
+    try {
+      const r = await get(b2, `/v1/${PROJECT}/revision/${a.revision}`);
+      assert.equal(r.status, 502);
+      assert.match(r.body.error, /refusing to contact 127\.0\.0\.1:\d+: not a configured host/);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('logs one structured line per request', async () => {
+    const before = lines.filter((l) => l.event === 'lookup.request').length;
+    await get(base, `/v1/${PROJECT}/revision/${a.revision}`);
+    await get(base, '/v1/nope/latest');
+    await get(base, '/__heartbeat__');
+    const mine = lines.filter((l) => l.event === 'lookup.request').slice(before);
+    assert.equal(mine.length, 3);
+    assert.deepEqual(
+      mine.map((l) => [l.method, l.path, l.status]),
+      [
+        ['GET', `/v1/${PROJECT}/revision/${a.revision}`, 302],
+        ['GET', '/v1/nope/latest', 400],
+        ['GET', '/__heartbeat__', 200],
+      ],
+    );
+    assert.equal(mine[0].taskId, a.taskId);
+    assert.equal(typeof mine[0].ms, 'number');
+  });
+});
