@@ -1,0 +1,351 @@
+// .taskcluster.yml: the file validates against the v1 schema; each producer's rendering yields
+// exactly one decision (or action) task that follows the conventions and validates against the
+// upstream create-task, docker-worker and Treeherder schemas; the env it sets round-trips into
+// the decision parameters; the in-template pushdate arithmetic matches the generator's.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import jsone from 'json-e';
+import * as yaml from 'js-yaml';
+import { actionHookDefinition } from '../src/actions/hooks.js';
+import { ACTIONS, hookPayloadTemplate } from '../src/actions/registry.js';
+import { main } from '../src/cli/main.js';
+import {
+  mergeFlagsWithEnv,
+  parametersFromFlags,
+  type Parameters,
+  type TasksFor,
+} from '../src/decision/parameters.js';
+import { pushIndexNamespaces } from '../src/decision/resolve.js';
+import { deterministicSlugid } from '../src/decision/taskids.js';
+import {
+  producerContext,
+  renderDecisionTask,
+  renderTaskclusterYml,
+  type PushParameters,
+} from '../src/decision/tcyml.js';
+import { assertUpstream } from './helpers/upstream.js';
+
+const TCYML = fs.readFileSync('.taskcluster.yml', 'utf8');
+const NOW = '2026-11-28T01:00:00.000Z';
+
+const HG: PushParameters = {
+  project: 'mozilla-central',
+  level: '3',
+  repository: 'https://hg.mozilla.org/mozilla-central',
+  repository_type: 'hg',
+  revision: '0123456789abcdef0123456789abcdef01234567',
+  base_revision: 'fedcba9876543210fedcba9876543210fedcba98',
+  owner: 'ffxbld@mozilla.com',
+  pushlog_id: '40123',
+  pushdate: 1764290000,
+  decision_task_id: deterministicSlugid('tcyml decision'),
+  taskcluster_root_url: 'https://firefox-ci-tc.services.mozilla.com',
+};
+const GH: PushParameters = {
+  ...HG,
+  project: 'mozharness-archive',
+  repository: 'https://github.com/mozilla-releng/mozharness-archive',
+  repository_type: 'git',
+  pushlog_id: '0',
+  owner: 'dev@example.com',
+};
+const ACTION = {
+  name: 'retrigger-multiple',
+  title: 'Retrigger',
+  description: 'Create a clone of the task.',
+  taskGroupId: HG.decision_task_id,
+  symbol: 'rt',
+  cb_name: 'retrigger_multiple_action',
+  action_perm: 'generic',
+  input: { requests: [{ tasks: ['build-linux64/opt'], times: 2 }] },
+  clientId: 'mozilla-auth0/ad|Mozilla-LDAP|sheriff',
+};
+
+function conforms(task: Record<string, any>, what: string): void {
+  const { taskId: _taskId, ...def } = task;
+  assertUpstream('/schemas/queue/v1/create-task-request.json', def, what);
+  assertUpstream('/schemas/docker-worker/v1/payload.json', def.payload, `${what} payload`);
+  assertUpstream(
+    'treeherder/task-treeherder-config.json',
+    def.extra.treeherder,
+    `${what} treeherder`,
+  );
+}
+
+function render(tasksFor: TasksFor, p: PushParameters = HG, o: Record<string, unknown> = {}) {
+  return renderDecisionTask(TCYML, tasksFor, p, { now: NOW, action: ACTION, ...o });
+}
+
+describe('.taskcluster.yml', () => {
+  it('validates against the taskcluster-github v1 schema, tasks an array before rendering', () => {
+    const doc = yaml.load(TCYML) as Record<string, unknown>;
+    assertUpstream('/schemas/github/v1/taskcluster-github-config.v1.json', doc, '.taskcluster.yml');
+    assert.ok(Array.isArray(doc.tasks) && doc.tasks.length === 1);
+  });
+
+  for (const tf of ['hg-push', 'github-push', 'cron', 'action'] as TasksFor[]) {
+    it(`${tf}: renders exactly one task that validates upstream`, () => {
+      const tasks = renderTaskclusterYml(
+        TCYML,
+        producerContext(tf, tf === 'github-push' ? GH : HG, { now: NOW, action: ACTION }),
+      );
+      assert.equal(tasks.length, 1);
+      conforms(tasks[0]!, tf);
+      assert.equal(tasks[0]!.created, NOW);
+      assert.equal(tasks[0]!.deadline, '2026-11-29T01:00:00.000Z');
+    });
+  }
+
+  it('hg-push: the decision task conventions', () => {
+    const t = render('hg-push');
+    assert.equal(t.taskId, HG.decision_task_id);
+    assert.equal(t.taskGroupId, HG.decision_task_id);
+    assert.equal(t.schedulerId, 'mozharness-level-3');
+    assert.match(t.metadata.name, /Decision Task$/);
+    assert.equal(t.metadata.source, `${HG.repository}/raw-file/${HG.revision}/.taskcluster.yml`);
+    assert.deepEqual(t.extra.treeherder, { machine: { platform: 'gecko-decision' }, symbol: 'D' });
+    assert.equal(t.tags.kind, 'decision-task');
+    assert.deepEqual(t.routes, [
+      `tc-treeherder.v2.mozilla-central.${HG.revision}.40123`,
+      'index.mozharness.v2.mozilla-central.latest.taskgraph.decision',
+      `index.mozharness.v2.mozilla-central.revision.${HG.revision}.taskgraph.decision`,
+      'index.mozharness.v2.mozilla-central.pushlog-id.40123.decision',
+    ]);
+    // scopes by level, and exactly the index entries a reusing decision task inserts
+    assert.deepEqual(t.scopes, [
+      'assume:repo:hg.mozilla.org/mozilla-central:branch:default',
+      'in-tree:hook-action:project-mozharness/in-tree-action-3-*',
+      ...pushIndexNamespaces('mozharness', { ...HG, tasks_for: 'hg-push' }).map(
+        (ns) => `index:insert-task:${ns}`,
+      ),
+    ]);
+    assert.equal(t.payload.command[0], '/bin/bash');
+    assert.match(t.payload.command[2], /hg clone --noupdate "\$MOZHARNESS_ARCHIVE_REPOSITORY"/);
+    assert.match(t.payload.command[2], /exec mozharness-archive decision --checkout "\$src"/);
+    assert.equal(t.payload.features.taskclusterProxy, true);
+    assert.equal(t.payload.artifacts.public.type, 'directory');
+  });
+
+  for (const [tf, p] of [
+    ['hg-push', HG],
+    ['github-push', GH],
+    ['cron', HG],
+  ] as Array<[TasksFor, PushParameters]>) {
+    it(`${tf}: the payload env round-trips into the decision parameters`, () => {
+      const t = render(tf, p);
+      const flags = mergeFlagsWithEnv({}, t.payload.env);
+      const got = parametersFromFlags(flags, { rootUrl: p.taskcluster_root_url });
+      const want: Parameters = {
+        ...p,
+        tasks_for: tf,
+        owner: tf === 'cron' ? 'cron@noreply.mozilla.org' : p.owner,
+      };
+      assert.deepEqual(got, want);
+      assert.equal(t.payload.env.MOZHARNESS_ARCHIVE_TASK_ID, t.taskId);
+    });
+  }
+
+  it('github-push: as_slugid("decision"), level 3 only on the canonical main branch', () => {
+    const t = render('github-push', GH);
+    assert.equal(t.taskId, GH.decision_task_id, 'as_slugid("decision")');
+    assert.equal(t.schedulerId, 'mozharness-level-3');
+    assert.equal(t.metadata.source, `${GH.repository}/raw/${GH.revision}/.taskcluster.yml`);
+    assert.ok(!t.routes.some((r: string) => r.includes('pushlog-id')), 'no pushlog on GitHub');
+    assert.ok(
+      t.scopes.includes('assume:repo:github.com/mozilla-releng/mozharness-archive:branch:main'),
+    );
+    const branch = render('github-push', GH, { githubRef: 'refs/heads/feature-x' });
+    assert.equal(branch.schedulerId, 'mozharness-level-1');
+    assert.equal(branch.payload.env.MOZHARNESS_ARCHIVE_LEVEL, '1');
+    assert.ok(
+      branch.scopes.includes(
+        'assume:repo:github.com/mozilla-releng/mozharness-archive:branch:feature-x',
+      ),
+    );
+    assert.ok(branch.scopes.includes('in-tree:hook-action:project-mozharness/in-tree-action-1-*'));
+    const fork = render('github-push', {
+      ...GH,
+      repository: 'https://github.com/someone/mozharness-archive',
+    });
+    assert.equal(fork.schedulerId, 'mozharness-level-1');
+    // the producer context has no ownTaskId, only as_slugid
+    const ctx = producerContext('github-push', GH);
+    assert.ok(!('ownTaskId' in ctx) && typeof ctx.as_slugid === 'function');
+    assert.ok(!('as_slugid' in producerContext('hg-push', HG)));
+  });
+
+  it('cron: a cron decision task with the cron job symbol', () => {
+    const t = render('cron', HG, {
+      cron: { task_id: deterministicSlugid('cron'), job_name: 'nightly', job_symbol: 'Nd' },
+    });
+    assert.match(t.metadata.name, /^Cron nightly Decision Task$/);
+    assert.equal(t.tags.kind, 'cron-task');
+    assert.deepEqual(t.extra.treeherder, {
+      machine: { platform: 'gecko-decision' },
+      groupSymbol: 'cron',
+      symbol: 'Nd',
+    });
+    assert.equal(t.scopes[0], 'assume:repo:hg.mozilla.org/mozilla-central:cron:nightly');
+    assert.equal(t.payload.env.MOZHARNESS_ARCHIVE_OWNER, 'cron@noreply.mozilla.org');
+  });
+
+  it('action: the action task runs action-callback in the decision task group', () => {
+    const t = render('action');
+    assert.ok(!('taskId' in t), 'the hooks service assigns the task id');
+    assert.equal(t.taskGroupId, ACTION.taskGroupId);
+    assert.equal(t.tags.kind, 'action-callback');
+    assert.equal(t.metadata.name, 'Action: Retrigger');
+    assert.match(
+      t.metadata.description,
+      /Action triggered by clientID `mozilla-auth0\/ad\|Mozilla-LDAP\|sheriff`/,
+    );
+    assert.deepEqual(t.extra.treeherder, {
+      machine: { platform: 'gecko-decision' },
+      groupName: 'action-callback',
+      groupSymbol: 'A',
+      symbol: 'rt',
+    });
+    assert.deepEqual(t.scopes, ['assume:repo:hg.mozilla.org/mozilla-central:action:generic']);
+    assert.equal(t.extra.parent, ACTION.taskGroupId);
+    assert.deepEqual(t.extra.action.context.input, ACTION.input);
+    assert.equal(t.payload.env.ACTION_TASK_GROUP_ID, ACTION.taskGroupId);
+    assert.equal(t.payload.env.ACTION_TASK_ID, 'null');
+    assert.deepEqual(JSON.parse(t.payload.env.ACTION_INPUT), ACTION.input);
+    assert.equal(t.payload.env.ACTION_CALLBACK, 'retrigger_multiple_action');
+    assert.match(t.payload.command[2], /exec mozharness-archive action-callback/);
+    assert.ok(!/mozharness-archive decision/.test(t.payload.command[2]));
+    assert.ok(
+      t.routes.includes(
+        `index.mozharness.v2.mozilla-central.revision.${HG.revision}.taskgraph.actions.${HG.decision_task_id}`,
+      ),
+    );
+    // a per-task action: ACTION_TASK_ID is the JSON of the target task id
+    const target = deterministicSlugid('target');
+    const one = render('action', HG, { action: { ...ACTION, taskId: target } });
+    assert.equal(JSON.parse(one.payload.env.ACTION_TASK_ID), target);
+    conforms(one, 'per-task action');
+  });
+
+  it('action: renders when the hook gives no clientId and no pushdate', () => {
+    const ctx = producerContext('action', HG, { now: NOW, action: ACTION });
+    delete ctx.clientId;
+    (ctx.push as Record<string, unknown>).pushdate = undefined;
+    delete (ctx.push as Record<string, unknown>).pushdate;
+    ctx.parameters = null;
+    const [t] = renderTaskclusterYml(TCYML, ctx);
+    assert.match(t!.metadata.description, /clientID `unknown`/);
+    conforms(t!, 'action without clientId');
+  });
+
+  it('action: renders through the in-tree action hook (actions.json hookPayload → hook template)', () => {
+    const hook = actionHookDefinition({ tcyml: TCYML, trustDomain: 'mozharness', level: '3' });
+    const action = ACTIONS.find((a) => a.name === 'retrigger-multiple')!;
+    const params = { ...HG, tasks_for: 'hg-push' };
+    const template = hookPayloadTemplate(
+      action,
+      {
+        project: HG.project,
+        level: HG.level,
+        repository: HG.repository,
+        revision: HG.revision,
+        baseRevision: HG.base_revision,
+        owner: HG.owner,
+        pushlogId: HG.pushlog_id,
+      },
+      HG.decision_task_id,
+      params,
+    );
+    // Treeherder renders the hookPayload, the hooks service renders the hook's task template
+    const payload = jsone(template, {
+      taskGroupId: HG.decision_task_id,
+      taskId: null,
+      input: ACTION.input,
+    });
+    const ownTaskId = deterministicSlugid('action task');
+    const task = jsone(hook.definition.task, {
+      payload,
+      firedBy: 'triggerHook',
+      taskId: ownTaskId,
+      now: NOW,
+      clientId: 'sheriff',
+    }) as Record<string, any>;
+    conforms(task, 'hooked action task');
+    assert.equal(task.taskGroupId, HG.decision_task_id);
+    assert.equal(task.tags.kind, 'action-callback');
+    assert.equal(task.extra.treeherder.groupSymbol, 'A');
+    assert.equal(task.payload.env.ACTION_CALLBACK, action.cbName);
+    assert.deepEqual(JSON.parse(task.payload.env.ACTION_INPUT), ACTION.input);
+    assert.equal(task.payload.env.MOZHARNESS_ARCHIVE_PUSHDATE, String(HG.pushdate));
+    assert.ok(task.routes.some((r: string) => r.endsWith(`.actions.${ownTaskId}`)));
+  });
+
+  it('the json-e pushdate arithmetic agrees with the generator for many dates', () => {
+    const doc = yaml.load(TCYML) as { tasks: unknown[] };
+    const dates = [
+      0, 951782400, 951868799, 1709164800, 4107542399, 1764290000, 946684799, 1234567890,
+    ];
+    let seed = 42;
+    for (let i = 0; i < 200; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      dates.push(seed * 2);
+    }
+    for (const pushdate of dates) {
+      const p = { ...HG, pushdate };
+      const [t] = jsone({ tasks: doc.tasks }, producerContext('hg-push', p, { now: NOW }))
+        .tasks as any[];
+      const want = pushIndexNamespaces('mozharness', { ...p, tasks_for: 'hg-push' }).find((n) =>
+        n.includes('.pushdate.'),
+      )!;
+      assert.ok(
+        t.scopes.includes(`index:insert-task:${want}`),
+        `${pushdate}: ${new Date(pushdate * 1000).toISOString()} → ${t.scopes.find((s: string) => s.includes('pushdate'))}`,
+      );
+    }
+  });
+
+  it('render-tcyml prints the rendered task (--json)', async () => {
+    const out: string[] = [];
+    const w = process.stdout.write;
+    process.stdout.write = ((s: string) => (
+      out.push(String(s)),
+      true
+    )) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await main([
+        'node',
+        'mozharness-archive',
+        'render-tcyml',
+        '--tasks-for',
+        'hg-push',
+        '--json',
+        '--now',
+        NOW,
+        '--project',
+        HG.project,
+        '--level',
+        '3',
+        '--repository',
+        HG.repository,
+        '--revision',
+        HG.revision,
+        '--base-revision',
+        HG.base_revision,
+        '--owner',
+        HG.owner,
+        '--pushlog-id',
+        HG.pushlog_id,
+        '--pushdate',
+        String(HG.pushdate),
+        '--task-id',
+        HG.decision_task_id,
+      ]);
+    } finally {
+      process.stdout.write = w;
+    }
+    assert.equal(code, 0);
+    const doc = JSON.parse(out.join(''));
+    assert.equal(doc.tasks.length, 1);
+    assert.deepEqual(doc.tasks[0], render('hg-push'));
+  });
+});
