@@ -5,6 +5,7 @@
 // `anonymous` role merged into every request. Scope checks use taskcluster-lib-scopes.
 import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { parse as legacyParse } from 'node:url';
 import hawk from 'hawk';
 import {
   mergeScopeSets,
@@ -469,11 +470,19 @@ export class HawkAuthenticator implements AuthProvider {
       resolved = this.resolve(hawkId, ext);
       return { id: hawkId, key: resolved.key, algorithm: 'sha256' };
     };
+    // Hawk clients sign the path as Node's legacy url.parse escapes it (`'` → `%27`…), while
+    // HTTP clients send it unescaped: verify against the path the client signed.
+    const signed = legacyParse('http://embedded.invalid' + (req.url ?? '/'));
+    const hawkReq = {
+      method: req.method,
+      url: (signed.pathname ?? '/') + (signed.search ?? ''),
+      headers: req.headers,
+    };
     try {
       if (authorization) {
-        await hawk.server.authenticate(req, credentialsFunc, { timestampSkewSec: this.skew });
+        await hawk.server.authenticate(hawkReq, credentialsFunc, { timestampSkewSec: this.skew });
       } else {
-        await hawk.uri.authenticate(req, credentialsFunc, {});
+        await hawk.uri.authenticate(hawkReq, credentialsFunc, {});
       }
     } catch (e) {
       if (e instanceof ApiError) throw e;
