@@ -242,9 +242,12 @@ export class QueueService implements Service {
   private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
   private readonly st: Record<string, Database.Statement>;
+  /** Runs a function inside one SQLite transaction (nested calls become savepoints). */
+  private readonly txRunner: (fn: () => unknown) => unknown;
 
   constructor(deps: QueueServiceOptions) {
     this.db = deps.db;
+    this.txRunner = this.db.transaction((fn: () => unknown) => fn());
     this.clock = deps.clock;
     this.rootUrl = deps.rootUrl;
     this.issueCredentials = deps.issueCredentials;
@@ -467,7 +470,7 @@ export class QueueService implements Service {
   }
 
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.txRunner(fn) as T;
   }
 
   private fromRow(row: TaskRow): TaskRecord {
