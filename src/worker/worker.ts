@@ -127,7 +127,12 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     if (config.once && summary.claimed >= 1) break;
     const free = capacity - running.size;
     if (free <= 0) {
-      await Promise.race([...running.values(), sleep(3_600_000, signal)]);
+      const waiting = new AbortController();
+      const stopWaiting = () => waiting.abort();
+      signal?.addEventListener('abort', stopWaiting, { once: true });
+      await Promise.race([...running.values(), sleep(3_600_000, waiting.signal)]);
+      signal?.removeEventListener('abort', stopWaiting);
+      waiting.abort();
       continue;
     }
     pendingClaim = queue
@@ -138,14 +143,18 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       })
       .then((r) => r.tasks);
     let claims: ClaimedTask[];
+    let onStop: (() => void) | undefined;
     try {
       const first = await Promise.race([
         pendingClaim,
         new Promise<'stop'>((resolve) => {
           if (signal?.aborted) resolve('stop');
-          signal?.addEventListener('abort', () => resolve('stop'), { once: true });
+          onStop = () => resolve('stop');
+          signal?.addEventListener('abort', onStop, { once: true });
         }),
-      ]);
+      ]).finally(() => {
+        if (onStop) signal?.removeEventListener('abort', onStop);
+      });
       if (first === 'stop') break;
       claims = first;
       pendingClaim = undefined;
@@ -175,10 +184,12 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       graceSeconds: config.shutdownGraceSeconds,
     });
     if (running.size) {
+      const grace = new AbortController();
       await Promise.race([
         Promise.all(running.values()),
-        sleep(config.shutdownGraceSeconds * 1000),
+        sleep(config.shutdownGraceSeconds * 1000, grace.signal),
       ]);
+      grace.abort();
     }
     if (running.size) {
       log.warn('grace-period-over', { running: running.size });
@@ -186,10 +197,12 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     }
     // A claimWork long poll still open may hand us tasks: give them back at once.
     if (pendingClaim) {
+      const wait = new AbortController();
       const late = await Promise.race([
         pendingClaim.catch(() => [] as ClaimedTask[]),
-        sleep(25_000).then(() => [] as ClaimedTask[]),
+        sleep(25_000, wait.signal).then(() => [] as ClaimedTask[]),
       ]);
+      wait.abort();
       await Promise.all(late.map(giveBack));
     }
   }
