@@ -8,6 +8,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { buildArchive } from '../src/archive/index.js';
+import { ArchiveStore, createS3Client, s3SettingsFromEnv } from '../src/storage/index.js';
+import { startS3 } from './helpers/s3.js';
 
 const SCRIPT = path.resolve(import.meta.dirname, '../taskcluster/scripts/run-mozharness.sh');
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -311,6 +314,55 @@ describe('run-mozharness.sh', function () {
       assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
       assert.match(r.stderr, /^run-mozharness: error: /m);
       assert.match(r.stderr, re);
+    }
+  });
+
+  it('end to end: an engine-built archive stored in S3, reached through a queue-style redirect', async () => {
+    const checkout = await fs.mkdtemp(path.join(root, 'checkout-'));
+    const mh = path.join(checkout, 'testing', 'mozharness');
+    await fs.mkdir(path.join(mh, 'scripts'), { recursive: true });
+    await fs.mkdir(path.join(mh, 'configs', 'builds'), { recursive: true });
+    await fs.writeFile(
+      path.join(mh, 'scripts', 'fx_desktop_build.py'),
+      'import os, sys\nprint("built with", sys.argv[1:], os.path.exists("mozharness/configs/builds/linux64.py"))\n',
+      { mode: 0o755 },
+    );
+    await fs.writeFile(path.join(mh, 'configs', 'builds', 'linux64.py'), 'config = {}\n');
+    const out = path.join(checkout, 'mozharness.tar.gz');
+    const built = await buildArchive({
+      source: { kind: 'dir', path: checkout },
+      revision: 'a'.repeat(40),
+      subdir: 'testing/mozharness',
+      out,
+    });
+    const s3 = await startS3();
+    const queue = http.createServer((req, res) => {
+      res.writeHead(303, { location: stored.url });
+      res.end();
+    });
+    let stored: { url: string };
+    try {
+      const settings = s3SettingsFromEnv(s3.env, { bucket: s3.bucket, prefix: 'mozharness' });
+      const store = new ArchiveStore(createS3Client(settings), settings);
+      stored = await store.put(out, {
+        ...built,
+        repository: checkout,
+        createdAt: new Date().toISOString(),
+      });
+      await new Promise<void>((r) => queue.listen(0, '127.0.0.1', r));
+      const artifact = `http://127.0.0.1:${(queue.address() as AddressInfo).port}/api/queue/v1/task/X/artifacts/public/build/mozharness.tar.gz`;
+      const r = await run({ MOZHARNESS_URL: artifact, MOZHARNESS_SHA256: built.sha256 }, [
+        'scripts/fx_desktop_build.py',
+        '--config',
+        'builds/linux64.py',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "built with ['--config', 'builds/linux64.py'] True\n");
+      assert.ok(s3.requests.includes(`GET /${s3.bucket}/${store.archiveKey(built.sha256)}`));
+    } finally {
+      queue.closeAllConnections();
+      await new Promise<void>((r) => queue.close(() => r()));
+      await s3.close();
     }
   });
 });

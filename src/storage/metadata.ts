@@ -82,7 +82,16 @@ export async function describeArchiveFile(file: string): Promise<StoredMetadata>
   try {
     const tree = path.join(tmp, 'tree');
     const sub = `h${randomBytes(4).toString('hex')}`;
-    await unpackArchive(file, path.join(tree, sub), { sha256 });
+    try {
+      await unpackArchive(file, path.join(tree, sub), { sha256 });
+    } catch (e) {
+      if (e instanceof ArchiveError) {
+        throw new ArchiveError(e.code, `${file} is not a usable archive: ${e.message}`, e.details, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
     const d = await computeTreeDigest({
       source: { kind: 'dir', path: tree },
       revision: '0'.repeat(40),

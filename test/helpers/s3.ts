@@ -58,6 +58,8 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const ACCESS_KEY_ID = 'S3RVER'; // s3rver's built-in account; V4 signatures are not checked
 const SECRET_ACCESS_KEY = 'S3RVER';
 const REGION = 'us-east-1';
