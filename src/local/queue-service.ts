@@ -1097,18 +1097,20 @@ export class QueueService implements Service {
     });
   }
 
-  private waitForWork(taskQueueId: string, ms: number): Promise<void> {
+  private waitForWork(taskQueueId: string, ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       let set = this.waiters.get(taskQueueId);
       if (!set) this.waiters.set(taskQueueId, (set = new Set()));
       const wake = () => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', wake);
         const s = this.waiters.get(taskQueueId);
         s?.delete(wake);
         if (s && s.size === 0) this.waiters.delete(taskQueueId);
         resolve();
       };
       const timer = setTimeout(wake, ms);
+      signal?.addEventListener('abort', wake, { once: true });
       set.add(wake);
     });
   }
@@ -1132,14 +1134,17 @@ export class QueueService implements Service {
         `queue:worker-id:${body.workerGroup}/${body.workerId}`,
       ],
     });
+    // When the framework offers an AbortSignal for the request (client gone), stop waiting and
+    // claim nothing, so no task is claimed for a worker that is no longer listening.
+    const signal = (ctx as RequestContext & { signal?: AbortSignal }).signal;
     const until = Date.now() + this.pollMs;
     for (;;) {
-      if (this.closed) return { body: { tasks: [] } };
+      if (this.closed || signal?.aborted) return { body: { tasks: [] } };
       const tasks = this.claimPending(taskQueueId, body.workerGroup, body.workerId, body.tasks);
       if (tasks.length > 0) return { body: { tasks } };
       const remaining = until - Date.now();
       if (remaining <= 0) return { body: { tasks: [] } };
-      await this.waitForWork(taskQueueId, remaining);
+      await this.waitForWork(taskQueueId, remaining, signal);
     }
   }
 
