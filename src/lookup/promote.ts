@@ -97,6 +97,15 @@ export async function verifyArchive(
   }
 }
 
+function checkWritable(loc: ManifestLocation): void {
+  if (loc.kind === 'http') {
+    throw new ArchiveError(
+      'usage',
+      `cannot write ${loc.url}: http(s) manifests are read only; promote into a file or s3://`,
+    );
+  }
+}
+
 function withoutPrevious(e: ChannelEntry): ManifestEntry {
   const { previous: _previous, ...rest } = e;
   return rest;
@@ -116,6 +125,7 @@ export async function promote(deps: PromoteDeps, req: PromoteRequest): Promise<P
   const log = deps.log ?? silentLogger;
   const channel = checkChannel(req.channel);
   checkRevision(req.revision);
+  checkWritable(req.manifest);
   const found = await findArchive(deps, {
     project: req.project,
     revision: req.revision,
@@ -156,6 +166,7 @@ export async function rollback(
   req: { channel: string; manifest: ManifestLocation; promotedBy?: string },
 ): Promise<PromoteResult> {
   const channel = checkChannel(req.channel);
+  checkWritable(req.manifest);
   const where = describeLocation(req.manifest);
   const r = await readManifest(req.manifest, deps.io);
   if (r.status !== 'ok') throw new ArchiveError('not-found', `no manifest at ${where}`);
