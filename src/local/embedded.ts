@@ -4,22 +4,15 @@
 // use this typed API; production code talks to it through the real taskcluster-client.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { TaskDefinition, TaskStatusResponse } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { redact, silentLogger, type Logger } from '../util/log.js';
 import { HawkAuthenticator, createClient, rootCredentials } from './auth.js';
 import { AuthService } from './auth-service.js';
 import { getSetting, openDatabase, setSetting, type Database } from './db.js';
-import {
-  systemClock,
-  type Clock,
-  type IssueCredentials,
-  type QueueEvents,
-  type Service,
-  type ServiceDeps,
-} from './framework.js';
+import { systemClock, type Clock, type Service, type ServiceDeps } from './framework.js';
 import { HooksService } from './hooks-service.js';
 import { IndexService } from './index-service.js';
+import { QueueService } from './queue-service.js';
 import { ApiServer } from './server.js';
 
 export const DEFAULT_ARCHIVE_TASK_QUEUE_ID = 'proj-mozharness/archive';
@@ -53,18 +46,6 @@ export interface EmbeddedS3 {
   publicBaseUrl: string;
 }
 
-/** What the embedded services need of the Queue (src/local/queue-service.ts). */
-export interface EmbeddedQueue extends Service {
-  createTaskAs(
-    taskId: string,
-    def: TaskDefinition,
-    scopes: string[],
-  ): TaskStatusResponse | Promise<TaskStatusResponse>;
-  sweep(): void | Promise<void>;
-  close(): void | Promise<void>;
-  [more: string]: any;
-}
-
 export interface Embedded {
   rootUrl: string;
   /** Root credentials (scope `*`). */
@@ -75,7 +56,7 @@ export interface Embedded {
   db: Database;
   server: ApiServer;
   auth: HawkAuthenticator;
-  queue: EmbeddedQueue;
+  queue: QueueService;
   index: IndexService;
   hooks: HooksService;
   /** Run every service's sweep once (claim expiry, deadlines, expiry) as of the clock. */
@@ -85,21 +66,6 @@ export interface Embedded {
   /** Create or replace a role (`assume:<roleId>` grants its scopes). */
   setRole(roleId: string, scopes: string[]): void;
   close(): Promise<void>;
-}
-
-type QueueCtor = new (
-  deps: ServiceDeps & {
-    issueCredentials: IssueCredentials;
-    events: QueueEvents;
-    log?: Logger;
-    claimWorkPollMs?: number;
-  },
-) => EmbeddedQueue;
-
-async function loadQueue(): Promise<QueueCtor> {
-  const specifier = './queue-service.js';
-  const mod = (await import(specifier)) as { QueueService: QueueCtor };
-  return mod.QueueService;
 }
 
 async function startS3(stateDir: string, db: Database, log: Logger) {
@@ -177,7 +143,6 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       signUrl: (url, ttl) => auth.signUrl(url, ttl),
       anonymousScopes: () => auth.anonymousScopes(),
     });
-    const QueueService = await loadQueue();
     const queue = new QueueService({
       ...deps,
       issueCredentials: auth.issueCredentials,
