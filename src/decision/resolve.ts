@@ -104,6 +104,13 @@ export function artifactUrl(queue: QueueClient, taskId: string, name: string): s
 export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedGraph {
   const { config, params } = o;
   const urlQueue = queueClient({ rootUrl: params.taskcluster_root_url });
+  const urls = new Map<string, string>();
+  const urlOf = (taskId: string, name: string): string => {
+    const key = `${taskId}/${name}`;
+    let u = urls.get(key);
+    if (!u) urls.set(key, (u = artifactUrl(urlQueue, taskId, name)));
+    return u;
+  };
   const created = o.created.toISOString();
   const deadline = fromNow(config.deadlineAfter, o.created).toISOString();
   const expires = fromNow(config.expiresAfter, o.created).toISOString();
@@ -212,7 +219,7 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
       MOZ_SOURCE_CHANGESET: params.revision,
       ...s.env,
     };
-    if (deps.build) env.MOZ_BUILD_URL = artifactUrl(urlQueue, deps.build, BUILD_ARTIFACT);
+    if (deps.build) env.MOZ_BUILD_URL = urlOf(deps.build, BUILD_ARTIFACT);
     let payload: Record<string, unknown>;
     if (worker.implementation === 'docker-worker') {
       payload = {
@@ -220,7 +227,7 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
         command: [RUN_MOZHARNESS, s.mozharness.script, ...args],
         env: {
           ...env,
-          MOZHARNESS_URL: artifactUrl(urlQueue, deps.mozharness!, archiveArtifact),
+          MOZHARNESS_URL: urlOf(deps.mozharness!, archiveArtifact),
           MOZHARNESS_SHA256: archiveSha256,
         },
         maxRunTime: s.maxRunTime,

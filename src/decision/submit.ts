@@ -70,9 +70,15 @@ export async function submitTaskGraph(
   for (const id of g.order) {
     const inGraph = (g.tasks[id]!.task.dependencies ?? []).filter((d) => g.tasks[d]);
     waiting.set(id, inGraph.length);
-    for (const d of inGraph) children.set(d, [...(children.get(d) ?? []), id]);
+    for (const d of inGraph) {
+      const list = children.get(d);
+      if (list) list.push(id);
+      else children.set(d, [id]);
+    }
   }
+  // a FIFO with a read position: shift() would make scheduling quadratic on wide graphs
   const ready: string[] = g.order.filter((id) => waiting.get(id) === 0);
+  let head = 0;
   const done = new Set<string>();
 
   const skipDescendants = (id: string, because: string) => {
@@ -113,8 +119,8 @@ export async function submitTaskGraph(
   await new Promise<void>((resolve) => {
     let running = 0;
     const pump = () => {
-      while (running < concurrency && ready.length) {
-        const id = ready.shift()!;
+      while (running < concurrency && head < ready.length) {
+        const id = ready[head++]!;
         if (done.has(id)) continue;
         running++;
         submitOne(id)
@@ -137,11 +143,11 @@ export async function submitTaskGraph(
           )
           .finally(() => {
             running--;
-            if (running === 0 && ready.length === 0) resolve();
+            if (running === 0 && head >= ready.length) resolve();
             else pump();
           });
       }
-      if (running === 0 && ready.length === 0) resolve();
+      if (running === 0 && head >= ready.length) resolve();
     };
     pump();
   });
