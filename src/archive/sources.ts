@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
 import { backoffDelay, httpGet, readText, type HttpOptions } from '../util/http.js';
 import type { Logger } from '../util/log.js';
@@ -415,20 +416,25 @@ async function spoolHgArchive(
   limits: SourceLimits,
 ): Promise<number> {
   let received = 0;
-  body.on('data', (c: Buffer) => (received += c.length));
-  const gunzip = zlib.createGunzip();
-  body.on('error', (e) => gunzip.destroy(e));
-  body.on('end', () => {
-    if (expectedLength !== undefined && received !== expectedLength) {
-      gunzip.destroy(
-        new ArchiveError(
-          'corrupt',
-          `body is ${received} bytes, Content-Length said ${expectedLength}`,
-        ),
-      );
-    }
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      received += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (expectedLength !== undefined && received !== expectedLength) {
+        cb(
+          new ArchiveError(
+            'corrupt',
+            `body is ${received} bytes, Content-Length said ${expectedLength}`,
+          ),
+        );
+      } else cb();
+    },
   });
-  body.pipe(gunzip);
+  const gunzip = zlib.createGunzip();
+  // pipeline propagates an error of any stage (even one that happened already) to the gunzip end
+  const piped = pipeline(body, counter, gunzip).catch((e: unknown) => e);
   const links = new Set<string>();
   let top: string | undefined;
   let files = 0;
@@ -505,6 +511,8 @@ async function spoolHgArchive(
       );
     }
   }
+  const failed = await piped;
+  if (failed) throw failed;
   return files;
 }
 
@@ -517,32 +525,32 @@ async function openHgweb(
   const base = trimSlash(spec.url);
   const node = await resolveIn(spec, revision, subdir, ctx, true);
   const url = `${base}/archive/${node}.tar.gz/${subdir.split('/').map(encodeURIComponent).join('/')}`;
-  const res = await httpGet(url, httpOptions(ctx, url));
-  if (res.status === 404 || res.status === 410) {
-    res.body.resume();
-    throw notFound(
-      base,
-      revision === node ? node : `${revision} (${node})`,
-      subdir,
-      `HTTP ${res.status} for the subdir archive`,
-    );
-  }
-  if (res.status === 403) {
-    res.body.resume();
-    throw new ArchiveError(
-      'not-allowed',
-      `${base} refused the archive (HTTP 403): is web.allow-archive set?`,
-    );
-  }
-  if (res.status !== 200) {
-    res.body.resume();
-    throw new ArchiveError('unavailable', `GET ${url} answered HTTP ${res.status}`);
-  }
-  const len = res.headers['content-length'];
-  const expected = typeof len === 'string' && /^\d+$/.test(len) ? Number(len) : undefined;
   const stage = await staging(ctx, 'hgweb');
   const tree = path.join(stage, 'tree');
   try {
+    const res = await httpGet(url, httpOptions(ctx, url));
+    if (res.status === 404 || res.status === 410) {
+      res.body.resume();
+      throw notFound(
+        base,
+        revision === node ? node : `${revision} (${node})`,
+        subdir,
+        `HTTP ${res.status} for the subdir archive`,
+      );
+    }
+    if (res.status === 403) {
+      res.body.resume();
+      throw new ArchiveError(
+        'not-allowed',
+        `${base} refused the archive (HTTP 403): is web.allow-archive set?`,
+      );
+    }
+    if (res.status !== 200) {
+      res.body.resume();
+      throw new ArchiveError('unavailable', `GET ${url} answered HTTP ${res.status}`);
+    }
+    const len = res.headers['content-length'];
+    const expected = typeof len === 'string' && /^\d+$/.test(len) ? Number(len) : undefined;
     ctx.log.info('archive.download', { url });
     const files = await spoolHgArchive(res.body, expected, tree, subdir, ctx.limits).catch((e) => {
       res.body.destroy();

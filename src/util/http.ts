@@ -128,6 +128,9 @@ function once(url: string, opts: HttpOptions): Promise<HttpResponse> {
       settled = true;
       clearTimeout(connectTimer);
       clearTimeout(headerTimer);
+      // An error before the caller listens must not crash the process: it stays in r.errored
+      // and reaches whoever reads or pipes the body.
+      r.on('error', () => {});
       watchBody(r, url, idleTimeoutMs);
       resolve({ status: r.statusCode ?? 0, headers: r.headers, body: r, url });
     });
