@@ -178,7 +178,8 @@ export interface LevelRoleOptions {
   repositories: string[];
   /** Task queues action tasks may create tasks in (archive, build and test pools). */
   taskQueueIds: string[];
-  projectId: string;
+  /** Project ids of the tasks action tasks create (the push's, and `none` for action tasks). */
+  projectId: string | string[];
   indexPrefix: string;
   perm?: string;
 }
@@ -216,7 +217,7 @@ export function actionRoles(opts: LevelRoleOptions): RoleDefinition[] {
       description: `What ${perm} action tasks of ${r} (level ${L}) may do`,
       scopes: [
         ...opts.taskQueueIds.map((q) => `queue:create-task:highest:${q}`),
-        `queue:create-task:project:${opts.projectId}`,
+        ...[opts.projectId].flat().map((p) => `queue:create-task:project:${p}`),
         `queue:scheduler-id:${schedulerId}`,
         `queue:cancel-task:${schedulerId}/*`,
         `queue:route:tc-treeherder.v2.${project}.*`,

@@ -199,7 +199,8 @@ export interface RenderActionsOptions {
   trustDomain: string;
   /** Defaults to the parameters' level. */
   level?: number | string;
-  /** Pass the decision parameters through to the action task (hookPayload.decision.parameters). */
+  /** Pass the decision parameters through to the action task (hookPayload.decision.parameters;
+   * .taskcluster.yml reads the push date from them). Default true. */
   includeParameters?: boolean;
 }
 
@@ -292,7 +293,7 @@ export function renderActionsJson(
       a,
       { ...push, level },
       opts.decisionTaskId,
-      opts.includeParameters ? params : undefined,
+      opts.includeParameters === false ? undefined : params,
     );
     out.extra = { actionPerm: a.perm };
     return out;

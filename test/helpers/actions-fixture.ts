@@ -23,6 +23,9 @@ export function makePush(
     taskQueues?: { archive: string; build: string; test: string };
     schedulerId?: string;
     decisionTaskId?: string;
+    project?: string;
+    /** Tree digest of the harness (default DIGEST). */
+    digest?: string;
   } = {},
 ): PushFixture {
   const created = opts.created ?? new Date();
@@ -36,6 +39,9 @@ export function makePush(
   const schedulerId = opts.schedulerId ?? `mozharness-level-${level}`;
   const decisionTaskId = opts.decisionTaskId ?? slugid();
   const revision = 'a'.repeat(40);
+  const project = opts.project ?? 'mozilla-central';
+  const repo = `https://hg.example.com/${project}`;
+  const digest = opts.digest ?? DIGEST;
   const iso = (ms: number) => new Date(created.getTime() + ms).toISOString();
   const day = 24 * 3600e3;
   const ids = {
@@ -56,7 +62,7 @@ export function makePush(
     taskGroupId: decisionTaskId,
     dependencies: [],
     requires: 'all-completed',
-    routes: [`tc-treeherder.v2.mozilla-central.${revision}.42`],
+    routes: [`tc-treeherder.v2.${project}.${revision}.42`],
     priority: 'low',
     retries: 5,
     created: iso(0),
@@ -68,7 +74,7 @@ export function makePush(
       name: label,
       description: label,
       owner: 'pusher@example.com',
-      source: 'https://hg.example.com/mozilla-central/file/tip/taskcluster',
+      source: `${repo}/file/tip/taskcluster`,
     },
     tags: { kind, label, retrigger: 'true' },
     extra: {
@@ -80,16 +86,16 @@ export function makePush(
   });
   const archive = base('mozharness-archive', 'mozharness-archive', queues.archive);
   archive.routes!.push(
-    `index.mozharness.v1.mozilla-central.revision.${revision}.mozharness`,
-    'index.mozharness.v1.mozilla-central.latest.mozharness',
-    `index.mozharness.cache.level-${level}.mozharness.hash.${DIGEST}`,
+    `index.mozharness.v1.${project}.revision.${revision}.mozharness`,
+    `index.mozharness.v1.${project}.latest.mozharness`,
+    `index.mozharness.cache.level-${level}.mozharness.hash.${digest}`,
   );
   archive.expires = iso(365 * day);
   archive.payload = {
-    repository: 'https://hg.example.com/mozilla-central',
+    repository: repo,
     revision,
     subdir: 'testing/mozharness',
-    treeDigest: DIGEST,
+    treeDigest: digest,
     artifactName: 'public/build/mozharness.tar.gz',
     maxRunTime: 1800,
   };
@@ -171,9 +177,9 @@ export function makePush(
     },
   };
   const parameters = {
-    project: 'mozilla-central',
+    project,
     level,
-    repository: 'https://hg.example.com/mozilla-central',
+    repository: repo,
     repository_type: 'hg',
     revision,
     base_revision: 'b'.repeat(40),

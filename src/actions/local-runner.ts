@@ -1,0 +1,204 @@
+// Run action tasks on one machine: claim a task whose payload carries the ACTION_* context (the
+// `tasks_for: action` branch of .taskcluster.yml), run `action-callback` in-process with the
+// task's own temporary credentials (as taskcluster-proxy would give it), publish what it wrote
+// to its public/ directory as `reference` artifacts (uploaded to S3), and resolve the run. The
+// embedded services plus this runner make the whole Treeherder retrigger path testable locally.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { indexClient, queueClient, type Credentials } from '../taskcluster/client.js';
+import type { ClaimedTask, TaskDefinition } from '../taskcluster/types.js';
+import { errorMessage } from '../util/errors.js';
+import { createLogger, silentLogger, type Logger } from '../util/log.js';
+import {
+  actionContextFromEnv,
+  runActionCallback,
+  type CallbackDeps,
+  type CallbackResult,
+} from './callback.js';
+
+/** Uploads one file and returns the URL a `reference` artifact should point at. */
+export type ArtifactPublisher = (key: string, file: string, contentType: string) => Promise<string>;
+
+export interface S3PublisherSettings {
+  endpoint?: string;
+  region?: string;
+  bucket: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  publicBaseUrl: string;
+}
+
+/** Publish to an S3 bucket (s3rver in `local up`), readable at `${publicBaseUrl}/<key>`. */
+export function s3Publisher(s: S3PublisherSettings): ArtifactPublisher {
+  const client = new S3Client({
+    region: s.region ?? 'us-east-1',
+    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
+    ...(s.accessKeyId && s.secretAccessKey
+      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
+      : {}),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return async (key, file, contentType) => {
+    await client.send(
+      new PutObjectCommand({
+        Bucket: s.bucket,
+        Key: key,
+        Body: await fs.readFile(file),
+        ContentType: contentType,
+      }),
+    );
+    return `${s.publicBaseUrl.replace(/\/+$/, '')}/${key}`;
+  };
+}
+
+export function isActionTask(task: Pick<TaskDefinition, 'payload' | 'tags'>): boolean {
+  return typeof (task.payload as any)?.env?.ACTION_CALLBACK === 'string';
+}
+
+export interface RunActionClaimOptions {
+  rootUrl: string;
+  publish: ArtifactPublisher;
+  log?: Logger;
+  now?: () => Date;
+  defineTask?: CallbackDeps['defineTask'];
+  /** Prefix of the S3 keys (default `tasks`). */
+  keyPrefix?: string;
+}
+
+export interface ActionRunOutcome {
+  taskId: string;
+  runId: number;
+  state: 'completed' | 'failed';
+  result?: CallbackResult;
+  error?: string;
+  artifacts: string[];
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.yml': 'text/yaml',
+  '.log': 'text/plain; charset=utf-8',
+};
+
+/** Run one claimed action task to resolution. */
+export async function runActionClaim(
+  claim: ClaimedTask,
+  opts: RunActionClaimOptions,
+): Promise<ActionRunOutcome> {
+  const taskId = claim.status.taskId;
+  const runId = claim.runId;
+  const creds: Credentials = claim.credentials;
+  const queue = queueClient({ rootUrl: opts.rootUrl, credentials: creds });
+  const index = indexClient({ rootUrl: opts.rootUrl, credentials: creds });
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `action-${taskId}-`));
+  const lines: string[] = [];
+  const taskLog = createLogger({ json: true, write: (l) => lines.push(l), fields: { taskId } });
+  const outer = opts.log ?? silentLogger;
+  const outcome: ActionRunOutcome = { taskId, runId, state: 'failed', artifacts: [] };
+  try {
+    const ctx = {
+      ...actionContextFromEnv((claim.task.payload as any).env ?? {}),
+      ownTaskId: taskId,
+    };
+    try {
+      outcome.result = await runActionCallback(
+        {
+          callback: ctx.callback ?? '',
+          taskGroupId: ctx.taskGroupId ?? '',
+          taskId: ctx.taskId ?? null,
+          input: ctx.input ?? null,
+          ownTaskId: taskId,
+        },
+        {
+          queue,
+          index,
+          log: taskLog,
+          outDir: path.join(dir, 'public'),
+          ...(opts.now ? { now: opts.now } : {}),
+          ...(opts.defineTask ? { defineTask: opts.defineTask } : {}),
+        },
+      );
+      outcome.state = 'completed';
+    } catch (e) {
+      outcome.error = errorMessage(e);
+      taskLog.error('action-failed', { error: outcome.error });
+    }
+    await fs.mkdir(path.join(dir, 'public', 'logs'), { recursive: true });
+    await fs.writeFile(
+      path.join(dir, 'public', 'logs', 'live_backing.log'),
+      lines.join('\n') + '\n',
+    );
+    const expires = claim.task.expires ?? new Date(Date.now() + 28 * 864e5).toISOString();
+    for (const rel of await listFiles(path.join(dir, 'public'))) {
+      const name = `public/${rel}`;
+      const contentType = CONTENT_TYPES[path.extname(rel)] ?? 'application/octet-stream';
+      const key = `${opts.keyPrefix ?? 'tasks'}/${taskId}/${runId}/${name}`;
+      const url = await opts.publish(key, path.join(dir, 'public', rel), contentType);
+      await queue.createArtifact(taskId, runId, name, {
+        storageType: 'reference',
+        expires,
+        contentType,
+        url,
+      });
+      outcome.artifacts.push(name);
+    }
+    if (outcome.state === 'completed') await queue.reportCompleted(taskId, runId);
+    else await queue.reportFailed(taskId, runId);
+    outer.info('action-task-resolved', { taskId, state: outcome.state, error: outcome.error });
+    return outcome;
+  } catch (e) {
+    outer.error('action-task-crashed', { taskId, error: errorMessage(e) });
+    await queue.reportException(taskId, runId, { reason: 'internal-error' }).catch(() => undefined);
+    throw e;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function listFiles(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await fs.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${d.name}` : d.name;
+    if (d.isDirectory()) out.push(...(await listFiles(root, r)));
+    else out.push(r);
+  }
+  return out.sort();
+}
+
+export interface RunActionTasksOptions extends RunActionClaimOptions {
+  /** Worker credentials holding queue:claim-work:<queue> and queue:worker-id:<group>/<id>. */
+  credentials: Credentials;
+  taskQueueId: string;
+  workerGroup?: string;
+  workerId?: string;
+}
+
+/** Claim (one long poll) and run at most one action task; null when none was pending. Tasks on
+ * the queue that are not action tasks are left alone by the caller's choice of queue. */
+export async function runActionTaskOnce(
+  opts: RunActionTasksOptions,
+): Promise<ActionRunOutcome | null> {
+  const queue = queueClient({ rootUrl: opts.rootUrl, credentials: opts.credentials });
+  const res = await queue.claimWork(opts.taskQueueId, {
+    workerGroup: opts.workerGroup ?? 'local',
+    workerId: opts.workerId ?? 'action-runner',
+    tasks: 1,
+  });
+  const claim = res.tasks[0];
+  if (!claim) return null;
+  if (!isActionTask(claim.task)) {
+    const q = queueClient({ rootUrl: opts.rootUrl, credentials: claim.credentials });
+    await q.reportException(claim.status.taskId, claim.runId, { reason: 'malformed-payload' });
+    return {
+      taskId: claim.status.taskId,
+      runId: claim.runId,
+      state: 'failed',
+      error: 'not an action task',
+      artifacts: [],
+    };
+  }
+  return runActionClaim(claim, opts);
+}
