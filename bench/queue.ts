@@ -2,6 +2,7 @@
 //   - createTask throughput: 10,000 tasks at concurrency 50;
 //   - claimWork → reportCompleted round trips per second (50 workers, each with its run's
 //     temporary credentials);
+//   - for reference, createTaskAs in-process (the queue's own share of a createTask);
 // against a baseline of raw unauthenticated `GET /api/queue/v1/ping` requests at the same
 // concurrency, printed as a ratio, with the machine's core count beside the figures.
 //
@@ -29,6 +30,8 @@ export interface QueueBenchResult {
   pingPerSec: number;
   createTaskPerSec: number;
   roundTripsPerSec: number;
+  /** createTaskAs without HTTP: the queue's own cost. */
+  coreCreatePerSec: number;
 }
 
 async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>) {
@@ -110,6 +113,12 @@ export async function run(opts: QueueBenchOptions = {}): Promise<QueueBenchResul
     );
     const createTaskPerSec = tasks / createSec;
 
+    // the queue's own share: createTaskAs in-process, no HTTP, no Hawk, no client
+    const coreSec = await timed(async () => {
+      for (let i = 0; i < tasks; i++) e.queue.createTaskAs(slugid(), taskDef('bench/core'), ['*']);
+    });
+    const coreCreatePerSec = tasks / coreSec;
+
     // round trips: a fresh queue of pending tasks, drained by `concurrency` workers
     await pool(roundTrips, concurrency, async () => {
       await queue.createTask(slugid(), taskDef('bench/round-trip'));
@@ -148,10 +157,14 @@ export async function run(opts: QueueBenchOptions = {}): Promise<QueueBenchResul
         `(${tasks} in ${createSec.toFixed(2)} s) = ${(createTaskPerSec / pingPerSec).toFixed(3)}× baseline`,
     );
     console.log(
+      `createTaskAs in-process (no HTTP), serial:  ${fmt(coreCreatePerSec)} tasks/s ` +
+        `(${tasks} in ${coreSec.toFixed(2)} s) = ${(coreCreatePerSec / pingPerSec).toFixed(3)}× baseline`,
+    );
+    console.log(
       `claimWork → reportCompleted  ${concurrency} workers: ${fmt(roundTripsPerSec)} round trips/s ` +
         `(${roundTrips} in ${rtSec.toFixed(2)} s) = ${(roundTripsPerSec / pingPerSec).toFixed(3)}× baseline`,
     );
-    return { cpus, pingPerSec, createTaskPerSec, roundTripsPerSec };
+    return { cpus, pingPerSec, createTaskPerSec, roundTripsPerSec, coreCreatePerSec };
   } finally {
     await e.close();
     await fs.rm(stateDir, { recursive: true, force: true });
