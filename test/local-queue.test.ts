@@ -525,6 +525,8 @@ describe('local queue: life cycle', function () {
     const rerun = await call(h.client, 'rerunTask', taskId);
     assert.equal(rerun.status.state, 'pending');
     assert.equal(rerun.status.runs[1].reasonCreated, 'rerun');
+    // an earlier run is no longer resolvable, not even idempotently
+    assert.equal((await rejection(h.client.reportFailed(taskId, 0))).statusCode, 409);
     // idempotent while pending
     assert.equal((await call(h.client, 'rerunTask', taskId)).status.runs.length, 2);
     await claimOne(h);

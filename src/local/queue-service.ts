@@ -1205,7 +1205,7 @@ export class QueueService implements Service {
     const result = this.tx(() => {
       const cur = this.mustLoad(taskId);
       const run = cur.runs[runId];
-      if (run.state === target && run.reasonResolved === target) {
+      if (run.state === target && run.reasonResolved === target && cur.runs.length - 1 === runId) {
         return { body: { status: this.statusOf(cur) } }; // idempotent
       }
       if (run.state !== 'running' || cur.runs.length - 1 !== runId) {
