@@ -1,0 +1,171 @@
+// startEmbedded as a whole: persistence across a restart on the same state directory (clients,
+// roles, hooks, index entries, tasks, S3 objects, ports), port conflicts, and `local up` as a
+// subprocess printing one JSON line and exiting 0 on SIGTERM.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEmbedded, type Embedded } from '../src/local/embedded.js';
+import { isArchiveError } from '../src/util/errors.js';
+import { makeClients, slugid } from '../src/taskcluster/client.js';
+import { assertUpstream, upstreamMethodSchema } from './helpers/upstream.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const HOUR = 3600e3;
+
+describe('embedded services: startEmbedded', function () {
+  const dirs: string[] = [];
+  const running: Embedded[] = [];
+  const tmp = () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'local-embedded-'));
+    dirs.push(d);
+    return d;
+  };
+
+  after(async () => {
+    for (const e of running) await e.close();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it('keeps everything across a restart on the same state directory', async () => {
+    const stateDir = tmp();
+    let e = await startEmbedded({ stateDir, sweepIntervalMs: 0 });
+    running.push(e);
+    const first = { rootUrl: e.rootUrl, credentials: e.credentials, s3: e.s3! };
+    assert.match(e.rootUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(e.archiveTaskQueueId, 'proj-mozharness/archive');
+    assert.equal(e.credentials.clientId, 'static/taskcluster/root');
+    let root = makeClients({ rootUrl: e.rootUrl, credentials: e.credentials, retries: 0 });
+
+    const taskId = slugid();
+    const expires = new Date(Date.now() + HOUR).toISOString();
+    await root.index.insertTask('persist.me', { taskId, rank: 3, data: { a: 1 }, expires });
+    const limited = e.createClient('project/persist', ['auth:current-scopes', 'assume:project:p']);
+    e.setRole('project:p', ['index:insert-task:persist.*']);
+    e.hooks.configureHook('project-p', 'h', {
+      metadata: { name: 'n', description: 'd', owner: 'o@example.com' },
+      task: { payload: {} },
+    });
+    const now = new Date();
+    const task = {
+      taskQueueId: 'proj-test/persist',
+      created: now.toISOString(),
+      deadline: new Date(now.getTime() + HOUR).toISOString(),
+      payload: {},
+      metadata: {
+        name: 'p',
+        description: 'p',
+        owner: 'o@example.com',
+        source: 'https://example.com/',
+      },
+    };
+    assertUpstream(upstreamMethodSchema('queue', 'createTask', 'input')!, task);
+    await root.queue.createTask(taskId, task);
+    const put = await fetch(`${first.s3.publicBaseUrl}/persist/object.txt`, {
+      method: 'PUT',
+      body: 'kept',
+    });
+    assert.equal(put.status, 200);
+
+    await e.close();
+    await e.close(); // idempotent
+    running.pop();
+    await assert.rejects(fetch(`${first.rootUrl}/api/queue/v1/ping`));
+
+    e = await startEmbedded({ stateDir, sweepIntervalMs: 0 });
+    running.push(e);
+    assert.equal(e.rootUrl, first.rootUrl, 'the port is persisted');
+    assert.deepEqual(e.credentials, first.credentials);
+    assert.deepEqual(e.s3, first.s3);
+    root = makeClients({ rootUrl: e.rootUrl, credentials: e.credentials, retries: 0 });
+    const found = await root.index.findTask('persist.me');
+    assert.deepEqual(found, { namespace: 'persist.me', taskId, rank: 3, data: { a: 1 }, expires });
+    const c = makeClients({ rootUrl: e.rootUrl, credentials: limited, retries: 0 });
+    await c.index.insertTask('persist.again', { taskId, rank: 0, data: {}, expires });
+    assert.equal(e.hooks.get('project-p', 'h')?.metadata.name, 'n');
+    assert.equal((await root.queue.status(taskId)).status.state, 'pending');
+    assert.equal((await root.queue.task(taskId)).metadata.name, 'p');
+    const got = await fetch(`${e.s3!.publicBaseUrl}/persist/object.txt`);
+    assert.equal(got.status, 200);
+    assert.equal(await got.text(), 'kept');
+    await e.sweep();
+  });
+
+  it('falls back to a free port when the persisted one is taken, refuses an explicit busy port', async () => {
+    const a = await startEmbedded({ stateDir: tmp(), s3: false, sweepIntervalMs: 0 });
+    running.push(a);
+    const port = Number(new URL(a.rootUrl).port);
+    await assert.rejects(
+      startEmbedded({ stateDir: tmp(), s3: false, port }),
+      (err: unknown) => isArchiveError(err, 'unavailable') && /cannot listen/.test(err.message),
+    );
+    // a state directory whose persisted port is now taken by someone else
+    const stateDir = tmp();
+    const b = await startEmbedded({ stateDir, s3: false, sweepIntervalMs: 0 });
+    const persisted = Number(new URL(b.rootUrl).port);
+    await b.close();
+    const squatter = http.createServer((_req, res) => res.end());
+    await new Promise<void>((resolve) => squatter.listen(persisted, '127.0.0.1', () => resolve()));
+    try {
+      const c = await startEmbedded({ stateDir, s3: false, sweepIntervalMs: 0 });
+      running.push(c);
+      assert.notEqual(Number(new URL(c.rootUrl).port), persisted);
+      const ping: any = await (await fetch(`${c.rootUrl}/api/index/v1/ping`)).json();
+      assert.equal(ping.alive, true);
+    } finally {
+      squatter.close();
+    }
+  });
+
+  it('`local up --json` prints one JSON line, serves, and exits 0 on SIGTERM', async () => {
+    const stateDir = tmp();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'local', 'up', '--json', '--state-dir', stateDir],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          stdout += d;
+          if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')));
+        });
+        child.on('exit', () => reject(new Error(`local up exited early: ${stderr}`)));
+      });
+      const info = JSON.parse(line);
+      assert.deepEqual(Object.keys(info).sort(), [
+        'archiveTaskQueueId',
+        'credentials',
+        'rootUrl',
+        's3',
+      ]);
+      assert.deepEqual(Object.keys(info.s3).sort(), [
+        'accessKeyId',
+        'bucket',
+        'endpoint',
+        'publicBaseUrl',
+        'region',
+        'secretAccessKey',
+      ]);
+      assert.equal(info.archiveTaskQueueId, 'proj-mozharness/archive');
+      const c = makeClients({ rootUrl: info.rootUrl, credentials: info.credentials, retries: 0 });
+      assert.deepEqual((await c.auth.currentScopes()).scopes, ['*']);
+      assert.equal((await fetch(`${info.s3.endpoint}/${info.s3.bucket}`)).status, 200);
+      assert.ok(!stderr.includes(info.credentials.accessToken), 'no credential in the log');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
+    assert.equal(stdout.trim().split('\n').length, 1);
+    assert.ok(fs.existsSync(path.join(stateDir, 'taskcluster.sqlite')));
+  });
+});
