@@ -212,7 +212,7 @@ async function cleanLeftovers(root: string, log: Logger): Promise<void> {
   }
 }
 
-/** Keep the `keep` most recently deployed versions, and always the current one. */
+/** Keep `keep` versions: the current one and the most recently deployed others. */
 export async function pruneVersions(
   root: string,
   keep: number,
@@ -230,7 +230,9 @@ export async function pruneVersions(
     names.map(async (n) => ({ n, at: (await readStamp(path.join(vdir, n)))?.deployedAt ?? '' })),
   );
   dated.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
-  const kept = new Set(dated.slice(0, Math.max(1, keep)).map((d) => d.n));
+  // N versions in all: the current one, then the most recently deployed others
+  const others = dated.filter((d) => d.n !== current);
+  const kept = new Set(others.slice(0, Math.max(1, keep) - (current ? 1 : 0)).map((d) => d.n));
   if (current) kept.add(current);
   const removed: string[] = [];
   for (const d of dated) {
