@@ -128,11 +128,15 @@ describe('run-mozharness.sh', function () {
         return res.end();
       }
       if (url === '/flaky.tar.gz' && n === 1) return (res.writeHead(500), res.end('oops'));
+      if (url === '/stall.tar.gz' && n === 1) {
+        res.writeHead(200, { 'content-length': good.length });
+        return res.write(good.subarray(0, 10)); // and nothing more
+      }
       if (url === '/truncated.tar.gz' && n === 1) {
         res.writeHead(200, { 'content-length': good.length });
         return res.write(good.subarray(0, 100), () => res.destroy());
       }
-      const body = routes.get(url) ?? (/^\/(flaky|truncated)/.test(url) ? good : undefined);
+      const body = routes.get(url) ?? (/^\/(flaky|truncated|stall)/.test(url) ? good : undefined);
       if (!body) return (res.writeHead(404), res.end('not found'));
       res.writeHead(200, { 'content-length': body.length });
       res.end(body);
@@ -230,11 +234,18 @@ describe('run-mozharness.sh', function () {
     assert.deepEqual(await entriesOf(r.cwd), []);
   });
 
-  it('retries a 500 and a truncated body, then succeeds', async () => {
-    for (const route of ['/flaky.tar.gz', '/truncated.tar.gz']) {
-      const r = await run({ MOZHARNESS_URL: `${base}${route}`, MOZHARNESS_SHA256: goodSha }, [
-        'scripts/hello.sh',
-      ]);
+  it('retries a 500, a truncated body and a stalled transfer, then succeeds', async () => {
+    for (const route of ['/flaky.tar.gz', '/truncated.tar.gz', '/stall.tar.gz']) {
+      const r = await run(
+        {
+          MOZHARNESS_URL: `${base}${route}`,
+          MOZHARNESS_SHA256: goodSha,
+          // a stall ends the attempt at the low-speed limit or at the per-attempt time limit
+          MOZHARNESS_STALL_TIME: '1',
+          MOZHARNESS_MAX_TIME: '2',
+        },
+        ['scripts/hello.sh'],
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.equal(hits.get(route), 2);
       assert.match(r.stderr, /download attempt 1 failed .*retrying/);

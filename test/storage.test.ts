@@ -1,4 +1,4 @@
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -168,6 +168,23 @@ describe('storage: ArchiveStore against s3rver', function () {
     );
     assert.ok(lines.some((l) => JSON.parse(l).event === 'archive-reused'));
     assert.ok(!lines.join('\n').includes(s3.secretAccessKey));
+  });
+
+  it('an object of another size under the same key is not taken for the archive', async () => {
+    const { file, meta } = await writeArchive(dir, 'differs.tar.gz', 3000);
+    await s3.client().send(
+      new PutObjectCommand({
+        Bucket: s3.bucket,
+        Key: store.archiveKey(meta.sha256),
+        Body: 'short',
+        Metadata: { sha256: meta.sha256 },
+      }),
+    );
+    assert.equal(await store.has(meta.sha256, meta.size), false);
+    assert.ok(lines.some((l) => JSON.parse(l).event === 'archive-object-differs'));
+    const r = await store.put(file, meta);
+    assert.equal(r.reused, false);
+    assert.equal(await store.verify(meta.sha256, meta.size), true);
   });
 
   it('restores a missing metadata document without re-uploading the archive', async () => {
