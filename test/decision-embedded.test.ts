@@ -173,7 +173,7 @@ describe('decision: against the embedded services', function () {
     for (const id of second.submitted!.created) {
       const t = await queue.task(id);
       assert.ok(
-        t.dependencies.includes(archive1),
+        t.dependencies!.includes(archive1),
         `${t.metadata.name} depends on the reused archive`,
       );
     }
