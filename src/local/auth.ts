@@ -249,6 +249,7 @@ function roleFromRow(r: RoleRow): RoleRecord {
  */
 export class RoleStore {
   private cache: RoleRecord[] | undefined;
+  private readonly expanded = new Map<string, string[]>();
   constructor(
     private readonly db: Database,
     private readonly clock: Clock = systemClock,
@@ -282,17 +283,32 @@ export class RoleStore {
             description = excluded.description, last_modified = excluded.last_modified`,
       )
       .run(roleId, JSON.stringify(scopes), description, now, now);
-    this.cache = undefined;
+    this.invalidate();
     return this.get(roleId)!;
   }
 
   delete(roleId: string): void {
     this.db.prepare('DELETE FROM auth_roles WHERE role_id = ?').run(roleId);
+    this.invalidate();
+  }
+
+  private invalidate(): void {
     this.cache = undefined;
+    this.expanded.clear();
   }
 
   /** Expand `assume:` scopes through the roles until nothing changes. */
   expand(scopes: string[]): string[] {
+    const key = JSON.stringify(scopes);
+    const hit = this.expanded.get(key);
+    if (hit) return [...hit];
+    const out = this.expandUncached(scopes);
+    if (this.expanded.size > 1000) this.expanded.clear();
+    this.expanded.set(key, out);
+    return [...out];
+  }
+
+  private expandUncached(scopes: string[]): string[] {
     const roles = this.list();
     let current = normalizeScopeSet([...scopes]);
     const applied = new Set<string>();
@@ -414,6 +430,22 @@ export interface HawkAuthOptions {
   clock?: Clock;
   /** Permitted Hawk timestamp skew (upstream: 15 minutes). */
   timestampSkewSec?: number;
+}
+
+/**
+ * Temporary credentials signed by the embedded queue issuer (`static/taskcluster/queue`, scope
+ * `*`) — what `HawkAuthenticator.issueCredentials` does, for callers holding only the database.
+ */
+export function issueCredentials(
+  db: Database,
+  opts: { clientId?: string; scopes: string[]; start: Date; expiry: Date },
+): TemporaryCredentials {
+  const issuer = getClient(db, QUEUE_ISSUER_CLIENT_ID);
+  if (!issuer) throw new Error('the embedded database has no queue issuer client');
+  return signTemporaryCredentials({
+    issuer: { clientId: issuer.clientId, accessToken: issuer.accessToken },
+    ...opts,
+  });
 }
 
 /** The AuthProvider of the embedded services, backed by the database. */
@@ -572,17 +604,7 @@ export class HawkAuthenticator implements AuthProvider {
     return { clientId: id, key, scopes };
   }
 
-  issueCredentials: IssueCredentials = (opts) => {
-    const issuer = getClient(this.db, QUEUE_ISSUER_CLIENT_ID);
-    if (!issuer) throw new Error('the embedded database has no queue issuer client');
-    return signTemporaryCredentials({
-      issuer: { clientId: issuer.clientId, accessToken: issuer.accessToken },
-      clientId: opts.clientId,
-      scopes: opts.scopes,
-      start: opts.start,
-      expiry: opts.expiry,
-    });
-  };
+  issueCredentials: IssueCredentials = (opts) => issueCredentials(this.db, opts);
 
   signUrl(url: string, ttlSec = 15 * 60): string {
     const c = getClient(this.db, INDEX_CLIENT_ID);
