@@ -609,7 +609,17 @@ describe('local queue: life cycle', function () {
       two.tasks.map((t: any) => t.status.taskId),
       [high, low1],
     );
+    const counts = await call(h.client, 'taskQueueCounts', TASK_QUEUE_ID);
+    assert.deepEqual(
+      [counts.provisionerId, counts.workerType, counts.pendingTasks, counts.claimedTasks],
+      ['proj-test', 'worker', 1, 2],
+    );
+    assert.equal((await call(h.client, 'pendingTasks', TASK_QUEUE_ID)).pendingTasks, 1);
     assert.equal((await claimOne(h)).status.taskId, low2);
+    assert.equal((await call(h.client, 'pendingTasks', TASK_QUEUE_ID)).pendingTasks, 0);
+    const group = await call(h.client, 'getTaskGroup', low1);
+    assert.equal(group.schedulerId, '-');
+    assert.equal((await rejection(h.anonymous.pendingTasks(TASK_QUEUE_ID))).statusCode, 401);
   });
 });
 

@@ -274,6 +274,7 @@ export class QueueService implements Service {
       CREATE INDEX IF NOT EXISTS queue_tasks_by_deadline ON queue_tasks(state, deadline);
       CREATE INDEX IF NOT EXISTS queue_tasks_by_claim ON queue_tasks(state, taken_until);
       CREATE INDEX IF NOT EXISTS queue_tasks_by_expiry ON queue_tasks(expires);
+      CREATE INDEX IF NOT EXISTS queue_tasks_by_queue ON queue_tasks(task_queue_id, state);
       CREATE TABLE IF NOT EXISTS queue_task_groups (
         task_group_id TEXT PRIMARY KEY,
         scheduler_id TEXT NOT NULL,
@@ -323,6 +324,9 @@ export class QueueService implements Service {
         'UPDATE queue_tasks SET runs = ?, state = ?, retries_left = ?, taken_until = ? WHERE task_id = ?',
       ),
       depInfo: p('SELECT runs, expires FROM queue_tasks WHERE task_id = ?'),
+      countInQueue: p(
+        'SELECT COUNT(*) AS n FROM queue_tasks WHERE task_queue_id = ? AND state = ?',
+      ),
       getGroup: p('SELECT scheduler_id, expires FROM queue_task_groups WHERE task_group_id = ?'),
       insertGroup: p(
         'INSERT INTO queue_task_groups (task_group_id, scheduler_id, expires) VALUES (?, ?, ?)',
@@ -385,6 +389,9 @@ export class QueueService implements Service {
       status: (ctx) => this.getStatus(ctx),
       listTaskGroup: (ctx) => this.listTaskGroup(ctx),
       listDependentTasks: (ctx) => this.listDependentTasks(ctx),
+      getTaskGroup: (ctx) => this.getTaskGroup(ctx),
+      pendingTasks: (ctx) => this.queueCounts(ctx, false),
+      taskQueueCounts: (ctx) => this.queueCounts(ctx, true),
       scheduleTask: (ctx) => this.scheduleTaskHandler(ctx),
       rerunTask: (ctx) => this.rerunTask(ctx),
       cancelTask: (ctx) => this.cancelTask(ctx),
@@ -902,6 +909,46 @@ export class QueueService implements Service {
       tasks: page.map((rec) => ({ status: this.statusOf(rec), task: rec.def })),
     };
     if (more) body.continuationToken = encodeToken(page[page.length - 1].seq);
+    return { body };
+  }
+
+  private getTaskGroup(ctx: RequestContext): HandlerResult {
+    const taskGroupId = checkTaskId(ctx.params.taskGroupId, 'taskGroupId');
+    ctx.requireScopes(`queue:list-task-group:${taskGroupId}`);
+    const group = this.st.getGroup.get(taskGroupId) as
+      { scheduler_id: string; expires: number } | undefined;
+    if (!group) {
+      throw new ApiError('ResourceNotFound', `no task group with taskGroupId ${taskGroupId}`, {
+        taskGroupId,
+      });
+    }
+    return {
+      body: { taskGroupId, schedulerId: group.scheduler_id, expires: iso(group.expires) },
+    };
+  }
+
+  /** pendingTasks / taskQueueCounts: exact counts of pending (and running) tasks of a queue. */
+  private queueCounts(ctx: RequestContext, withClaimed: boolean): HandlerResult {
+    const taskQueueId = ctx.params.taskQueueId;
+    if (!taskQueueId || !TASK_QUEUE_ID.test(taskQueueId)) {
+      throw new ApiError('InvalidRequestArguments', `'${taskQueueId ?? ''}' is not a taskQueueId`, {
+        taskQueueId,
+      });
+    }
+    const pendingScope = `queue:pending-count:${taskQueueId}`;
+    ctx.requireScopes(
+      withClaimed ? { AllOf: [pendingScope, `queue:claimed-count:${taskQueueId}`] } : pendingScope,
+    );
+    const count = (state: string) =>
+      (this.st.countInQueue.get(taskQueueId, state) as { n: number }).n;
+    const [provisionerId, workerType] = taskQueueId.split('/');
+    const body: Record<string, unknown> = {
+      provisionerId,
+      workerType,
+      taskQueueId,
+      pendingTasks: count('pending'),
+    };
+    if (withClaimed) body.claimedTasks = count('running');
     return { body };
   }
 

@@ -71,6 +71,9 @@ export interface QueueClient extends BaseClient {
   listLatestArtifacts(taskId: string, query?: Query): Promise<any>;
   artifact(taskId: string, runId: number, name: string): Promise<any>;
   latestArtifact(taskId: string, name: string): Promise<any>;
+  getTaskGroup(taskGroupId: string): Promise<any>;
+  pendingTasks(taskQueueId: string): Promise<any>;
+  taskQueueCounts(taskQueueId: string): Promise<any>;
   artifactInfo(taskId: string, runId: number, name: string): Promise<any>;
   latestArtifactInfo(taskId: string, name: string): Promise<any>;
   use(options: Partial<ClientOptions>): QueueClient;
