@@ -178,6 +178,20 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     if (!claims.length) await sleep(config.pollIntervalSeconds * 1000, signal);
   }
 
+  // --once: the run may still be going when SIGTERM arrives; the grace period applies then too.
+  if (!signal?.aborted && running.size) {
+    const stopWaiting = new AbortController();
+    await Promise.race([
+      Promise.all(running.values()),
+      new Promise<void>((resolve) => {
+        signal?.addEventListener('abort', () => resolve(), {
+          once: true,
+          signal: stopWaiting.signal,
+        });
+      }),
+    ]);
+    stopWaiting.abort();
+  }
   if (signal?.aborted) {
     log.info('worker-stopping', {
       running: running.size,

@@ -90,6 +90,7 @@ export function register(program: Command): void {
           ],
         );
       } finally {
+        s3.destroy(); // no idle keep-alive sockets holding the process open
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
       }
