@@ -77,6 +77,33 @@ describe('embedded services: authentication and scopes', function () {
     assert.doesNotMatch(JSON.stringify(body), new RegExp(e.credentials.accessToken));
   });
 
+  it('checks a Hawk payload hash when the client sends one', async () => {
+    const url = `${e.rootUrl}/api/auth/v1/scopes/expand`;
+    const body = JSON.stringify({ scopes: ['assume:anonymous'] });
+    const sign = (payload: string) =>
+      hawk.client.header(url, 'POST', {
+        credentials: {
+          id: e.credentials.clientId,
+          key: e.credentials.accessToken,
+          algorithm: 'sha256',
+        },
+        payload,
+        contentType: 'application/json',
+      }).header;
+    const ok = await fetch(url, {
+      method: 'POST',
+      body,
+      headers: { authorization: sign(body), 'content-type': 'application/json' },
+    });
+    assert.equal(ok.status, 200);
+    const tampered = await fetch(url, {
+      method: 'POST',
+      body: JSON.stringify({ scopes: ['*'] }),
+      headers: { authorization: sign(body), 'content-type': 'application/json' },
+    });
+    assert.equal(tampered.status, 401);
+  });
+
   it('limits a configured client to its scopes: 403 naming the missing scope', async () => {
     const creds = e.createClient('project/limited', [
       'auth:current-scopes',

@@ -70,7 +70,8 @@ export interface RoleRecord {
 
 export interface AuthProvider {
   /** Authenticate a request; throws ApiError('AuthenticationFailed') for bad credentials. */
-  authenticate(req: IncomingMessage): Promise<AuthResult>;
+  /** `rawBody` lets a Hawk `hash` (payload hash) be verified when the client sent one. */
+  authenticate(req: IncomingMessage, rawBody?: Buffer): Promise<AuthResult>;
   /** Expand `assume:` scopes through the configured roles. */
   expandScopes(scopes: string[]): string[];
   /** Temporary credentials signed by the internal queue issuer (for claimed runs). */
@@ -472,7 +473,7 @@ export class HawkAuthenticator implements AuthProvider {
     return this.roles.expand(['assume:anonymous']);
   }
 
-  async authenticate(req: IncomingMessage): Promise<AuthResult> {
+  async authenticate(req: IncomingMessage, rawBody?: Buffer): Promise<AuthResult> {
     const authorization = req.headers.authorization;
     const url = new URL(req.url ?? '/', 'http://embedded.invalid');
     const bewit = url.searchParams.get('bewit');
@@ -512,7 +513,20 @@ export class HawkAuthenticator implements AuthProvider {
     };
     try {
       if (authorization) {
-        await hawk.server.authenticate(hawkReq, credentialsFunc, { timestampSkewSec: this.skew });
+        const { credentials, artifacts } = await hawk.server.authenticate(
+          hawkReq,
+          credentialsFunc,
+          { timestampSkewSec: this.skew },
+        );
+        // as upstream: a payload hash is checked only when the client sent one
+        if (artifacts.hash) {
+          hawk.server.authenticatePayload(
+            (rawBody ?? Buffer.alloc(0)).toString('utf8'),
+            credentials,
+            artifacts,
+            req.headers['content-type'] ?? '',
+          );
+        }
       } else {
         await hawk.uri.authenticate(hawkReq, credentialsFunc, {});
       }

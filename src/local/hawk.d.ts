@@ -12,6 +12,12 @@ declare module 'hawk' {
         credentialsFunc: (id: string) => Promise<HawkCredentials | null>,
         options?: Record<string, unknown>,
       ): Promise<{ credentials: HawkCredentials; artifacts: Record<string, unknown> }>;
+      authenticatePayload(
+        payload: string,
+        credentials: HawkCredentials,
+        artifacts: Record<string, unknown>,
+        contentType: string,
+      ): void;
     };
     uri: {
       authenticate(

@@ -415,7 +415,7 @@ export class ApiServer {
           );
         }
       }
-      const who: AuthResult = await this.auth.authenticate(req);
+      const who: AuthResult = await this.auth.authenticate(req, buf);
       clientId = who.clientId;
       const query: Record<string, string> = {};
       for (const [k, v] of search) if (k !== 'bewit') query[k] = v;
