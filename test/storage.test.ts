@@ -187,6 +187,25 @@ describe('storage: ArchiveStore against s3rver', function () {
     assert.equal(await store.verify(meta.sha256, meta.size), true);
   });
 
+  it('a 403 on HEAD (no s3:ListBucket) counts as absent; a 403 on PUT is not-allowed', async () => {
+    const { file, meta } = await writeArchive(dir, 'forbidden.tar.gz', 1500);
+    const stopHead = s3.fail({ method: 'HEAD', status: 403 });
+    try {
+      const r = await store.put(file, meta);
+      assert.equal(r.reused, false);
+      assert.ok(lines.some((l) => JSON.parse(l).event === 'head-refused'));
+    } finally {
+      stopHead();
+    }
+    const other = await writeArchive(dir, 'forbidden-put.tar.gz', 1500);
+    const stopPut = s3.fail({ method: 'PUT', status: 403 });
+    try {
+      await rejectsWith(store.put(other.file, other.meta), 'not-allowed', /refused/);
+    } finally {
+      stopPut();
+    }
+  });
+
   it('restores a missing metadata document without re-uploading the archive', async () => {
     const { file, meta } = await writeArchive(dir, 'meta-missing.tar.gz', 1024);
     await store.put(file, meta);

@@ -193,6 +193,12 @@ export class ArchiveStore {
     return this.urlFor(this.metadataKey(sha256));
   }
 
+  private checkCancelled(key: string, signal?: AbortSignal): void {
+    if (signal?.aborted) {
+      throw new ArchiveError('unavailable', `upload of s3://${this.bucket}/${key} was cancelled`);
+    }
+  }
+
   private async head(
     key: string,
   ): Promise<{ size?: number; metadata: Record<string, string> } | undefined> {
@@ -201,6 +207,15 @@ export class ArchiveStore {
       return { size: r.ContentLength, metadata: r.Metadata ?? {} };
     } catch (e) {
       if (isNotFound(e)) return undefined;
+      // Without s3:ListBucket, S3 answers 403 (not 404) for a missing key: treat it as absent.
+      // Wrong credentials then fail clearly on the PUT that follows.
+      if (statusOf(e) === 403) {
+        this.log.warn('head-refused', {
+          key,
+          hint: 'grant s3:ListBucket so that missing objects are reported as such',
+        });
+        return undefined;
+      }
       throw s3Error(e, 'HEAD', this.bucket, key);
     }
   }
@@ -260,8 +275,8 @@ export class ArchiveStore {
     if (!Number.isSafeInteger(meta.size) || meta.size < 0) {
       throw new ArchiveError('usage', `invalid archive size ${JSON.stringify(meta.size)}`);
     }
-    opts.signal?.throwIfAborted();
     const key = this.archiveKey(meta.sha256);
+    this.checkCancelled(key, opts.signal);
     const metadataKey = this.metadataKey(meta.sha256);
     const result = (reused: boolean): PutResult => ({
       key,
@@ -299,7 +314,7 @@ export class ArchiveStore {
     // rely on the archive being there.
     const existingMeta = reused ? await this.head(metadataKey) : undefined;
     if (!existingMeta) {
-      opts.signal?.throwIfAborted();
+      this.checkCancelled(key, opts.signal);
       try {
         await this.client.send(
           new PutObjectCommand({
