@@ -2,6 +2,7 @@
 // content-digest reuse (hit, miss, expiring too soon, trust-level isolation), reruns, submission
 // order and errors, limits, config errors, and the CLI's reproducibility.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -783,6 +784,22 @@ describe('decision: generator', function () {
       assert.equal(opt.records[0].label, 'mozharness-archive');
       assert.match(opt.treeDigest, /^[0-9a-f]{64}$/);
       assert.ok(yaml.load(fs.readFileSync(path.join(tmp, 'a', 'parameters.yml'), 'utf8')));
+    });
+
+    it("actions.json offers the in-tree action hooks of the revision's .taskcluster.yml", async () => {
+      const tcyml = fs.readFileSync('.taskcluster.yml', 'utf8');
+      const out = path.join(tmp, 'with-actions');
+      await decide(params(), { out, tcyml });
+      const actions = JSON.parse(fs.readFileSync(path.join(out, 'actions.json'), 'utf8'));
+      assertUpstream('/schemas/common/action-schema-v1.json', actions, 'actions.json');
+      const names = actions.actions.map((a: any) => a.name);
+      assert.ok(names.includes('retrigger-multiple') && names.includes('add-new-jobs'));
+      const hash = createHash('sha256').update(tcyml).digest('hex').slice(0, 10);
+      for (const a of actions.actions) {
+        assert.equal(a.kind, 'hook');
+        assert.equal(a.hookGroupId, 'project-mozharness');
+        assert.equal(a.hookId, `in-tree-action-3-generic/${hash}`);
+      }
     });
 
     it('bad push parameters are usage errors naming the flag', async () => {

@@ -2,7 +2,9 @@
 // the benchmark can inspect it.
 //   parameters → load (full graph) → target → digest → optimize → task ids → resolve → limits
 //   → submit → artifacts
+import fs from 'node:fs/promises';
 import path from 'node:path';
+import { renderActionsJson, tcymlHash } from '../actions/registry.js';
 import { fromNow, type IndexClient, type QueueClient } from '../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -50,6 +52,12 @@ export interface DecisionOptions {
   concurrency?: number;
   log?: Logger;
   now?: () => Date;
+  /**
+   * The text of the revision's .taskcluster.yml: actions.json offers the in-tree action hooks named
+   * after its hash. Default: `<checkout>/.taskcluster.yml` when it exists; without one,
+   * actions.json is the valid empty document.
+   */
+  tcyml?: string;
 }
 
 export interface DecisionResult {
@@ -90,6 +98,23 @@ async function anchor(o: DecisionOptions, log: Logger): Promise<Date> {
     }
   }
   return new Date(o.params.pushdate * 1000);
+}
+
+async function actionsJson(o: DecisionOptions, config: GraphConfig): Promise<unknown> {
+  let tcyml = o.tcyml;
+  if (tcyml === undefined && o.checkout) {
+    try {
+      tcyml = await fs.readFile(path.join(o.checkout, '.taskcluster.yml'), 'utf8');
+    } catch {
+      tcyml = undefined;
+    }
+  }
+  if (tcyml === undefined) return EMPTY_ACTIONS;
+  return renderActionsJson(o.params as unknown as Record<string, unknown>, {
+    decisionTaskId: o.params.decision_task_id,
+    tcymlHash: tcymlHash(tcyml),
+    trustDomain: config.trustDomain,
+  });
 }
 
 /** Phases up to the target graph (what `graph full|target` shows). */
@@ -202,6 +227,7 @@ export async function runDecision(
 
   let artifacts: string[] = [];
   if (o.out) {
+    const actions = await actionsJson(o, config);
     artifacts = await writeDecisionArtifacts(path.resolve(o.out), {
       'parameters.yml': dumpParameters(params),
       'full-task-graph.json': graphToJson(full),
@@ -214,7 +240,7 @@ export async function runDecision(
         level: params.level,
         records: optimized.records,
       },
-      'actions.json': EMPTY_ACTIONS,
+      'actions.json': actions,
     });
   }
   phase('artifacts');
