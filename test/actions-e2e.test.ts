@@ -26,6 +26,7 @@ import {
   s3Publisher,
   type ArtifactPublisher,
 } from '../src/actions/local-runner.js';
+import { decisionTaskDefiner, retargetArchiveTask } from '../src/actions/define.js';
 import { makePush, DIGEST, type PushFixture } from './helpers/actions-fixture.js';
 import { assertUpstream } from './helpers/upstream.js';
 
@@ -216,7 +217,7 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
   async function act(
     push: Push,
     action: string,
-    opts: { taskId?: string; input?: unknown; validateInput?: boolean } = {},
+    opts: { taskId?: string; input?: unknown; validateInput?: boolean; inTree?: boolean } = {},
   ) {
     const trig = await triggerAction({
       rootUrl,
@@ -232,6 +233,12 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
       credentials: root,
       taskQueueId: `mozharness-${push.level}/decision`,
       publish,
+      ...(opts.inTree
+        ? {
+            defineTask: decisionTaskDefiner({ root: path.join(ROOT, 'taskcluster') }),
+            retarget: retargetArchiveTask,
+          }
+        : {}),
     });
     assert.ok(outcome, 'the action task was created and claimed');
     assert.equal(outcome.taskId, trig.actionTaskId);
@@ -257,6 +264,7 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
   const BUILD = 'build-linux64/opt';
 
   let p3: Push;
+  let p1: Push;
 
   it('retrigger-multiple: an unknown label fails the action and creates nothing; then times: 2 works', async () => {
     p3 = await setUpPush('3', 'mozilla-central');
@@ -453,7 +461,7 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
   });
 
   it("the action task's scopes are limited to its level", async () => {
-    const p1 = await setUpPush('1', 'try');
+    p1 = await setUpPush('1', 'try');
     // a level-1 action task holds the try repository's action role, nothing of level 3
     await triggerAction({
       rootUrl,
@@ -521,5 +529,30 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
       }),
     );
     assert.equal((await group(p3)).length, before);
+  });
+
+  it("add-new-jobs schedules a task the push's target set left out, generated from the in-tree kinds", async () => {
+    const label = 'build-macosx64/opt';
+    assert.ok(!(label in p1.labelToTaskId));
+    const r = await act(p1, 'add-new-jobs', { input: { tasks: [label] }, inTree: true });
+    assert.equal(r.outcome.state, 'completed', r.outcome.error);
+    const [c] = r.outcome.result!.created;
+    assert.equal(c!.label, label);
+    const def = (await rootQueue().task(c!.taskId)) as any;
+    assert.equal(def.taskQueueId, 'mozharness-1/b-linux');
+    assert.equal(def.schedulerId, 'mozharness-level-1');
+    assert.equal(def.taskGroupId, p1.decisionTaskId);
+    assert.ok(def.dependencies.includes(p1.ids.archive));
+    assert.ok(def.payload.env.MOZHARNESS_URL.includes(p1.ids.archive));
+    assert.ok(def.routes.includes(`tc-treeherder.v2.try.${'a'.repeat(40)}.42`));
+    assertUpstream('/schemas/docker-worker/v1/payload.json', def.payload);
+    assertUpstream('treeherder/task-treeherder-config.json', def.extra.treeherder);
+    // now part of the push: adding it again needs no kinds, the action's task-graph.json has it
+    const r2 = await act(p1, 'add-new-jobs', { input: { tasks: [label], times: 2 } });
+    assert.equal(r2.outcome.state, 'completed', r2.outcome.error);
+    assert.deepEqual(
+      r2.outcome.result!.created.map((x) => x.label),
+      [label, label],
+    );
   });
 });

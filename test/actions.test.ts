@@ -573,6 +573,24 @@ describe('actions: action-callback with fake clients', () => {
     assert.equal(c.created.length, 0);
   });
 
+  it('add-new-jobs of a label the push left out needs its definition, and says so', async () => {
+    const push = makePush();
+    const c = fakeClients(push, world(push), decisionFiles(push));
+    await assert.rejects(
+      runActionCallback(
+        {
+          callback: 'add-new-jobs',
+          taskGroupId: push.decisionTaskId,
+          taskId: null,
+          input: { tasks: ['build-macosx64/opt'] },
+        },
+        { queue: c.queue, index: c.index, fetchImpl: c.fetchImpl },
+      ),
+      /no task definition for label\(s\) 'build-macosx64\/opt'/,
+    );
+    assert.equal(c.created.length, 0);
+  });
+
   it('retrigger-multiple creates parents first and writes task-graph.json / label-to-taskid.json', async () => {
     const push = makePush();
     const w = world(push);

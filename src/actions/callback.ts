@@ -44,6 +44,8 @@ export interface CallbackDeps {
   outDir?: string;
   /** Definition of a label the push did not schedule (add-new-jobs); from the decision code. */
   defineTask?: (label: string, view: PushView) => Promise<KnownTask | undefined>;
+  /** Make a reused archive of another push this push's before re-creating it. */
+  retarget?: (params: Record<string, unknown>) => (task: TaskDefinition) => TaskDefinition;
   fetchImpl?: typeof fetch;
   /** createTask calls in flight (default 20). */
   concurrency?: number;
@@ -345,6 +347,7 @@ export async function runActionCallback(
     newTaskId: deps.newTaskId ?? slugid,
     oracle: clientOracle(deps.queue, deps.index),
     defineTask: deps.defineTask ? (label) => deps.defineTask!(label, view) : undefined,
+    ...(deps.retarget ? { retarget: deps.retarget(view.parameters) } : {}),
   });
   result.dependencies = plan.dependencies;
   for (const d of plan.dependencies) log.info('dependency', { ...d });

@@ -64,6 +64,7 @@ export interface RunActionClaimOptions {
   log?: Logger;
   now?: () => Date;
   defineTask?: CallbackDeps['defineTask'];
+  retarget?: CallbackDeps['retarget'];
   /** Prefix of the S3 keys (default `tasks`). */
   keyPrefix?: string;
 }
@@ -119,6 +120,7 @@ export async function runActionClaim(
           outDir: path.join(dir, 'public'),
           ...(opts.now ? { now: opts.now } : {}),
           ...(opts.defineTask ? { defineTask: opts.defineTask } : {}),
+          ...(opts.retarget ? { retarget: opts.retarget } : {}),
         },
       );
       outcome.state = 'completed';

@@ -55,6 +55,8 @@ export interface PlanInput {
   oracle: PlanOracle;
   /** Definition of a label the push did not schedule (add-new-jobs), from the decision code. */
   defineTask?: (label: string) => Promise<KnownTask | undefined>;
+  /** Make another push's task definition (a reused archive) this push's: routes, rank. */
+  retarget?: (task: TaskDefinition) => TaskDefinition;
 }
 
 export interface PlannedTask {
@@ -164,10 +166,12 @@ export async function planTasks(input: PlanInput): Promise<Plan> {
     let s: Source | undefined = latestInstance(view, label);
     if (!s && input.defineTask) s = await input.defineTask(label);
     if (!s) {
+      // e.g. an archive this push reused from another push: its definition, made this push's
       const id = view.labelToTaskId[label];
       const def = id ? await oracle.task(id) : null;
       if (def) {
-        s = { label, kind: def.tags?.kind ?? 'unknown', task: def, depLabels: {}, depTaskIds: {} };
+        const task = def.taskGroupId === view.decisionTaskId ? def : (input.retarget?.(def) ?? def);
+        s = { label, kind: def.tags?.kind ?? 'unknown', task, depLabels: {}, depTaskIds: {} };
       }
     }
     if (s) sources.set(label, s);

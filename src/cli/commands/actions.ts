@@ -2,6 +2,7 @@
 // (Treeherder's path, against any root URL — typically the embedded services of `local up`).
 // Thin: parse flags and environment, build clients, call src/actions/, print.
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import {
   actionContextFromEnv,
@@ -10,6 +11,7 @@ import {
   type ActionContext,
   type CallbackResult,
 } from '../../actions/callback.js';
+import { decisionTaskDefiner, retargetArchiveTask } from '../../actions/define.js';
 import { triggerAction, type TriggerActionResult } from '../../actions/trigger.js';
 import {
   indexClient,
@@ -30,6 +32,7 @@ interface CallbackFlags {
   ownTaskId?: string;
   out?: string;
   rootUrl?: string;
+  checkout?: string;
   json?: boolean;
 }
 
@@ -192,8 +195,8 @@ export function register(program: Command): void {
   program
     .command('action-callback')
     .description(
-      'Run an in-tree action inside its action task. The context comes from ACTION_CALLBACK,\n' +
-        'ACTION_TASK_GROUP_ID, ACTION_TASK_ID, ACTION_INPUT and TASK_ID (set by .taskcluster.yml),\n' +
+      'Run an in-tree action inside its action task. The context comes from ACTION_CALLBACK, ' +
+        'ACTION_TASK_GROUP_ID, ACTION_TASK_ID, ACTION_INPUT and TASK_ID (set by .taskcluster.yml), ' +
         'or the flags below. Validates everything before creating any task.',
     )
     .option('--callback <name>', 'callback (default: $ACTION_CALLBACK)')
@@ -223,6 +226,11 @@ export function register(program: Command): void {
         index: indexClient(o),
         log,
         ...(flags.out ? { outDir: flags.out } : {}),
+        defineTask: decisionTaskDefiner({
+          root: path.join(flags.checkout ?? '.', 'taskcluster'),
+          log,
+        }),
+        retarget: retargetArchiveTask,
       });
       printResult(flags.json, res, () => callbackLines(res));
     });

@@ -1,0 +1,145 @@
+// Task definitions for labels the push did not schedule (add-new-jobs "also schedules tasks that
+// the push's target set left out"): the decision task's own generator, run on the action task's
+// checkout with the push's parameters, for one label. Dependencies get placeholder ids that the
+// planner replaces with the tasks it resolves (reused, found by digest, or re-created).
+import path from 'node:path';
+import fs from 'node:fs';
+import { slugid } from '../taskcluster/client.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { ARCHIVE_LABEL } from '../decision/config.js';
+import { loadGraphs } from '../decision/decision.js';
+import { validateParameters } from '../decision/parameters.js';
+import { pushIndexNamespaces, resolveTaskGraph, treeherderRoute } from '../decision/resolve.js';
+import type { KnownTask, PushView } from './graph.js';
+
+/** sha256 (and digest facts) of the push's archive, from what the push already scheduled. */
+function archiveFacts(view: PushView): {
+  sha256?: string;
+  treeDigest?: string;
+  size?: number;
+  formatVersion?: number;
+} {
+  for (const t of view.tasks.values()) {
+    const data = (t.task.extra as any)?.index?.data;
+    if (t.label === ARCHIVE_LABEL && data?.sha256) return data;
+  }
+  for (const t of view.tasks.values()) {
+    const sha =
+      (t.task.extra as any)?.mozharness?.sha256 ?? (t.task.payload as any)?.env?.MOZHARNESS_SHA256;
+    if (typeof sha === 'string') return { sha256: sha };
+  }
+  return {};
+}
+
+/**
+ * A `defineTask` for the action callback: generates `label` from the kinds in `root`
+ * (`<checkout>/taskcluster`). Returns undefined for labels it cannot generate (unknown to the
+ * kinds, the archive itself, or no checkout).
+ */
+export function decisionTaskDefiner(opts: { root: string; now?: () => Date; log?: Logger }) {
+  const log = opts.log ?? silentLogger;
+  return async (label: string, view: PushView): Promise<KnownTask | undefined> => {
+    if (label === ARCHIVE_LABEL) return undefined;
+    if (!fs.existsSync(path.join(opts.root, 'config.yml'))) {
+      log.warn('no-in-tree-config', { root: opts.root, label });
+      return undefined;
+    }
+    const params = validateParameters(view.parameters);
+    const { config, full } = await loadGraphs({ params, root: opts.root });
+    const spec = full.tasks[label];
+    if (!spec) return undefined;
+    const facts = archiveFacts(view);
+    if (!facts.sha256) {
+      log.warn('archive-sha256-unknown', { label });
+      return undefined;
+    }
+    const placeholder = slugid();
+    const labelToTaskId: Record<string, string> = { [label]: placeholder };
+    const depTaskIds: Record<string, string> = {};
+    for (const [name, dep] of Object.entries(spec.dependencies)) {
+      const id = view.labelToTaskId[dep] ?? slugid();
+      labelToTaskId[dep] = id;
+      depTaskIds[name] = id;
+    }
+    const archiveId = labelToTaskId[ARCHIVE_LABEL] ?? view.labelToTaskId[ARCHIVE_LABEL] ?? slugid();
+    const now = (opts.now ?? (() => new Date()))();
+    const far = new Date(now.getTime() + 365 * 864e5).toISOString();
+    const resolved = resolveTaskGraph(
+      { order: [label], tasks: { [label]: spec } },
+      {
+        config,
+        params,
+        digest: {
+          treeDigest: facts.treeDigest ?? '',
+          sha256: facts.sha256,
+          size: facts.size ?? 0,
+          files: 0,
+          revision: params.revision,
+          subdir: '',
+          formatVersion: facts.formatVersion ?? 1,
+        },
+        labelToTaskId: { ...labelToTaskId, [ARCHIVE_LABEL]: archiveId },
+        replaced: {
+          [ARCHIVE_LABEL]: {
+            taskId: archiveId,
+            namespace: '',
+            sha256: facts.sha256,
+            data: {},
+            indexExpires: far,
+            taskExpires: far,
+            artifactExpires: far,
+          },
+        },
+        created: now,
+      },
+    );
+    const t = resolved.tasks[placeholder]!;
+    return {
+      taskId: placeholder,
+      label,
+      kind: t.kind,
+      task: t.task as TaskDefinition,
+      depLabels: { ...spec.dependencies },
+      depTaskIds,
+    };
+  };
+}
+
+/**
+ * Make an archive task of another push (one this push reused) this push's own, for when it has
+ * to be built again: this push's Treeherder route and per-push index routes, its push date as
+ * rank; the content-digest route and the payload (same tree) stay.
+ */
+export function retargetArchiveTask(
+  params: Record<string, unknown>,
+): (task: TaskDefinition) => TaskDefinition {
+  return (task) => {
+    let p: ReturnType<typeof validateParameters>;
+    try {
+      p = validateParameters(params);
+    } catch {
+      return task;
+    }
+    const digestRoute = (task.routes ?? []).find((r) =>
+      /\.cache\.level-[1-3]\.mozharness\.hash\./.test(r),
+    );
+    const prefix = digestRoute ? /^index\.(.+)\.cache\./.exec(digestRoute)![1]! : undefined;
+    const routes = [
+      ...(prefix ? pushIndexNamespaces(prefix, p).map((ns) => `index.${ns}`) : []),
+      ...(digestRoute ? [digestRoute] : []),
+      treeherderRoute(p),
+    ];
+    const extra = JSON.parse(JSON.stringify(task.extra ?? {}));
+    if (extra.index) {
+      extra.index.rank = p.pushdate;
+      extra.index.data = {
+        ...(extra.index.data ?? {}),
+        project: p.project,
+        pushlogId: p.pushlog_id,
+        pushdate: p.pushdate,
+      };
+    }
+    return { ...task, routes, extra };
+  };
+}
