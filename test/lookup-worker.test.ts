@@ -67,7 +67,7 @@ describe('lookup end to end with the real worker', function () {
     const summary = await env.runOnce(QUEUE);
     assert.equal(summary.completed, 1, JSON.stringify(summary.results));
 
-    const status = await (await fetch(`${base}/v1/status/${taskId}`)).json();
+    const status: any = await (await fetch(`${base}/v1/status/${taskId}`)).json();
     assert.equal(status.state, 'completed');
     const expected = await buildArchive({
       source: { kind: 'hg', path: env.repo.path },
