@@ -36,6 +36,7 @@ function positiveInt(name: string) {
 
 function sourceOptions(cmd: Command): Command {
   return cmd
+    .exitOverride() // usage errors reach main(), which exits 2
     .requiredOption(
       '--source <repo>',
       'hgweb repository URL (https://hg.mozilla.org/mozilla-central), git URL (ending .git or ' +
@@ -144,6 +145,7 @@ export function register(program: Command): void {
 
   program
     .command('unpack')
+    .exitOverride()
     .description(
       'Unpack an archive safely: into a temporary directory beside --dest, sha256 checked before\n' +
         'anything is visible, then renamed into place. --dest must not exist or be an empty dir.\n' +
