@@ -168,4 +168,60 @@ describe('embedded services: startEmbedded', function () {
     assert.equal(stdout.trim().split('\n').length, 1);
     assert.ok(fs.existsSync(path.join(stateDir, 'taskcluster.sqlite')));
   });
+
+  it('`local up` prints human hints (export TASKCLUSTER_ROOT_URL=…) and stops on SIGINT', async () => {
+    const stateDir = tmp();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'local', 'up', '--state-dir', stateDir, '--port', '0'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          stdout += d;
+          if (stdout.includes('Stop with Ctrl-C.')) resolve();
+        });
+        child.on('exit', () => reject(new Error(`local up exited early: ${stderr}`)));
+      });
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0, stderr);
+    const rootUrl = /export TASKCLUSTER_ROOT_URL=(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+    assert.ok(rootUrl, stdout);
+    assert.match(stdout, /export TASKCLUSTER_CLIENT_ID=static\/taskcluster\/root/);
+    assert.match(stdout, /export TASKCLUSTER_ACCESS_TOKEN=\S{20,}/);
+    assert.match(stdout, /export AWS_ENDPOINT_URL_S3=http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(stdout, /Archive task queue: proj-mozharness\/archive/);
+  });
+
+  it('`local up` refuses a bad --port with a usage error', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'local',
+        'up',
+        '--port',
+        'eighty',
+        '--state-dir',
+        tmp(),
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /--port must be an integer/);
+  });
 });
