@@ -802,6 +802,50 @@ describe('decision: generator', function () {
       }
     });
 
+    it('graph full|target|optimized shows each phase for a parameters file', async () => {
+      const checkout = path.join(tmp, 'checkout');
+      if (!fs.existsSync(checkout)) writeSampleTree(checkout);
+      const pfile = path.join(tmp, 'try-params.yml');
+      fs.writeFileSync(pfile, yaml.dump(PARAM_SETS['try-level-1']));
+      const run = async (...args: string[]) => {
+        const out: string[] = [];
+        const w = process.stdout.write;
+        process.stdout.write = ((x: string) => (
+          out.push(String(x)),
+          true
+        )) as typeof process.stdout.write;
+        try {
+          const code = await main([
+            'node',
+            'mozharness-archive',
+            'graph',
+            ...args,
+            '--params',
+            pfile,
+            '--root',
+            ROOT,
+          ]);
+          return { code, text: out.join('') };
+        } finally {
+          process.stdout.write = w;
+        }
+      };
+      const full = await run('full', '--json');
+      assert.equal(full.code, 0);
+      assert.equal(Object.keys(JSON.parse(full.text)).length, 8);
+      const target = await run('target');
+      assert.equal(target.code, 0);
+      assert.ok(!target.text.includes('macosx'), 'try leaves out the m-c-only tasks');
+      assert.match(target.text, /^mozharness-archive \(mozharness-archive\)$/m);
+      const optimized = await run('optimized', '--json', '--checkout', checkout);
+      assert.equal(optimized.code, 0);
+      const doc = JSON.parse(optimized.text);
+      assert.equal(doc.optimizations[0].result, 'not-looked-up');
+      assert.equal(Object.keys(doc.taskGraph).length, 6);
+      const bad = await run('everything');
+      assert.equal(bad.code, 2);
+    });
+
     it('bad push parameters are usage errors naming the flag', async () => {
       const err: string[] = [];
       const w = process.stderr.write;
