@@ -4,6 +4,8 @@
 // not asked again; the legacy relengapi routes; caching; no unconfigured host; one log line per
 // request.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { checkLookupConfig, type LookupConfig } from '../src/lookup/config.js';
@@ -337,5 +339,74 @@ describe('lookup: serve', function () {
     );
     assert.equal(mine[0].taskId, a.taskId);
     assert.equal(typeof mine[0].ms, 'number');
+  });
+
+  it('CLI serve: --config YAML, --json address, answers, exits 0 on SIGTERM', async () => {
+    const cfg = path.join(w.tmp, 'lookup.yml');
+    fs.writeFileSync(
+      cfg,
+      [
+        `rootUrl: ${w.emb.rootUrl}`,
+        `allowHosts: ["${w.emb.s3!.endpoint}"]`,
+        'projects:',
+        `  ${PROJECT}:`,
+        `    repository: ${w.hg.url}`,
+        '    legacyPath: mozilla-central',
+        '',
+      ].join('\n'),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'serve',
+        '--config',
+        cfg,
+        '--port',
+        '0',
+        '--json',
+        '--state-dir',
+        path.join(w.tmp, 'cli-state'),
+      ],
+      {
+        cwd: path.resolve(path.dirname(new URL(import.meta.url).pathname), '..'),
+        env: {
+          ...process.env,
+          TASKCLUSTER_ROOT_URL: '',
+          TASKCLUSTER_CLIENT_ID: '',
+          TASKCLUSTER_ACCESS_TOKEN: '',
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!stdout.includes('\n')) {
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`serve did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const { url } = JSON.parse(stdout.split('\n')[0]!);
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal((await get(url, '/__heartbeat__')).status, 200);
+      const hit = await get(url, `/v1/${PROJECT}/revision/${a.revision}`);
+      assert.equal(hit.status, 302);
+      assert.equal(hit.headers.get('x-archive-sha256'), a.sha256);
+      const line = stderr.split('\n').find((l) => l.includes('lookup.request'));
+      assert.ok(line && JSON.parse(line).status, `a JSON request log line on stderr: ${stderr}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
   });
 });

@@ -97,7 +97,7 @@ export function register(program: Command): void {
     program
       .command('find')
       .description(
-        'Find the archive of a revision (full or 12+ hex), a tree digest, or the latest one, in the\n' +
+        'Find the archive of a revision (full or 12+ hex), a tree digest, or the latest one, in the ' +
           'Taskcluster Index. Prints taskId, artifact URL, sha256, size, revision, created, expires.',
       )
       .requiredOption('--project <project>', 'project (repository alias), e.g. mozilla-central')
@@ -127,7 +127,7 @@ export function register(program: Command): void {
     program
       .command('fetch')
       .description(
-        'Find the archive of a revision, download it (progress bar on a terminal), verify its\n' +
+        'Find the archive of a revision, download it (progress bar on a terminal), verify its ' +
           'sha256, and unpack it safely and atomically into --dest (which must not exist or be empty).',
       )
       .requiredOption('--project <project>', 'project (repository alias)')
@@ -165,8 +165,8 @@ export function register(program: Command): void {
     program
       .command('serve')
       .description(
-        'Run the HTTP lookup endpoint (relengapi-compatible): /v1/<project>/revision/<rev>,\n' +
-          '/v1/<project>/latest, /v1/digest/<treeDigest>, /v1/status/<taskId>, /archiver/hgmo/...,\n' +
+        'Run the HTTP lookup endpoint (relengapi-compatible): /v1/<project>/revision/<rev>, ' +
+          '/v1/<project>/latest, /v1/digest/<treeDigest>, /v1/status/<taskId>, /archiver/hgmo/..., ' +
           '/__heartbeat__. On-demand builds use $TASKCLUSTER_CLIENT_ID/$TASKCLUSTER_ACCESS_TOKEN.',
       )
       .requiredOption('--config <file>', 'YAML configuration (schemas/lookup-config.json)')
@@ -209,8 +209,8 @@ export function register(program: Command): void {
   program
     .command('promote')
     .description(
-      'Point a channel of a known-good manifest at the archive of a revision, after checking that\n' +
-        'its task completed and the object has the recorded sha256; the replaced entry is kept as\n' +
+      'Point a channel of a known-good manifest at the archive of a revision, after checking that ' +
+        'its task completed and the object has the recorded sha256; the replaced entry is kept as ' +
         '`previous`. With --rollback, restore the previous entry.',
     )
     .requiredOption('--channel <name>', 'channel, e.g. release')
@@ -264,8 +264,8 @@ export function register(program: Command): void {
   program
     .command('deploy')
     .description(
-      'Deploy the archive a manifest channel points at into DIR/versions/<sha256>/ and switch the\n' +
-        'DIR/current symlink atomically; with --watch, poll the manifest (ETag) and redeploy on\n' +
+      'Deploy the archive a manifest channel points at into DIR/versions/<sha256>/ and switch the ' +
+        'DIR/current symlink atomically; with --watch, poll the manifest (ETag) and redeploy on ' +
         'change. Failures leave DIR/current untouched. One agent per DIR (lock file).',
     )
     .requiredOption('--manifest <where>', 'manifest file, http(s) URL or s3://bucket/key')
