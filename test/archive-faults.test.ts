@@ -60,8 +60,7 @@ describe('archive engine: hgweb fault injection', function () {
   });
 
   after(async () => {
-    nock.restore();
-    nock.activate();
+    nock.cleanAll();
     await fs.promises.rm(tmp, { recursive: true, force: true });
   });
 
