@@ -145,7 +145,7 @@ describe('embedded services: hooks (recording createTask)', function () {
   it('answers {} when the template renders no task, and 404 for unknown hooks', async () => {
     await (hooks as any).createHook('project-mh', 'maybe', {
       ...template,
-      triggerSchema: { type: 'object' },
+      triggerSchema: { $schema: 'http://json-schema.org/draft-06/schema#', type: 'object' },
       task: { $if: 'payload.go', then: (template.task as any).in },
     });
     const out = await hooks.triggerHook('project-mh', 'maybe', { go: false });

@@ -70,6 +70,12 @@ function addMonths(d: Date, n: number): Date {
   return out;
 }
 
+/** Trigger schemas may name draft-06/07 metaschemas; validate them with the draft-07 superset. */
+function withoutMetaSchema(schema: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _meta, $id: _id, ...rest } = schema;
+  return rest;
+}
+
 interface HookRow {
   hook_group_id: string;
   hook_id: string;
@@ -260,7 +266,7 @@ export class HooksService implements Service {
     }
     if (o.triggerSchema !== undefined) {
       try {
-        this.ajv.compile(o.triggerSchema);
+        this.ajv.compile(withoutMetaSchema(o.triggerSchema));
       } catch (e) {
         throw new ApiError(
           'InputValidationError',
@@ -331,7 +337,7 @@ export class HooksService implements Service {
     const key = `${def.hookGroupId}/${def.hookId}`;
     let fn = this.validators.get(key);
     if (!fn) {
-      fn = this.ajv.compile(def.triggerSchema);
+      fn = this.ajv.compile(withoutMetaSchema(def.triggerSchema));
       this.validators.set(key, fn);
     }
     return fn;
