@@ -355,6 +355,12 @@ describe('decision: generator', function () {
       for (const id of r.resolved.order) {
         const t = r.resolved.tasks[id]!.task;
         assert.ok(t.dependencies!.includes(reusedId));
+        if (r.resolved.tasks[id]!.kind === 'build') {
+          assert.ok(
+            t.dependencies!.includes(params().decision_task_id),
+            'builds wait for the decision task',
+          );
+        }
         const sha = t.payload.env?.MOZHARNESS_SHA256 ?? t.payload.mounts?.[0].content.sha256;
         assert.equal(sha, 'cd'.repeat(32), 'the indexed archive sha256 is what dependents verify');
       }

@@ -254,7 +254,16 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
     return {
       taskQueueId: taskQueueId(worker, params),
       ...common,
-      dependencies: [...new Set(Object.values(deps))].sort(),
+      // as in taskgraph: a task whose every dependency was replaced by an existing task also
+      // waits for the decision task, so nothing runs before the whole graph is submitted
+      dependencies: [
+        ...new Set([
+          ...Object.values(deps),
+          ...(Object.values(t.dependencies).some((l) => graph.tasks[l])
+            ? []
+            : [params.decision_task_id]),
+        ]),
+      ].sort(),
       routes: [treeherderRoute(params)],
       expires,
       payload,
