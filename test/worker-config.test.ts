@@ -1,5 +1,6 @@
 // Worker configuration, payload validation and the test-command sandbox (no services needed).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -253,5 +254,74 @@ describe('worker test command sandbox', () => {
     } finally {
       delete process.env.WORKER_TEST_SECRET_CANARY;
     }
+  });
+});
+
+describe('worker CLI configuration', function () {
+  this.timeout(60_000);
+  const cli = (args: string[], env: Record<string, string>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+        cwd: path.resolve('.'),
+        env: {
+          PATH: process.env.PATH ?? '',
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+          ...env,
+        },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('worker --print-config: flags win, secrets redacted; a bad configuration exits 1 naming each problem', async () => {
+    const env = {
+      TASKCLUSTER_ROOT_URL: 'http://127.0.0.1:1',
+      TASKCLUSTER_CLIENT_ID: 'worker/cli',
+      TASKCLUSTER_ACCESS_TOKEN: 'cli-secret-token-xyz',
+      AWS_SECRET_ACCESS_KEY: 'cli-aws-secret-xyz',
+    };
+    const ok = await cli(
+      [
+        'worker',
+        '--print-config',
+        '--task-queue-id',
+        'proj-mozharness/archive',
+        '--worker-group',
+        'g',
+        '--worker-id',
+        'w',
+        '--s3-bucket',
+        'bucket-b',
+        '--allow-repo',
+        'https://hg.mozilla.org/',
+        '--allow-repo',
+        'https://github.com/mozilla/',
+        '--capacity',
+        '3',
+        '--shutdown-grace',
+        '5',
+      ],
+      env,
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const printed = JSON.parse(ok.stdout);
+    assert.equal(printed.capacity, 3);
+    assert.equal(printed.shutdownGraceSeconds, 5);
+    assert.deepEqual(printed.allowRepos, [
+      'https://hg.mozilla.org/',
+      'https://github.com/mozilla/',
+    ]);
+    assert.ok(
+      !ok.stdout.includes('cli-secret-token-xyz') && !ok.stdout.includes('cli-aws-secret-xyz'),
+    );
+    const bad = await cli(['worker', '--task-queue-id', 'nope'], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid worker configuration/);
+    assert.match(bad.stderr, /config\.taskQueueId must look like/);
+    assert.match(bad.stderr, /config\.allowRepos is required \(--allow-repo/);
+    assert.ok(!bad.stderr.includes('cli-secret-token-xyz'));
   });
 });

@@ -120,6 +120,9 @@ export interface TaskResult {
   archive?: ArchiveResult & { key: string; url: string; metadataUrl: string; reused: boolean };
   /** Seconds spent in each step. */
   timings: Partial<Record<Step, number>>;
+  /** When the worker started on the claim, and when the run was resolved (or abandoned). */
+  startedAt: string;
+  finishedAt?: string;
 }
 
 /** Why a run is being stopped from outside its own steps. */
@@ -204,7 +207,13 @@ export async function runOneClaim(
   const makeIndex =
     deps.taskIndex ?? ((credentials) => indexClient({ rootUrl: config.rootUrl, credentials }));
   const timings: TaskResult['timings'] = {};
-  const result: TaskResult = { taskId, runId, resolution: { state: 'completed' }, timings };
+  const result: TaskResult = {
+    taskId,
+    runId,
+    resolution: { state: 'completed' },
+    timings,
+    startedAt: new Date().toISOString(),
+  };
 
   const baseDir = config.workDir ?? os.tmpdir();
   await fs.promises.mkdir(baseDir, { recursive: true });
@@ -556,6 +565,7 @@ export async function runOneClaim(
   } finally {
     await keeper.stop();
     await fs.promises.rm(dir, { recursive: true, force: true }).catch(() => {});
+    result.finishedAt = new Date().toISOString();
   }
   return result;
 

@@ -24,6 +24,7 @@ import {
   workerS3Client,
   type WorkerConfig,
   type WorkerDeps,
+  type WorkerS3Settings,
   type WorkerSummary,
 } from '../../src/worker/index.js';
 import {
@@ -72,6 +73,7 @@ export interface WorkerEnv {
   /** Every worker log line. */
   logLines: string[];
   log: Logger;
+  s3Settings: WorkerS3Settings;
   config(queue: string, overrides?: Record<string, unknown>): WorkerConfig;
   store(): ArchiveStore;
   /** Queue clients that validate requests/responses against the upstream schemas. */
@@ -147,7 +149,12 @@ export function checkedQueue(q: QueueClient, env: { taskCredentials: Credentials
 }
 
 export async function startWorkerEnv(
-  opts: { variants?: Array<string | undefined>; claimWorkPollMs?: number } = {},
+  opts: {
+    variants?: Array<string | undefined>;
+    claimWorkPollMs?: number;
+    /** Build the repository served by `hg serve` (default: the sample tree, one commit per variant). */
+    createRepo?: (dir: string) => Promise<SampleRepo>;
+  } = {},
 ): Promise<WorkerEnv> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-e2e-'));
   const clock = new OffsetClock();
@@ -162,9 +169,11 @@ export async function startWorkerEnv(
     ...(process.env.DEBUG_EMBEDDED ? { log: createLogger({ json: true }) } : {}),
   });
   const s3 = await startS3();
-  const repo = await createHgRepo(path.join(dir, 'repo'), {
-    variants: opts.variants ?? [undefined, 'second', 'third'],
-  });
+  const repo = opts.createRepo
+    ? await opts.createRepo(path.join(dir, 'repo'))
+    : await createHgRepo(path.join(dir, 'repo'), {
+        variants: opts.variants ?? [undefined, 'second', 'third'],
+      });
   const hg = await startHgServe(repo.path);
   const root = queueClient({ rootUrl: embedded.rootUrl, credentials: embedded.credentials });
   const index = indexClient({ rootUrl: embedded.rootUrl, credentials: embedded.credentials });
@@ -175,7 +184,7 @@ export async function startWorkerEnv(
   const logLines: string[] = [];
   const log = createLogger({ write: (l) => logLines.push(l), json: true, level: 'debug' });
   const taskCredentials: Credentials[] = [];
-  const s3Settings = {
+  const s3Settings: WorkerS3Settings = {
     bucket: s3.bucket,
     endpoint: s3.endpoint,
     region: s3.region,
@@ -198,6 +207,7 @@ export async function startWorkerEnv(
     taskCredentials,
     logLines,
     log,
+    s3Settings,
     config(queue, overrides = {}) {
       return validateWorkerConfig({
         rootUrl: embedded.rootUrl,
