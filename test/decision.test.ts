@@ -446,6 +446,20 @@ describe('decision: generator', function () {
       assert.equal(t.labelToTaskId['mozharness-archive'], reusedId);
     });
 
+    it('an index failure is recorded and the archive is built', async () => {
+      const f = fakeServices([]);
+      (f.index as any).findTasksAtIndex = async () => {
+        throw Object.assign(new Error('Internal Server Error'), { statusCode: 500 });
+      };
+      const r = await decide(params(), { index: f.index, queue: f.queue, dryRun: true });
+      const rec = r.optimized.records.find((x) => x.label === 'mozharness-archive')!;
+      assert.equal(rec.decision, 'scheduled');
+      assert.match(
+        rec.reason,
+        /index lookup failed, building a new archive: Internal Server Error/,
+      );
+    });
+
     it('without an index client nothing is looked up', async () => {
       const r = await decide(params());
       const rec = r.optimized.records.find((x) => x.label === 'mozharness-archive')!;

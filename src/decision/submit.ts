@@ -111,7 +111,19 @@ export async function submitTaskGraph(
         return;
       }
     }
-    await queue.createTask(id, task);
+    try {
+      await queue.createTask(id, task);
+    } catch (e) {
+      const age = Date.now() - Date.parse(task.created);
+      if (statusCode(e) === 400 && age > 15 * 60_000) {
+        throw new ArchiveError(
+          'conflict',
+          `${errorMessage(e)} (created ${task.created} is ${Math.round(age / 60_000)} min old: the queue ` +
+            'accepts at most 15 min; tasks missing from an old decision task need a new decision task)',
+        );
+      }
+      throw e;
+    }
     report.created.push(id);
     log.debug('submit.created', { taskId: id, label });
   };
