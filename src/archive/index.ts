@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { ArchiveError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { digestEntries, packEntries } from './pack.js';
@@ -151,13 +152,18 @@ async function withSource<T>(
   }
 }
 
-/** Pack the tree into `sink` (which is ended): the streaming core of buildArchive. */
-export async function packArchive(
+async function packWith(
   opts: BuildOptions,
-  sink: NodeJS.WritableStream,
+  makeSink: () => NodeJS.WritableStream,
 ): Promise<ArchiveResult> {
   return withSource(opts, async (src, subdir, ctx) => {
-    const out = await packEntries(src.entries(), sink, FORMAT_VERSION, ctx.limits, opts.signal);
+    const out = await packEntries(
+      src.entries(),
+      makeSink(),
+      FORMAT_VERSION,
+      ctx.limits,
+      opts.signal,
+    );
     ctx.log.info('archive.packed', {
       repository: src.repository,
       revision: src.revision,
@@ -179,26 +185,50 @@ export async function packArchive(
   });
 }
 
+/**
+ * Pack the tree into `sink`: the streaming core of buildArchive. The sink is ended on success and
+ * destroyed with the error on failure (so an upload reading from it never takes a partial body).
+ */
+export async function packArchive(
+  opts: BuildOptions,
+  sink: NodeJS.WritableStream,
+): Promise<ArchiveResult> {
+  try {
+    return await packWith(opts, () => sink);
+  } catch (e) {
+    const s = sink as NodeJS.WritableStream & {
+      destroy?: (e?: Error) => void;
+      destroyed?: boolean;
+    };
+    if (typeof s.destroy === 'function' && !s.destroyed) s.destroy(e as Error);
+    throw e;
+  }
+}
+
 /** Build the archive; with `out`, write it atomically (temp file beside it, then rename). */
 export async function buildArchive(opts: BuildOptions & { out?: string }): Promise<ArchiveResult> {
-  if (!opts.out) {
-    const sink = new (await import('node:stream')).Writable({ write: (_c, _e, cb) => cb() });
-    return packArchive(opts, sink);
-  }
+  if (!opts.out) return packWith(opts, () => new Writable({ write: (_c, _e, cb) => cb() }));
   const out = path.resolve(opts.out);
   await fs.promises.mkdir(path.dirname(out), { recursive: true });
   const temp = path.join(
     path.dirname(out),
     `.${path.basename(out)}.${crypto.randomBytes(6).toString('hex')}.tmp`,
   );
+  let file: fs.WriteStream | undefined;
   try {
-    const result = await packArchive(
-      opts,
-      fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
-    );
+    // the temp file is only created once the source is open and packing starts
+    const result = await packWith(opts, () => {
+      file = fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+      return file;
+    });
     await fs.promises.rename(temp, out);
     return result;
   } catch (e) {
+    if (file && !file.closed) {
+      const closed = new Promise<void>((resolve) => file!.once('close', () => resolve()));
+      file.destroy();
+      await closed;
+    }
     await fs.promises.rm(temp, { force: true });
     throw e;
   }
