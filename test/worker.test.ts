@@ -6,6 +6,7 @@ import { buildArchive } from '../src/archive/index.js';
 import { SAMPLE_SUBDIR } from './helpers/repos.js';
 import { assertUpstream } from './helpers/upstream.js';
 import { startWorkerEnv, type WorkerEnv } from './helpers/worker-env.js';
+import { runWorker } from '../src/worker/index.js';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import fs from 'node:fs';
@@ -48,8 +49,8 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     return { status: res.status, location: res.headers.get('location'), body };
   }
 
-  async function follow(taskId: string, name: string): Promise<Buffer> {
-    const a = await artifact(taskId, name);
+  async function follow(taskId: string, name: string, runId?: number): Promise<Buffer> {
+    const a = await artifact(taskId, name, runId);
     assert.equal(a.status, 303, `${name}: ${a.body}`);
     assertUpstream('/schemas/queue/v1/get-artifact-response.json', JSON.parse(a.body), name);
     let location = a.location!;
@@ -64,8 +65,8 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     return Buffer.from(await res.arrayBuffer());
   }
 
-  async function taskLog(taskId: string): Promise<string> {
-    return (await follow(taskId, 'public/logs/live_backing.log')).toString('utf8');
+  async function taskLog(taskId: string, runId?: number): Promise<string> {
+    return (await follow(taskId, 'public/logs/live_backing.log', runId)).toString('utf8');
   }
 
   async function indexed(namespace: string): Promise<string | undefined> {
@@ -331,6 +332,8 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     assert.equal(status.runs[0]!.reasonResolved, 'intermittent-task');
     assert.equal(status.runs[1]?.reasonCreated, 'task-retry');
     await env.root.cancelTask(taskId);
+    // the task log gives the reason of each retry
+    assert.match(await taskLog(taskId, 0), /WARN +http\.retry .*reason=/);
     await assertNothingIndexed(q);
   });
 
@@ -386,6 +389,67 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     const listed = await env.root.listArtifacts(taskId, 0);
     assert.deepEqual(listed.artifacts, []);
     assert.equal((await env.root.status(taskId)).status.runs[0]!.reasonResolved, 'canceled');
+  });
+
+  it('maxRunTime: a run that takes too long fails', async () => {
+    const q = 'max-run-time';
+    const taskId = await env.createTask(q, {
+      repository: env.hg.url,
+      revision: env.repo.revisions[0],
+      maxRunTime: 2,
+      test: { command: ['sleep', '30'] },
+    });
+    const summary = await env.runOnce(q);
+    assert.equal(summary.failed, 1, JSON.stringify(summary.results));
+    assert.match(await taskLog(taskId), /exceeded (its maxRunTime of 2 s|its time limit)/);
+  });
+
+  it('an extra index entry the task has no scope for fails the task, naming the scope', async () => {
+    const q = 'index-refused';
+    const taskId = await env.createTask(
+      q,
+      {
+        repository: env.hg.url,
+        revision: env.repo.revisions[0],
+        index: { namespaces: ['project.mozharness.elsewhere.latest'] },
+      },
+      { routes: routesFor(q) },
+    );
+    const summary = await env.runOnce(q);
+    assert.equal(summary.failed, 1, JSON.stringify(summary.results));
+    assert.match(await taskLog(taskId), /index:insert-task:project\.mozharness\.elsewhere\.latest/);
+    assert.equal(await indexed('project.mozharness.elsewhere.latest'), undefined);
+    await assertNothingIndexed(q);
+  });
+
+  it('capacity 2: runs two tasks at once, then stops claiming when told', async () => {
+    const q = 'capacity';
+    const ids: string[] = [];
+    for (const revision of env.repo.revisions) {
+      ids.push(
+        await env.createTask(q, {
+          repository: env.hg.url,
+          revision,
+          test: { command: ['sleep', '1'] },
+        }),
+      );
+    }
+    const stop = new AbortController();
+    let resolved = 0;
+    const summary = await runWorker(env.config(q, { capacity: 2 }), {
+      ...env.deps(),
+      signal: stop.signal,
+      onTaskResolved: () => {
+        if (++resolved === ids.length) stop.abort();
+      },
+    });
+    assert.equal(summary.completed, 3, JSON.stringify(summary.results));
+    const spans = summary.results.map((r) => [Date.parse(r.startedAt), Date.parse(r.finishedAt!)]);
+    const overlapping = spans.some(([s1, e1], i) =>
+      spans.some(([s2, e2], j) => i !== j && s1! < e2! && s2! < e1!),
+    );
+    assert.ok(overlapping, 'two runs overlapped');
+    for (const id of ids) assert.equal((await env.root.status(id)).status.state, 'completed');
   });
 
   it('never writes a credential to the worker log or a task log', async () => {
