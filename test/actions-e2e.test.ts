@@ -26,12 +26,38 @@ import {
   s3Publisher,
   type ArtifactPublisher,
 } from '../src/actions/local-runner.js';
+import { spawn } from 'node:child_process';
+import { buildProgram } from '../src/cli/main.js';
+import { registerLocalTriggerAction } from '../src/cli/commands/actions.js';
 import { decisionTaskDefiner, retargetArchiveTask } from '../src/actions/define.js';
 import { makePush, DIGEST, type PushFixture } from './helpers/actions-fixture.js';
 import { assertUpstream } from './helpers/upstream.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const DAY = 24 * 3600e3;
+
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
 
 describe('actions end to end (embedded services, Treeherder path)', function () {
   this.timeout(120_000);
@@ -59,6 +85,7 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
     sheriff = emb.createClient('mozilla-auth0/ad|Mozilla-LDAP|sheriff', [
       'hooks:trigger-hook:project-mozharness/*',
       'queue:get-task:*',
+      'auth:expand-scopes',
     ]);
     publish = s3Publisher(emb.s3!);
     archiveFile = path.join(stateDir, 'mozharness.tar.gz');
@@ -554,5 +581,112 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
       r2.outcome.result!.created.map((x) => x.label),
       [label, label],
     );
+  });
+
+  it('CLI: `local trigger-action --json`, then `action-callback` in a subprocess with the task credentials', async () => {
+    const credsFile = path.join(stateDir, 'local-up.json');
+    await fs.writeFile(
+      credsFile,
+      JSON.stringify({
+        rootUrl,
+        credentials: sheriff,
+        s3: emb.s3,
+        archiveTaskQueueId: emb.archiveTaskQueueId,
+      }) + '\n',
+    );
+    const program = buildProgram();
+    program.exitOverride();
+    const local = program.commands.find((c) => c.name() === 'local') ?? program.command('local');
+    registerLocalTriggerAction(local);
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    (process.stdout as any).write = (chunk: string) => (out.push(String(chunk)), true);
+    const level = process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL;
+    process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL = 'warn';
+    try {
+      await program.parseAsync([
+        'node',
+        'mozharness-archive',
+        'local',
+        'trigger-action',
+        '--credentials',
+        credsFile,
+        '--decision-task',
+        p1.decisionTaskId,
+        '--action',
+        'retrigger',
+        '--task',
+        p1.ids.test1!,
+        '--input',
+        '{"times": 2}',
+        '--json',
+      ]);
+    } finally {
+      (process.stdout as any).write = write;
+      if (level === undefined) delete process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL;
+      else process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL = level;
+    }
+    const triggered = JSON.parse(out.join(''));
+    assert.equal(triggered.action.name, 'retrigger');
+    assert.equal(triggered.action.hookId, `in-tree-action-1-generic/${tcymlHash(tcyml)}`);
+
+    const res = await rootQueue().claimWork('mozharness-1/decision', {
+      workerGroup: 'test',
+      workerId: 'cli',
+      tasks: 1,
+    });
+    const claim = res.tasks[0]!;
+    assert.equal(claim.status.taskId, triggered.actionTaskId);
+    const outDir = path.join(stateDir, 'cli-out');
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...(claim.task.payload as any).env,
+      TASK_ID: claim.status.taskId,
+      TASKCLUSTER_ROOT_URL: rootUrl,
+      TASKCLUSTER_CLIENT_ID: claim.credentials.clientId,
+      TASKCLUSTER_ACCESS_TOKEN: claim.credentials.accessToken,
+      TASKCLUSTER_CERTIFICATE: claim.credentials.certificate,
+    };
+    // asynchronously: the embedded services answer from this process's event loop
+    const child = await run(
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'action-callback',
+        '--out',
+        outDir,
+        '--root-url',
+        rootUrl,
+        '--json',
+      ],
+      env,
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout);
+    assert.deepEqual(
+      result.created.map((c: any) => c.label),
+      [TEST, TEST],
+    );
+    assert.ok(!child.stderr.includes(claim.credentials.accessToken), 'no credential in the log');
+    const l2t = JSON.parse(await fs.readFile(path.join(outDir, 'label-to-taskid.json'), 'utf8'));
+    assert.equal(l2t[TEST], result.created[1].taskId);
+    await queueClient({ rootUrl, credentials: claim.credentials }).reportCompleted(
+      claim.status.taskId,
+      claim.runId,
+    );
+
+    // a bad context is a usage error (exit 2) that names what is missing
+    const bad = await run(
+      ['--import', 'tsx', 'src/cli/main.ts', 'action-callback', '--root-url', rootUrl],
+      {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+      },
+    );
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /missing action context: --callback \(or ACTION_CALLBACK\)/);
   });
 });

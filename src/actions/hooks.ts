@@ -138,7 +138,12 @@ export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
         cb_name: '${payload.decision.action.cb_name}',
         // The repository comes from the payload, but the hook's role only holds the
         // `assume:repo:…:action:<perm>` scopes of repositories at this level.
-        repo_scope: 'assume:repo:${payload.decision.repository.url[8:]}:action:' + perm,
+        // (scheme stripped: https:// as ci-admin's hg.mozilla.org repositories, http:// locally)
+        repo_scope: {
+          $if: 'payload.decision.repository.url[:8] == "https://"',
+          then: 'assume:repo:${payload.decision.repository.url[8:]}:action:' + perm,
+          else: 'assume:repo:${payload.decision.repository.url[7:]}:action:' + perm,
+        },
         action_perm: perm,
       },
       push: { $eval: 'payload.decision.push' },
