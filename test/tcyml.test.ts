@@ -96,6 +96,18 @@ describe('.taskcluster.yml', () => {
     });
   }
 
+  it('other producers (pull requests, releases) render no task', () => {
+    for (const tasks_for of ['github-pull-request', 'github-release', 'pr-action']) {
+      const tasks = renderTaskclusterYml(TCYML, {
+        tasks_for,
+        event: { action: 'opened', pull_request: { number: 1 } },
+        as_slugid: () => deterministicSlugid('x'),
+        taskcluster_root_url: HG.taskcluster_root_url,
+      });
+      assert.deepEqual(tasks, [], tasks_for);
+    }
+  });
+
   it('hg-push: the decision task conventions', () => {
     const t = render('hg-push');
     assert.equal(t.taskId, HG.decision_task_id);
