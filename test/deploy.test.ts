@@ -192,7 +192,8 @@ describe('deploy', function () {
       onPass: (r) => passes.push(r),
     });
     try {
-      await until('first pass', async () => passes.length > 0);
+      const idle = () => passes.some((p) => !(p instanceof Error) && p.outcome === 'not-modified');
+      await until('an idle poll (manifest unchanged)', async () => idle());
       await promote(promoteDeps(), {
         channel: 'release',
         manifest: parseManifestLocation(manifestFile),
@@ -210,11 +211,12 @@ describe('deploy', function () {
       await running;
     }
     const outcomes = passes.map((p) => (p instanceof Error ? 'error' : p.outcome));
-    assert.ok(outcomes.includes('not-modified'), 'polls in between see an unchanged manifest');
-    assert.deepEqual(
-      outcomes.filter((o) => o === 'deployed'),
-      ['deployed', 'deployed'],
-    );
+    assert.ok(!outcomes.includes('error'), outcomes.join(', '));
+    // after the idle polls: b deployed, then a again (the rollback)
+    const deployed = passes
+      .filter((p): p is DeployResult => !(p instanceof Error) && p.outcome === 'deployed')
+      .map((p) => p.sha256);
+    assert.deepEqual(deployed.slice(-2), [b.sha256, a.sha256]);
     assert.deepEqual(listing(path.join(root, 'versions')), [a.sha256, b.sha256].sort());
     assert.ok(!fs.existsSync(path.join(root, LOCK_FILE)));
   });
