@@ -18,7 +18,7 @@ import {
   type Credentials,
 } from '../src/taskcluster/client.js';
 import { renderActionsJson, tcymlHash } from '../src/actions/registry.js';
-import { actionHookDefinition, actionRoles, installActionHooks } from '../src/actions/hooks.js';
+import { setUpActionHooks } from '../src/actions/hooks.js';
 import { triggerAction } from '../src/actions/trigger.js';
 import {
   runActionTaskOnce,
@@ -91,33 +91,24 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
     archiveFile = path.join(stateDir, 'mozharness.tar.gz');
     await fs.writeFile(archiveFile, archiveBytes);
     tcyml = await fs.readFile(path.join(ROOT, '.taskcluster.yml'), 'utf8');
-    const repos: Record<string, string[]> = {
-      '1': ['https://hg.example.com/try'],
-      '3': ['https://hg.example.com/mozilla-central'],
-    };
-    const clients = {
+    await setUpActionHooks({
       hooks: hooksClient({ rootUrl, credentials: root }),
       auth: authClient({ rootUrl, credentials: root }),
-    };
-    for (const level of ['1', '3']) {
-      await installActionHooks(
-        clients,
-        [actionHookDefinition({ tcyml, trustDomain: 'mozharness', level })],
-        actionRoles({
-          trustDomain: 'mozharness',
-          level,
-          repositories: repos[level]!,
-          taskQueueIds: [
-            `mozharness-${level}/decision`,
-            `mozharness-${level}/archive`,
-            `mozharness-${level}/b-linux`,
-            'mozharness-t/t-linux-large',
-          ],
-          projectId: ['mozharness', 'none'],
-          indexPrefix: 'mozharness',
-        }),
-      );
-    }
+      tcyml,
+      trustDomain: 'mozharness',
+      indexPrefix: 'mozharness',
+      projectId: ['mozharness', 'none'],
+      repositories: {
+        '1': ['https://hg.example.com/try'],
+        '3': ['https://hg.example.com/mozilla-central'],
+      },
+      taskQueueIds: (level) => [
+        `mozharness-${level}/decision`,
+        `mozharness-${level}/archive`,
+        `mozharness-${level}/b-linux`,
+        'mozharness-t/t-linux-large',
+      ],
+    });
   });
 
   after(async () => {
@@ -307,6 +298,7 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
     assert.equal(actionTask.status.state, 'failed');
     assert.equal(actionTask.task.tags.kind, 'action-callback');
     assert.equal(actionTask.task.extra.treeherder.symbol, 'rt');
+    assertUpstream('/schemas/queue/v1/task.json', actionTask.task, 'action task');
     assertUpstream('treeherder/task-treeherder-config.json', actionTask.task.extra.treeherder);
 
     const good = await act(p3, 'retrigger-multiple', {

@@ -285,3 +285,40 @@ export async function installActionHooks(
     }
   }
 }
+
+export interface LocalActionsOptions {
+  /** Clients holding `*` (the root credentials of `local up`). */
+  hooks: HooksClient;
+  auth: AuthClient;
+  /** The text of `.taskcluster.yml` (the hooks are named after its hash). */
+  tcyml: string;
+  trustDomain: string;
+  indexPrefix: string;
+  projectId: string | string[];
+  /** Repositories per level, e.g. {'1': ['https://hg.mozilla.org/try'], '3': [...]}. */
+  repositories: Record<string, string[]>;
+  /** Task queues of a level (decision/action queue, archive, build and test pools). */
+  taskQueueIds: (level: string) => string[];
+}
+
+/** Everything a deployment (or `local up`/`npm start`) configures so actions.json's hooks work:
+ * one generic action hook per level for this .taskcluster.yml, and the roles behind it. */
+export async function setUpActionHooks(o: LocalActionsOptions): Promise<HookDefinition[]> {
+  const hooks: HookDefinition[] = [];
+  const roles: RoleDefinition[] = [];
+  for (const [level, repositories] of Object.entries(o.repositories)) {
+    hooks.push(actionHookDefinition({ tcyml: o.tcyml, trustDomain: o.trustDomain, level }));
+    roles.push(
+      ...actionRoles({
+        trustDomain: o.trustDomain,
+        level,
+        repositories,
+        taskQueueIds: o.taskQueueIds(level),
+        projectId: o.projectId,
+        indexPrefix: o.indexPrefix,
+      }),
+    );
+  }
+  await installActionHooks({ hooks: o.hooks, auth: o.auth }, hooks, roles);
+  return hooks;
+}
