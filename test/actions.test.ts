@@ -25,6 +25,7 @@ import {
 } from '../src/actions/graph.js';
 import { planTasks, type PlanOracle } from '../src/actions/plan.js';
 import { runActionCallback, actionContextFromEnv } from '../src/actions/callback.js';
+import { retargetArchiveTask } from '../src/actions/define.js';
 import { selectAction } from '../src/actions/trigger.js';
 import { slugid } from '../src/taskcluster/client.js';
 import { isArchiveError } from '../src/util/errors.js';
@@ -472,6 +473,51 @@ describe('actions: plan', () => {
     assert.equal(t.task.extra!.index.rank, 1700000001);
     assert.ok(!t.task.routes!.includes('index.mozharness.v1.mozilla-central.latest.mozharness'));
     assert.ok(t.task.routes!.includes(`index.mozharness.cache.level-3.mozharness.hash.${DIGEST}`));
+  });
+});
+
+describe('actions: archives reused from another push', () => {
+  it("a reused archive that has to be rebuilt becomes this push's (routes, rank), same tree", async () => {
+    const other = makePush({ project: 'autoland' });
+    const push = makePush();
+    // this push reused the other push's archive: no archive entry in its task graph
+    const reusedId = other.ids.archive!;
+    delete push.taskGraph[push.ids.archive!];
+    push.labelToTaskId['mozharness-archive'] = reusedId;
+    for (const id of [push.ids.build!, push.ids.test1!]) {
+      const e = push.taskGraph[id];
+      e.dependencies.mozharness = reusedId;
+      e.task = replaceTaskIds(e.task, new Map([[push.ids.archive!, reusedId]]));
+    }
+    const w = world(push);
+    w.statuses.set(reusedId, {
+      taskId: reusedId,
+      state: 'completed',
+      expires: new Date(Date.now() + 3600e3).toISOString(),
+    });
+    const o = oracle(w);
+    o.task = async (id) => (id === reusedId ? other.taskGraph[reusedId].task : null);
+    const plan = await planTasks({
+      view: view(push),
+      requests: [{ labels: ['build-linux64/opt'], times: 1 }],
+      now: new Date(),
+      newTaskId: slugid,
+      oracle: o,
+      retarget: retargetArchiveTask(push.parameters),
+    });
+    assert.deepEqual(
+      plan.tasks.map((t) => t.label),
+      ['mozharness-archive', 'build-linux64/opt'],
+    );
+    const archive = plan.tasks[0]!.task;
+    assert.equal(archive.taskGroupId, push.decisionTaskId);
+    assert.ok(archive.routes!.includes(`tc-treeherder.v2.mozilla-central.${'a'.repeat(40)}.42`));
+    assert.ok(!archive.routes!.some((r) => r.includes('autoland')), archive.routes!.join(' '));
+    assert.ok(archive.routes!.includes(`index.mozharness.cache.level-3.mozharness.hash.${DIGEST}`));
+    assert.ok(archive.routes!.includes('index.mozharness.v1.mozilla-central.latest.mozharness'));
+    assert.equal(archive.extra!.index.rank, push.parameters.pushdate);
+    assert.equal(plan.tasks[1]!.dependencies.mozharness, plan.tasks[0]!.taskId);
+    assertUpstream('/schemas/queue/v1/create-task-request.json', archive);
   });
 });
 
