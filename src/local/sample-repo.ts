@@ -71,12 +71,14 @@ class SimpleLogger(object):
     def error(self, message):
         self.log("ERROR", message)
 `,
-  'testing/mozharness/mozharness/base/script.py': `"""The script base class: ordered actions driven by a config."""
+  'testing/mozharness/mozharness/base/script.py': `"""The script base class: ordered actions driven by config files."""
 import argparse
 import os
 
-from mozharness.base.config import load_config
+from mozharness.base.config import load_config, merge
 from mozharness.base.log import SimpleLogger
+
+HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class BaseScript(object):
@@ -85,16 +87,23 @@ class BaseScript(object):
 
     def __init__(self, argv=None):
         parser = argparse.ArgumentParser()
-        parser.add_argument("--config", action="append", default=[])
+        parser.add_argument("--config-file", "--cfg", "--config", action="append", default=[],
+                            dest="config_files")
         parser.add_argument("--action", action="append", default=[])
-        args = parser.parse_args(argv)
-        self.config = {}
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        for c in args.config:
-            path = c if os.path.isabs(c) else os.path.join(here, "configs", c)
-            self.config.update(load_config(path))
-        self.actions = args.action or list(self.default_actions)
+        args, extra = parser.parse_known_args(argv)
         self.log = SimpleLogger()
+        configs = []
+        for c in args.config_files:
+            path = c if os.path.isabs(c) else os.path.join(HERE, "configs", c)
+            configs.append(load_config(path))
+            self.log.info("loaded config %s" % c)
+        self.config = merge(*configs)
+        # script-specific options (--this-chunk=1, --custom-build-variant-cfg=debug, ...)
+        for option in extra:
+            if option.startswith("--") and "=" in option:
+                key, value = option[2:].split("=", 1)
+                self.config[key.replace("-", "_")] = value
+        self.actions = args.action or list(self.default_actions)
 
     def run(self):
         for action in self.actions:
@@ -133,7 +142,8 @@ class FxDesktopBuild(BaseScript):
         self.log.info("clobbering %s" % self.config.get("objdir", "obj-firefox"))
 
     def build(self):
-        self.log.info("mach build with mozconfig %s" % self.config.get("mozconfig", "default"))
+        variant = self.config.get("custom_build_variant_cfg", "opt")
+        self.log.info("mach build (%s) with mozconfig %s" % (variant, self.config.get("mozconfig", "default")))
 
     def package(self):
         self.log.info("packaging for %s" % self.config.get("platform", "unknown"))
@@ -162,6 +172,9 @@ class DesktopUnittest(BaseScript):
 
     def run_tests(self):
         suites = self.config.get("suites", ["xpcshell"])
+        chunk = self.config.get("this_chunk")
+        if chunk:
+            self.log.info("chunk %s of %s" % (chunk, self.config.get("total_chunk", "?")))
         for suite in suites:
             self.log.info("TEST-START | %s" % suite)
         self.log.info(summarize(len(suites), 0))
@@ -170,10 +183,18 @@ class DesktopUnittest(BaseScript):
 if __name__ == "__main__":
     sys.exit(DesktopUnittest(sys.argv[1:]).run())
 `,
-  'testing/mozharness/configs/builds/linux64.py':
-    'config = {\n    "platform": "linux64",\n    "mozconfig": "browser/config/mozconfigs/linux64/nightly",\n    "objdir": "obj-firefox",\n}\n',
+  'testing/mozharness/configs/builds/releng_base_firefox.py':
+    'config = {\n    "app_name": "browser",\n    "objdir": "obj-firefox",\n}\n',
+  'testing/mozharness/configs/builds/releng_base_linux_64_builds.py':
+    'config = {\n    "platform": "linux64",\n    "mozconfig": "browser/config/mozconfigs/linux64/nightly",\n}\n',
+  'testing/mozharness/configs/builds/releng_base_mac_64_cross_builds.py':
+    'config = {\n    "platform": "macosx64",\n    "mozconfig": "browser/config/mozconfigs/macosx64/nightly",\n}\n',
   'testing/mozharness/configs/unittests/linux_unittest.py':
     'config = {\n    "suites": ["xpcshell", "mochitest-plain", "reftest"],\n}\n',
+  'testing/mozharness/configs/unittests/mac_unittest.py':
+    'config = {\n    "suites": ["xpcshell", "mochitest-plain"],\n}\n',
+  'testing/mozharness/configs/remove_executables.py':
+    'config = {\n    "remove_executables": True,\n}\n',
   'testing/mozharness/test/__init__.py': '',
   'testing/mozharness/test/test_base_config.py': `import os
 import sys

@@ -6,6 +6,8 @@ import { startEmbedded, type Embedded } from '../../local/embedded.js';
 import { ArchiveError } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
 import { printLines } from '../output.js';
+import { registerLocalTriggerAction } from './actions.js';
+import { registerLocalRun } from './local-run.js';
 
 export const DEFAULT_STATE_DIR = '.mozharness-archive';
 
@@ -88,7 +90,12 @@ export async function localUp(opts: LocalUpOptions): Promise<void> {
 export function register(program: Command): void {
   const local =
     program.commands.find((c) => c.name() === 'local') ??
-    program.command('local').description('Run the embedded Taskcluster services on this machine');
+    program
+      .command('local')
+      .description(
+        'This system on one machine: embedded Taskcluster services, push replays, actions',
+      );
+  registerLocalRun(local);
   local
     .command('up')
     .description(
@@ -101,4 +108,5 @@ export function register(program: Command): void {
     .action(async (o: { stateDir: string; port?: number; json?: boolean }) => {
       await localUp({ stateDir: o.stateDir, port: o.port, json: o.json });
     });
+  registerLocalTriggerAction(local);
 }
