@@ -234,6 +234,42 @@ describe('archive engine', function () {
       assert.equal(p.files, 16);
     });
 
+    it('archives from a directory inside a checkout (not its root)', async () => {
+      const ref = await computeTreeDigest({
+        source: { kind: 'git', path: gitRepo.path },
+        revision: 'main',
+        subdir: SAMPLE_SUBDIR,
+      });
+      for (const repo of [gitRepo.path, hgRepo.path]) {
+        const inner = path.join(repo, 'testing');
+        assert.equal(parseSource(inner).kind, 'dir');
+        const d = await computeTreeDigest({
+          source: { kind: 'dir', path: inner },
+          revision: 'f'.repeat(40),
+          subdir: 'mozharness',
+        });
+        assert.equal(d.treeDigest, ref.treeDigest, repo);
+      }
+    });
+
+    it('on failure writes no archive and no temp file, and destroys a given sink', async () => {
+      const dir = path.join(tmp, 'failing');
+      writeSampleTree(dir);
+      fs.symlinkSync('/etc/passwd', path.join(dir, SAMPLE_SUBDIR, 'zzz-last-entry'));
+      const target = path.join(tmp, 'failing-out', 'a.tar.gz');
+      const opts = {
+        source: { kind: 'dir', path: dir } as SourceSpec,
+        revision: 'c'.repeat(40),
+        subdir: SAMPLE_SUBDIR,
+      };
+      await rejectsWith(buildArchive({ ...opts, out: target }), 'unsafe-path', /zzz-last-entry/);
+      await rejectsWith(buildArchive({ ...opts, subdir: '../x', out: target }), 'unsafe-path');
+      assert.deepEqual(fs.readdirSync(path.dirname(target)), []);
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      await rejectsWith(packArchive(opts, sink), 'unsafe-path');
+      assert.ok(sink.destroyed);
+    });
+
     it('writes a normalised archive: sorted, no prefix, modes, mtime 0, PAX names, fixed gzip header', async () => {
       const file = out('hgweb.tar.gz');
       const bytes = fs.readFileSync(file);

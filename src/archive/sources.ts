@@ -622,7 +622,7 @@ async function openGitRepo(
       });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-      const exited = new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.stdin.on('error', () => {});
       const reader = new ByteReader(child.stdout, 'git cat-file');
       try {
@@ -669,7 +669,9 @@ async function openGitRepo(
         }
       } finally {
         child.stdin.end();
-        if (child.exitCode === null) child.kill();
+        // unread output must not keep the pipe (and the process) alive
+        child.stdout.destroy();
+        if (child.exitCode === null && child.signalCode === null) child.kill();
         await exited;
       }
     },
