@@ -293,12 +293,17 @@ export async function runOneClaim(
     if (!check.ok) {
       for (const line of check.errors) tlog.error('malformed-payload', { problem: line });
       const message = `malformed payload:\n${check.errors.map((l) => `- ${l}`).join('\n')}`;
-      await createArtifact(PAYLOAD_ERROR_ARTIFACT, {
-        storageType: 'error',
-        expires,
-        reason: 'invalid-resource-on-worker',
-        message: message.length > 4096 ? message.slice(0, 4093) + '...' : message,
-      });
+      try {
+        await createArtifact(PAYLOAD_ERROR_ARTIFACT, {
+          storageType: 'error',
+          expires,
+          reason: 'invalid-resource-on-worker',
+          message: message.length > 4096 ? message.slice(0, 4093) + '...' : message,
+        });
+      } catch (e) {
+        if (e instanceof TaskStop) throw e;
+        tlog.warn('error-artifact-failed', { error: errorMessage(e) });
+      }
       throw exception('malformed-payload', message);
     }
     payload = check.payload;
