@@ -11,6 +11,7 @@ import addFormats from 'ajv-formats';
 import * as tar from 'tar';
 import {
   ARCHIVE_FORMAT,
+  archiveMetadata,
   DEFAULT_LIMITS,
   FORMAT_VERSION,
   buildArchive,
@@ -611,11 +612,7 @@ describe('archive engine', function () {
         revision: 'tip',
         subdir: SAMPLE_SUBDIR,
       });
-      const doc = {
-        ...r,
-        repository: sourceRepository({ kind: 'hg', path: hgRepo.path }),
-        createdAt: new Date().toISOString(),
-      };
+      const doc = archiveMetadata(r, sourceRepository({ kind: 'hg', path: hgRepo.path }));
       assert.ok(validate(doc), JSON.stringify(validate.errors));
       assert.ok(!validate({ ...doc, revision: 'tip' }));
       assert.ok(!validate({ ...doc, subdir: '../x' }));

@@ -258,6 +258,26 @@ export async function resolveRevision(
   });
 }
 
+/** The metadata document of an archive (schemas/archive-metadata.json). */
+export function archiveMetadata(
+  result: ArchiveResult,
+  repository: string,
+  createdAt: Date = new Date(),
+): ArchiveMetadata {
+  return {
+    sha256: result.sha256,
+    size: result.size,
+    treeDigest: result.treeDigest,
+    files: result.files,
+    revision: result.revision,
+    subdir: result.subdir,
+    format: result.format,
+    formatVersion: result.formatVersion,
+    repository,
+    createdAt: createdAt.toISOString(),
+  };
+}
+
 /** The repository name recorded in metadata for a source. */
 export function sourceRepository(source: SourceSpec): string {
   return describeSource(source);
