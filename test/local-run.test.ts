@@ -1,0 +1,111 @@
+// `npm start` (local run) end to end, as a newcomer runs it: three pushes of the sample
+// repository through the embedded services, the archive worker and the downstream tasks, then a
+// second run on the same state directory.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+interface Summary {
+  ok: boolean;
+  pushes: Array<{
+    revision: string;
+    decisionTaskId: string;
+    archive: {
+      taskId: string;
+      reused: boolean;
+      treeDigest: string;
+      sha256: string;
+      url: string;
+      namespaces: string[];
+    };
+    repoRequests: number | null;
+    tasks: Array<{ label: string; taskId: string; state: string }>;
+  }>;
+  retrigger?: { action: string; tasks: Array<{ label: string; state: string }> };
+}
+
+async function npmStart(stateDir: string): Promise<Summary> {
+  const { stdout } = await run(
+    'npm',
+    ['start', '--silent', '--', '--json', '--state-dir', stateDir],
+    {
+      cwd: path.resolve('.'),
+      env: { ...process.env, CI: 'true' },
+      maxBuffer: 32 << 20,
+      timeout: 600_000,
+    },
+  );
+  return JSON.parse(stdout) as Summary;
+}
+
+describe('npm start (local run)', function () {
+  this.timeout(900_000);
+  let tmp: string;
+  let first: Summary;
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-npm-start-'));
+    first = await npmStart(path.join(tmp, 'state'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('builds, reuses with zero repository requests, then rebuilds', () => {
+    assert.equal(first.ok, true);
+    assert.equal(first.pushes.length, 3);
+    const [p1, p2, p3] = first.pushes as [
+      Summary['pushes'][0],
+      Summary['pushes'][0],
+      Summary['pushes'][0],
+    ];
+    assert.equal(p1.archive.reused, false);
+    assert.ok(p1.tasks.some((t) => t.label === 'mozharness-archive' && t.state === 'completed'));
+    assert.match(p1.archive.sha256, /^[0-9a-f]{64}$/);
+    assert.ok((p1.repoRequests ?? 0) > 0, 'the first push fetches the harness from hg');
+
+    assert.equal(p2.archive.reused, true);
+    assert.equal(p2.archive.taskId, p1.archive.taskId);
+    assert.equal(p2.archive.sha256, p1.archive.sha256);
+    assert.equal(
+      p2.repoRequests,
+      0,
+      'a push that leaves the harness alone makes no repository request',
+    );
+    assert.ok(!p2.tasks.some((t) => t.label === 'mozharness-archive'), 'no archive task');
+    assert.ok(
+      p2.archive.namespaces.some((n) => n.includes(`.revision.${p2.revision}.`)),
+      'the reusing push is indexed by its own revision',
+    );
+
+    assert.equal(p3.archive.reused, false);
+    assert.notEqual(p3.archive.sha256, p1.archive.sha256);
+    assert.notEqual(p3.archive.treeDigest, p1.archive.treeDigest);
+  });
+
+  it('runs every downstream task to completion after verifying the archive', () => {
+    for (const p of first.pushes) {
+      const downstream = p.tasks.filter((t) => /^(build|test)-/.test(t.label));
+      assert.ok(downstream.length >= 6, `downstream tasks of ${p.revision}`);
+      for (const t of p.tasks) assert.equal(t.state, 'completed', `${t.label} ${t.taskId}`);
+    }
+  });
+
+  it('shows a retrigger through the Treeherder path', () => {
+    assert.equal(first.retrigger?.action, 'retrigger-multiple');
+    assert.ok(first.retrigger!.tasks.length >= 2, 'the action task and the retriggered task');
+    for (const t of first.retrigger!.tasks) assert.equal(t.state, 'completed', t.label);
+  });
+
+  it('reuses the archives of the first run on the same state directory', async () => {
+    const second = await npmStart(path.join(tmp, 'state'));
+    assert.equal(second.ok, true);
+    assert.equal(second.pushes[0]!.archive.reused, true);
+    assert.equal(second.pushes[0]!.archive.taskId, first.pushes[0]!.archive.taskId);
+    assert.equal(second.pushes[2]!.archive.taskId, first.pushes[2]!.archive.taskId);
+    for (const p of second.pushes) assert.equal(p.repoRequests, 0);
+  });
+});
