@@ -209,6 +209,24 @@ describe('lookup: serve', function () {
     const s = await get(base, `/v1/status/${taskId}`);
     assert.equal(s.body.state, 'failed');
     assert.match(s.body.reason, /failed/);
+    // asked again soon: the same (failed) task, no new one
+    const soon = await get(base, `/v1/${PROJECT}/revision/${rev}`);
+    assert.equal(soon.status, 202);
+    assert.equal(soon.headers.get('x-task-id'), taskId);
+    assert.equal(soon.body.state, 'failed');
+    // asked again after retryFailedAfterSeconds: one new task replaces it, then builds
+    now = Math.max(now, Date.now()) + 901_000;
+    const later = await Promise.all(
+      [1, 2, 3].map(() => get(base, `/v1/${PROJECT}/revision/${rev}`)),
+    );
+    const retried = new Set(later.map((x) => x.headers.get('x-task-id')));
+    assert.equal(retried.size, 1, JSON.stringify(later.map((x) => [x.status, x.body])));
+    const [retryId] = [...retried];
+    assert.notEqual(retryId, taskId);
+    assert.equal(later[0]!.body.state, 'pending');
+    const built = await w.workOne();
+    assert.equal(built?.taskId, retryId);
+    assert.equal((await get(base, `/v1/status/${retryId}`)).body.state, 'completed');
   });
 
   it('gives concurrent misses one task, also across a restart', async () => {

@@ -47,6 +47,8 @@ export interface LookupConfig {
   cache: { hitTtlSeconds: number; missTtlSeconds: number; maxEntries: number };
   /** How long a revision the repository does not know is answered 404 without asking again. */
   unknownRevisionTtlSeconds: number;
+  /** A failed on-demand build is replaced by a new task on a request this long after it was created. */
+  retryFailedAfterSeconds: number;
   /** Region name in the legacy status document's `s3_urls`. */
   legacyRegion: string;
   projects: Record<string, ProjectConfig>;

@@ -55,6 +55,7 @@ export interface LookupDeps {
   /** Full revision from the repository; unknown → ArchiveError('not-found'). Default: the archive engine. */
   resolveRevision?: ResolveRevision;
   log?: Logger;
+  /** Clock for cache TTLs and retry ages (task definitions always use wall-clock time). */
   now?: () => number;
   stateDir: string;
 }
@@ -154,6 +155,16 @@ class BuildStore {
       )
       .run(project, revision, taskId, definition, at);
     return this.get(project, revision)!;
+  }
+  /** Swap a failed build's task for a new one; false when another request already did. */
+  replace(old: string, taskId: string, definition: string, at: string): boolean {
+    return (
+      this.db
+        .prepare(
+          'UPDATE builds SET task_id = ?, definition = ?, created_at = ?, submitted = 0 WHERE task_id = ?',
+        )
+        .run(taskId, definition, at, old).changes === 1
+    );
   }
   update(taskId: string, definition: string): void {
     this.db.prepare('UPDATE builds SET definition = ? WHERE task_id = ?').run(definition, taskId);
@@ -325,7 +336,8 @@ export class LookupService {
 
   private definition(name: string, p: ProjectConfig, revision: string): TaskDefinition {
     const od = p.onDemand!;
-    const now = new Date(this.now());
+    // the queue checks `created` against its own clock: task times are wall-clock time
+    const now = new Date();
     const deadline = new Date(now.getTime() + (od.deadlineMinutes ?? 180) * 60_000);
     const expires = new Date(now.getTime() + (od.expiresDays ?? 365) * 86_400_000);
     const def: TaskDefinition = {
@@ -387,10 +399,27 @@ export class LookupService {
   }
 
   /** The one archive task of (project, revision): existing, or created now. */
-  async ensureBuild(name: string, revision: string): Promise<{ taskId: string; created: boolean }> {
+  async ensureBuild(
+    name: string,
+    revision: string,
+    opts: { replaceFailed?: string } = {},
+  ): Promise<{ taskId: string; created: boolean }> {
     const p = this.project(name);
     return this.once(`build:${name}:${revision}`, async () => {
       let rec = this.store.get(name, revision);
+      if (rec && opts.replaceFailed && rec.taskId === opts.replaceFailed) {
+        const def = this.definition(name, p, revision);
+        const taskId = slugid();
+        if (this.store.replace(rec.taskId, taskId, JSON.stringify(def), def.created)) {
+          this.log.info('lookup.build-retry', {
+            project: name,
+            revision,
+            failed: rec.taskId,
+            taskId,
+          });
+        }
+        rec = this.store.get(name, revision)!;
+      }
       if (rec?.submitted) return { taskId: rec.taskId, created: false };
       if (!rec) {
         const def = this.definition(name, p, revision);
@@ -565,12 +594,28 @@ export class LookupService {
       if (again.found)
         return { ...this.archiveAnswer(again.found, json, again.cache), found: again.found };
     }
-    const { taskId, created } = await this.ensureBuild(name, full);
+    let { taskId, created } = await this.ensureBuild(name, full);
+    let state: BuildState = 'pending';
+    if (!created) {
+      // an earlier request's task: report its state, and replace it once it failed long enough ago
+      const s = await this.buildStatus(taskId, statusPath);
+      state = s.state;
+      const rec = this.store.byTask(taskId);
+      const age = rec ? this.now() - Date.parse(rec.createdAt) : Infinity;
+      if (s.state === 'failed' && age >= this.config.retryFailedAfterSeconds * 1000) {
+        const failed = taskId;
+        // a concurrent plain request may hold the single-flight slot: ask until replaced
+        for (let i = 0; i < 5 && taskId === failed; i++) {
+          ({ taskId, created } = await this.ensureBuild(name, full, { replaceFailed: failed }));
+        }
+        state = 'pending';
+      }
+    }
     const location = statusPath + taskId;
     return {
       status: 202,
       headers: { location, 'retry-after': '10', 'x-task-id': taskId, 'cache-control': 'no-store' },
-      body: { state: 'pending', taskId, project: name, revision: full, statusUrl: location },
+      body: { state, taskId, project: name, revision: full, statusUrl: location },
       log: { taskId, created, cache },
       taskId,
       revision: full,
