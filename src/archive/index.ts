@@ -1,5 +1,21 @@
 // The archive engine: "subdirectory S of repository R at revision V" → one byte-reproducible
 // tar.gz with a content digest, and the safe unpack of such archives.
+//
+// Archive format v1 (FORMAT_VERSION):
+// - entries are the subdir's contents relative to it (no top-level prefix), sorted by the bytes of
+//   their UTF-8 path; directory entries ("dir/") are included, derived from the files and symlinks
+//   (so empty directories are never archived, whatever the source);
+// - files 0644, or 0755 when the owner-executable bit is set; dirs 0755; symlinks 0777 and only
+//   when their target stays inside the tree; mtime 0, uid/gid 0, empty uname/gname, ustar headers
+//   plus a PAX 'x' header for paths/targets over 100 bytes or not printable ASCII;
+// - two zero blocks end the tar; gzip level 6 by node:zlib, no name, mtime 0, OS byte 255;
+// - tree digest = sha256("mozharness-archive tree v1\n" + one line per entry
+//   "<file|dir|symlink> <mode octal> <sha256 of content | link target | empty> <path>\n").
+// Sources (SourceSpec): hgweb (json-rev + archive/<node>.tar.gz/<subdir>, spooled into a private
+// staging dir), local hg (`hg archive`), git (ls-tree + cat-file --batch), git-remote (shallow
+// fetch of that revision into a temp bare repo), dir (VCS-tracked files of a checkout, else all).
+// Network sources are fetched only when their URL is under a FetchPolicy.allowRepos prefix.
+// Unpack: `dest` must not exist or be an empty directory; see unpackArchive.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';

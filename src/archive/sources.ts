@@ -160,11 +160,13 @@ async function hgResolve(repo: string, revision: string, subdir: string): Promis
     env: HG_RUN_ENV(),
   });
   if (r.code !== 0) {
-    if (/unknown revision|not found|parse error|no such|filtered/i.test(r.stderr)) {
-      throw notFound(repo, revision, subdir, 'unknown revision');
-    }
     if (/repository .* not found|no repository found/i.test(r.stderr)) {
-      throw new ArchiveError('not-found', `${repo} is not a Mercurial repository`);
+      throw new ArchiveError('not-found', `${repo} is not a Mercurial repository`, {
+        repository: repo,
+      });
+    }
+    if (/unknown revision|not found|parse error|no such|filtered|ambiguous/i.test(r.stderr)) {
+      throw notFound(repo, revision, subdir, 'unknown revision');
     }
     throw new ArchiveError('internal', `hg log failed in ${repo}: ${r.stderr.trim()}`);
   }
