@@ -12,6 +12,7 @@ import { checkLookupConfig, type LookupConfig } from '../src/lookup/config.js';
 import { createLookupService, type LookupService } from '../src/lookup/serve.js';
 import type { IndexLookup } from '../src/lookup/find.js';
 import { createLogger } from '../src/util/log.js';
+import { assertUpstream } from './helpers/upstream.js';
 import {
   PROJECT,
   startLookupWorld,
@@ -174,6 +175,7 @@ describe('lookup: serve', function () {
     assert.equal(r.headers.get('location'), `/v1/status/${taskId}`);
     assert.equal(r.body.revision, rev, 'the short revision was resolved on the repository');
     const task = await w.root.queue.task(taskId);
+    assertUpstream('/schemas/queue/v1/task.json', task, 'on-demand archive task');
     assert.equal(task.payload.revision, rev);
     assert.equal(task.payload.repository, w.hg.url);
     assert.ok(task.routes!.includes(`index.mozharness.v1.${PROJECT}.revision.${rev}.mozharness`));
