@@ -435,9 +435,10 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
   });
 
   it('a retrigger after the archive artifacts expire: found again by digest, else a new archive first', async () => {
-    // same tree as the first push, whose rebuilt archive is indexed by digest and long-lived
+    // same tree as the first push, whose rebuilt archive is indexed by digest and long-lived;
+    // this push's archive artifact has already expired (the queue accepts up to 15 min ago)
     const p = await setUpPush('3', 'mozilla-central', {
-      archiveExpires: new Date(Date.now() + 3600e3),
+      archiveExpires: new Date(Date.now() - 10 * 60e3),
     });
     const r = await act(p, 'retrigger-multiple', {
       input: { requests: [{ tasks: [TEST], times: 1 }] },
@@ -445,13 +446,15 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
     assert.equal(r.outcome.state, 'completed', r.outcome.error);
     const dep = r.outcome.result!.dependencies.find((d) => d.label === 'mozharness-archive')!;
     assert.equal(dep.decision, 'found-by-digest', JSON.stringify(dep));
+    assert.match(dep.reason, /artifact public\/build\/mozharness\.tar\.gz expires|has no artifact/);
     assert.notEqual(dep.taskId, p.ids.archive);
     const def = (await rootQueue().task(r.outcome.result!.created[0]!.taskId)) as any;
     assert.ok(def.dependencies.includes(dep.taskId));
     assert.ok(!def.dependencies.includes(p.ids.archive));
     assert.ok(def.payload.env.MOZHARNESS_URL.includes(dep.taskId));
 
-    // a tree nobody else archived: the retrigger schedules a new archive task first
+    // a tree nobody else archived, its archive expiring before the new deadline: the retrigger
+    // schedules a new archive task first
     const q = await setUpPush('3', 'mozilla-central', {
       archiveExpires: new Date(Date.now() + 3600e3),
       digest: 'c'.repeat(64),
