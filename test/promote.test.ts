@@ -11,6 +11,7 @@ import {
   parseManifestLocation,
   readManifest,
   validateManifest,
+  writeManifest,
   type Manifest,
 } from '../src/lookup/manifest.js';
 import { promote, rollback } from '../src/lookup/promote.js';
@@ -191,6 +192,31 @@ describe('promote', function () {
     assert.equal(rb.code, 1);
     assert.match(rb.stderr, /no previous entry to roll back to/);
 
+    // a second promotion (a conditional PUT on the ETag read) and a rollback
+    const second = await runCli(
+      [
+        'promote',
+        '--channel',
+        'nightly',
+        '--manifest',
+        where,
+        '--project',
+        PROJECT,
+        '--revision',
+        a.revision,
+        '--json',
+      ],
+      env,
+    );
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(JSON.parse(second.stdout).previous.sha256, b.sha256);
+    const back = await runCli(
+      ['promote', '--rollback', '--channel', 'nightly', '--manifest', where, '--json'],
+      env,
+    );
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(JSON.parse(back.stdout).entry.sha256, b.sha256);
+
     const http = await runCli(
       [
         'promote',
@@ -207,5 +233,27 @@ describe('promote', function () {
     );
     assert.equal(http.code, 2);
     assert.match(http.stderr, /http\(s\) manifests are read only/);
+  });
+
+  it('refuses to overwrite a file manifest that changed since it was read', async () => {
+    const loc = parseManifestLocation(path.join(w.tmp, 'race.json'));
+    await writeManifest(loc, { version: 1, channels: {} });
+    const read = await readManifest(loc);
+    assert.equal(read.status, 'ok');
+    const etag = read.status === 'ok' ? read.etag : '';
+    fs.writeFileSync(
+      (loc as { path: string }).path,
+      JSON.stringify({ version: 1, channels: {} }, null, 4),
+    );
+    await assert.rejects(
+      writeManifest(loc, { version: 1, channels: {} }, {}, { ifMatch: etag }),
+      (e: unknown) =>
+        isArchiveError(e, 'conflict') &&
+        /changed while it was being updated/.test((e as Error).message),
+    );
+    await assert.rejects(
+      writeManifest(loc, { version: 1, channels: { 'bad channel': {} } } as unknown as Manifest),
+      (e: unknown) => isArchiveError(e, 'invalid-config'),
+    );
   });
 });
