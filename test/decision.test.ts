@@ -769,10 +769,14 @@ describe('decision: generator', function () {
         true
       )) as typeof process.stdout.write;
       let codes: number[];
+      const level = process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL;
+      process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL = 'warn';
       try {
         codes = [await main(args(path.join(tmp, 'a'))), await main(args(path.join(tmp, 'b')))];
       } finally {
         process.stdout.write = write;
+        if (level === undefined) delete process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL;
+        else process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL = level;
       }
       assert.deepEqual(codes, [0, 0]);
       const summary = JSON.parse(captured[0]!);
