@@ -46,7 +46,8 @@ export function isArchiveTask(t: GraphTask): t is ArchiveGraphTask {
 export function topologicalOrder(tasks: Record<string, GraphTask>, seed: string[]): string[] {
   const state = new Map<string, 1 | 2>();
   const out: string[] = [];
-  const visit = (label: string, stack: string[]) => {
+  const stack: string[] = [];
+  const visit = (label: string) => {
     const s = state.get(label);
     if (s === 2) return;
     if (s === 1) {
@@ -55,19 +56,18 @@ export function topologicalOrder(tasks: Record<string, GraphTask>, seed: string[
       throw new ArchiveError(
         'invalid-config',
         `${t.file}: task '${label}': dependencies: cycle ${cycle}`,
-        {
-          file: t.file,
-          task: label,
-        },
+        { file: t.file, task: label },
       );
     }
     state.set(label, 1);
+    stack.push(label);
     const t = tasks[label]!;
-    for (const dep of Object.values(t.dependencies).sort()) visit(dep, [...stack, label]);
+    for (const dep of Object.values(t.dependencies).sort()) visit(dep);
+    stack.pop();
     state.set(label, 2);
     out.push(label);
   };
-  for (const label of seed) visit(label, []);
+  for (const label of seed) visit(label);
   return out;
 }
 
