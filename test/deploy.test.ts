@@ -406,9 +406,62 @@ describe('deploy', function () {
     );
   });
 
+  it('CLI deploy --watch prints one JSON line per change and stops cleanly on SIGTERM', async () => {
+    const m = path.join(w.tmp, 'cli-watch.json');
+    writeManifest(m, entryFor(a));
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'deploy',
+        '--manifest',
+        m,
+        '--channel',
+        'release',
+        '--root',
+        root,
+        '--watch',
+        '--interval',
+        '200ms',
+        '--json',
+      ],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    try {
+      await until('the first pass', async () => stdout.includes('\n'), 60_000);
+      assert.ok(fs.existsSync(path.join(root, LOCK_FILE)), 'the watching agent holds the lock');
+      writeManifest(m, entryFor(b));
+      await until('the switch to b', async () => (await currentVersion(root)) === b.sha256);
+      await until('its line', async () => stdout.trim().split('\n').length >= 2);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
+    const passes = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(passes.at(-1).outcome, 'deployed');
+    assert.equal(passes.at(-1).sha256, b.sha256);
+    assert.ok(!fs.existsSync(path.join(root, LOCK_FILE)), 'lock released on SIGTERM');
+  });
+
   it('keeps the last N versions, and always the current one', async () => {
-    const m = path.join(w.tmp, 'm-b.json');
-    writeManifest(m, entryFor(b));
+    const m = path.join(w.tmp, 'm-a.json');
+    writeManifest(m, entryFor(a));
     assert.deepEqual(listing(path.join(root, 'versions')), [a.sha256, b.sha256].sort());
     const r = await deploy({
       manifest: parseManifestLocation(m),
@@ -417,8 +470,8 @@ describe('deploy', function () {
       keep: 1,
     });
     assert.equal(r.outcome, 'deployed');
-    assert.deepEqual(listing(path.join(root, 'versions')), [b.sha256]);
+    assert.deepEqual(listing(path.join(root, 'versions')), [a.sha256]);
     const raw = JSON.parse(fs.readFileSync(m, 'utf8')) as Manifest;
-    assert.equal(raw.channels.release!.sha256, b.sha256);
+    assert.equal(raw.channels.release!.sha256, a.sha256);
   });
 });
