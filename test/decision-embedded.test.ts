@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { main } from '../src/cli/main.js';
 import { runDecision } from '../src/decision/decision.js';
 import type { HarnessDigest } from '../src/decision/digest.js';
 import type { Parameters } from '../src/decision/parameters.js';
@@ -20,6 +21,7 @@ import {
   type IndexClient,
   type QueueClient,
 } from '../src/taskcluster/client.js';
+import { writeSampleTree } from './helpers/repos.js';
 
 const ROOT = path.resolve('taskcluster');
 const TCYML = fs.readFileSync('.taskcluster.yml', 'utf8');
@@ -264,5 +266,69 @@ describe('decision: against the embedded services', function () {
       created: new Date(),
     });
     assert.equal(again.labelToTaskId['mozharness-archive'], archiveId);
+  });
+  it('the decision command submits with --root-url and credentials from the environment', async () => {
+    const checkout = path.join(tmp, 'checkout');
+    writeSampleTree(checkout);
+    const p = pushParams(5);
+    await startDecisionTask(p);
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      TASKCLUSTER_ROOT_URL: embedded.rootUrl,
+      TASKCLUSTER_CLIENT_ID: embedded.credentials.clientId,
+      TASKCLUSTER_ACCESS_TOKEN: embedded.credentials.accessToken,
+      MOZHARNESS_ARCHIVE_PROJECT: p.project,
+      MOZHARNESS_ARCHIVE_LEVEL: p.level,
+      MOZHARNESS_ARCHIVE_REPOSITORY: p.repository,
+      MOZHARNESS_ARCHIVE_REVISION: p.revision,
+      MOZHARNESS_ARCHIVE_OWNER: p.owner,
+      MOZHARNESS_ARCHIVE_PUSHLOG_ID: p.pushlog_id,
+      MOZHARNESS_ARCHIVE_PUSHDATE: String(p.pushdate),
+      MOZHARNESS_ARCHIVE_TASKS_FOR: 'hg-push',
+      MOZHARNESS_ARCHIVE_TASK_ID: p.decision_task_id,
+      MOZHARNESS_ARCHIVE_LOG_LEVEL: 'debug',
+    });
+    const out: string[] = [];
+    const err: string[] = [];
+    const w = [process.stdout.write, process.stderr.write] as const;
+    process.stdout.write = ((x: string) => (
+      out.push(String(x)),
+      true
+    )) as typeof process.stdout.write;
+    process.stderr.write = ((x: string) => (
+      err.push(String(x)),
+      true
+    )) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await main([
+        'node',
+        'mozharness-archive',
+        'decision',
+        '--checkout',
+        checkout,
+        '--root',
+        ROOT,
+        '--out',
+        path.join(tmp, 'artifacts-cli'),
+        '--root-url',
+        embedded.rootUrl,
+        '--json',
+      ]);
+    } finally {
+      [process.stdout.write, process.stderr.write] = w;
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+    assert.equal(code, 0, err.join(''));
+    const summary = JSON.parse(out.join(''));
+    assert.equal(summary.submitted.created.length, 8);
+    assert.equal(summary.archive.result, 'miss');
+    const archive = await queue.task(summary.archive.taskId);
+    assert.equal(archive.payload.treeDigest, summary.treeDigest);
+    assert.ok(
+      !(out.join('') + err.join('')).includes(embedded.credentials.accessToken),
+      'no credential in output',
+    );
   });
 });
