@@ -6,9 +6,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { indexClient, queueClient, type Credentials } from '../taskcluster/client.js';
 import type { ClaimedTask, TaskDefinition } from '../taskcluster/types.js';
+import { publishDirectory, type ArtifactPublisher } from '../local/publish.js';
 import { errorMessage } from '../util/errors.js';
 import { createLogger, silentLogger, type Logger } from '../util/log.js';
 import {
@@ -18,41 +18,7 @@ import {
   type CallbackResult,
 } from './callback.js';
 
-/** Uploads one file and returns the URL a `reference` artifact should point at. */
-export type ArtifactPublisher = (key: string, file: string, contentType: string) => Promise<string>;
-
-export interface S3PublisherSettings {
-  endpoint?: string;
-  region?: string;
-  bucket: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  publicBaseUrl: string;
-}
-
-/** Publish to an S3 bucket (s3rver in `local up`), readable at `${publicBaseUrl}/<key>`. */
-export function s3Publisher(s: S3PublisherSettings): ArtifactPublisher {
-  const client = new S3Client({
-    region: s.region ?? 'us-east-1',
-    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-    ...(s.accessKeyId && s.secretAccessKey
-      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
-      : {}),
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  return async (key, file, contentType) => {
-    await client.send(
-      new PutObjectCommand({
-        Bucket: s.bucket,
-        Key: key,
-        Body: await fs.readFile(file),
-        ContentType: contentType,
-      }),
-    );
-    return `${s.publicBaseUrl.replace(/\/+$/, '')}/${key}`;
-  };
-}
+export { s3Publisher, type ArtifactPublisher, type S3PublisherSettings } from '../local/publish.js';
 
 export function isActionTask(task: Pick<TaskDefinition, 'payload' | 'tags'>): boolean {
   return typeof (task.payload as any)?.env?.ACTION_CALLBACK === 'string';
@@ -77,12 +43,6 @@ export interface ActionRunOutcome {
   error?: string;
   artifacts: string[];
 }
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.json': 'application/json',
-  '.yml': 'text/yaml',
-  '.log': 'text/plain; charset=utf-8',
-};
 
 /** Run one claimed action task to resolution. */
 export async function runActionClaim(
@@ -133,20 +93,12 @@ export async function runActionClaim(
       path.join(dir, 'public', 'logs', 'live_backing.log'),
       lines.join('\n') + '\n',
     );
-    const expires = claim.task.expires ?? new Date(Date.now() + 28 * 864e5).toISOString();
-    for (const rel of await listFiles(path.join(dir, 'public'))) {
-      const name = `public/${rel}`;
-      const contentType = CONTENT_TYPES[path.extname(rel)] ?? 'application/octet-stream';
-      const key = `${opts.keyPrefix ?? 'tasks'}/${taskId}/${runId}/${name}`;
-      const url = await opts.publish(key, path.join(dir, 'public', rel), contentType);
-      await queue.createArtifact(taskId, runId, name, {
-        storageType: 'reference',
-        expires,
-        contentType,
-        url,
-      });
-      outcome.artifacts.push(name);
-    }
+    outcome.artifacts.push(
+      ...(await publishDirectory(queue, claim, path.join(dir, 'public'), {
+        publish: opts.publish,
+        ...(opts.keyPrefix ? { keyPrefix: opts.keyPrefix } : {}),
+      })),
+    );
     if (outcome.state === 'completed') await queue.reportCompleted(taskId, runId);
     else await queue.reportFailed(taskId, runId);
     outer.info('action-task-resolved', { taskId, state: outcome.state, error: outcome.error });
@@ -158,16 +110,6 @@ export async function runActionClaim(
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-}
-
-async function listFiles(root: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of await fs.readdir(path.join(root, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...(await listFiles(root, r)));
-    else out.push(r);
-  }
-  return out.sort();
 }
 
 export interface RunActionTasksOptions extends RunActionClaimOptions {

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { decisionTaskDefiner, retargetArchiveTask } from '../actions/define.js';
 import { actionHookDefinition, actionRoles, installActionHooks } from '../actions/hooks.js';
 import { runActionClaim, s3Publisher } from '../actions/local-runner.js';
 import { triggerAction } from '../actions/trigger.js';
@@ -315,7 +316,15 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     const runners: Record<ReturnType<typeof kindOf>, Runner> = {
       action: async (claim) => {
         const start = Date.now();
-        const r = await runActionClaim(claim, { rootUrl: embedded.rootUrl, publish, log });
+        const r = await runActionClaim(claim, {
+          rootUrl: embedded.rootUrl,
+          publish,
+          log,
+          // labels the push left out are generated from the in-tree kinds, as the action task's
+          // checkout would (this project's taskcluster/ is the sample repository's)
+          defineTask: decisionTaskDefiner({ root: path.join(o.projectRoot, 'taskcluster') }),
+          retarget: retargetArchiveTask,
+        });
         return {
           taskId: r.taskId,
           runId: r.runId,

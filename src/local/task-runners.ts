@@ -25,11 +25,9 @@ import {
 import type { ClaimedTask } from '../taskcluster/types.js';
 import { errorMessage } from '../util/errors.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { publishDirectory, type ArtifactPublisher } from './publish.js';
 
 const run = promisify(execFile);
-
-/** Uploads one file and returns the URL a `reference` artifact should point at. */
-export type ArtifactPublisher = (key: string, file: string, contentType: string) => Promise<string>;
 
 export interface RunnerContext {
   rootUrl: string;
@@ -48,55 +46,6 @@ export interface LocalRunOutcome {
   /** The last lines of the task log (shown when a task fails). */
   logTail: string[];
   ms: number;
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.json': 'application/json',
-  '.yml': 'text/yaml',
-  '.log': 'text/plain; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-};
-
-async function listFiles(root: string, rel = ''): Promise<string[]> {
-  let entries;
-  try {
-    entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  const out: string[] = [];
-  for (const d of entries) {
-    const r = rel ? `${rel}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...(await listFiles(root, r)));
-    else if (d.isFile()) out.push(r);
-  }
-  return out.sort();
-}
-
-/** Publish every file under `dir` as a `public/<path>` reference artifact of the run. */
-export async function publishDirectory(
-  queue: QueueClient,
-  claim: ClaimedTask,
-  dir: string,
-  ctx: RunnerContext,
-): Promise<string[]> {
-  const taskId = claim.status.taskId;
-  const expires = claim.task.expires ?? claim.status.expires;
-  const names: string[] = [];
-  for (const rel of await listFiles(dir)) {
-    const name = `public/${rel}`;
-    const contentType = CONTENT_TYPES[path.extname(rel)] ?? 'application/octet-stream';
-    const key = `${ctx.keyPrefix ?? 'tasks'}/${taskId}/${claim.runId}/${name}`;
-    const url = await ctx.publish(key, path.join(dir, rel), contentType);
-    await queue.createArtifact(taskId, claim.runId, name, {
-      storageType: 'reference',
-      expires,
-      contentType,
-      url,
-    });
-    names.push(name);
-  }
-  return names;
 }
 
 /** A task log kept in memory and written to `public/logs/live_backing.log` at the end. */
