@@ -4,9 +4,11 @@
 // archive task completed (and was indexed by its routes) the next push with the same harness
 // reuses it and indexes it for its own revision.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { main } from '../src/cli/main.js';
 import { runDecision } from '../src/decision/decision.js';
 import type { HarnessDigest } from '../src/decision/digest.js';
@@ -21,7 +23,8 @@ import {
   type IndexClient,
   type QueueClient,
 } from '../src/taskcluster/client.js';
-import { writeSampleTree } from './helpers/repos.js';
+import { createHgRepo, HG_ENV, hgCommit, startHgServe, writeSampleTree } from './helpers/repos.js';
+import { assertUpstream } from './helpers/upstream.js';
 
 const ROOT = path.resolve('taskcluster');
 const TCYML = fs.readFileSync('.taskcluster.yml', 'utf8');
@@ -330,5 +333,71 @@ describe('decision: against the embedded services', function () {
       !(out.join('') + err.join('')).includes(embedded.credentials.accessToken),
       'no credential in output',
     );
+  });
+  it("the rendered decision task's own command checks out the push and runs the decision", async () => {
+    // a real hg repository with the harness, the in-tree config and .taskcluster.yml, served over HTTP
+    const repo = await createHgRepo(path.join(tmp, 'hg-repo'));
+    const files: Record<string, string> = { '.taskcluster.yml': TCYML };
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith('.yml'))
+          files[path.relative(process.cwd(), p)] = fs.readFileSync(p, 'utf8');
+      }
+    };
+    walk(ROOT);
+    const revision = await hgCommit(repo.path, files, 'in-tree taskgraph');
+    const server = await startHgServe(repo.path);
+    try {
+      const p: Parameters = { ...pushParams(6), repository: server.url, revision };
+      await startDecisionTask(p);
+      const { payload } = await queue.task(p.decision_task_id);
+      // `mozharness-archive` on PATH, as in the decision image
+      const bin = path.join(tmp, 'bin');
+      fs.mkdirSync(bin, { recursive: true });
+      const loader = pathToFileURL(path.resolve('node_modules/tsx/dist/loader.mjs')).href;
+      fs.writeFileSync(
+        path.join(bin, 'mozharness-archive'),
+        `#!/bin/sh\nexec "${process.execPath}" --import ${loader} "${path.resolve('src/cli/main.ts')}" "$@"\n`,
+        { mode: 0o755 },
+      );
+      const work = path.join(tmp, 'decision-work');
+      const env: NodeJS.ProcessEnv = {
+        ...HG_ENV,
+        ...payload.env,
+        MOZHARNESS_ARCHIVE_CHECKOUT: path.join(work, 'checkouts', 'src'),
+        MOZHARNESS_ARCHIVE_OUT: path.join(work, 'artifacts'),
+        PATH: `${bin}:${process.env.PATH}`,
+        TASKCLUSTER_ROOT_URL: embedded.rootUrl,
+        TASKCLUSTER_CLIENT_ID: embedded.credentials.clientId,
+        TASKCLUSTER_ACCESS_TOKEN: embedded.credentials.accessToken,
+        TASK_ID: p.decision_task_id,
+      };
+      const [cmd, ...args] = payload.command as string[];
+      // async: the embedded services answer from this process while the command runs
+      const result = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = spawn(cmd!, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (status) => resolve({ status, stderr }));
+      });
+      assert.equal(result.status, 0, result.stderr);
+      const listed = await queue.listTaskGroup(p.decision_task_id);
+      assert.equal(listed.tasks.length, 9, 'the decision task and its 8 tasks');
+      const graph = JSON.parse(
+        fs.readFileSync(path.join(work, 'artifacts', 'task-graph.json'), 'utf8'),
+      );
+      const archive = Object.values<any>(graph).find((t) => t.label === 'mozharness-archive');
+      assert.equal(archive.task.payload.repository, server.url);
+      assert.equal(archive.task.payload.revision, revision);
+      const actions = JSON.parse(
+        fs.readFileSync(path.join(work, 'artifacts', 'actions.json'), 'utf8'),
+      );
+      assertUpstream('/schemas/common/action-schema-v1.json', actions);
+      assert.ok(actions.actions.length > 0, "actions from the checkout's .taskcluster.yml");
+    } finally {
+      await server.close();
+    }
   });
 });
