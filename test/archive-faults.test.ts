@@ -13,6 +13,10 @@ import { httpGet, backoffDelay } from '../src/util/http.js';
 import { createLogger } from '../src/util/log.js';
 import { SAMPLE_SUBDIR, createHgRepo, startHgServe } from './helpers/repos.js';
 
+// nock intercepts every request of the process once active: keep it off except inside this file's
+// tests, so the real servers of other test files are never proxied through it.
+nock.restore();
+
 // Port 9 (discard) on loopback: nothing real answers there; nock does.
 const FAKE = 'http://127.0.0.1:9/mozilla-central';
 
@@ -49,6 +53,10 @@ describe('archive engine: hgweb fault injection', function () {
     ).sha256;
   });
 
+  before(() => {
+    if (!nock.isActive()) nock.activate();
+  });
+
   beforeEach(async () => {
     work = await fs.promises.mkdtemp(path.join(tmp, 'work-'));
   });
@@ -61,6 +69,7 @@ describe('archive engine: hgweb fault injection', function () {
 
   after(async () => {
     nock.cleanAll();
+    nock.restore();
     await fs.promises.rm(tmp, { recursive: true, force: true });
   });
 
