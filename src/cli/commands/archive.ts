@@ -1,6 +1,7 @@
 // `build`, `digest` and `unpack`: the archive engine on the command line.
 import { Command, Option } from 'commander';
 import {
+  FORMAT_VERSION,
   buildArchive,
   computeTreeDigest,
   parseSource,
@@ -134,7 +135,7 @@ export function register(program: Command): void {
         policy,
         log: log(),
       });
-      const doc = { ...r, repository: sourceRepository(spec), formatVersion: 1 };
+      const doc = { ...r, repository: sourceRepository(spec), formatVersion: FORMAT_VERSION };
       printResult(flags.json, doc, () => [
         `tree digest: ${r.treeDigest}`,
         `files:       ${r.files}`,
