@@ -720,6 +720,8 @@ async function gitFetch(
         '-c',
         'protocol.file.allow=always',
         '-c',
+        'http.followRedirects=false', // a redirect could leave the allow-list
+        '-c',
         `http.lowSpeedLimit=1`,
         '-c',
         `http.lowSpeedTime=${idleS}`,
@@ -758,7 +760,16 @@ async function gitRemoteResolve(
   ctx.onRequest?.(url);
   const r = await runCommand(
     'git',
-    ['-c', 'protocol.file.allow=always', 'ls-remote', '--end-of-options', url, revision],
+    [
+      '-c',
+      'protocol.file.allow=always',
+      '-c',
+      'http.followRedirects=false',
+      'ls-remote',
+      '--end-of-options',
+      url,
+      revision,
+    ],
     { env: GIT_RUN_ENV(), signal: ctx.signal, timeoutMs: ctx.policy?.maxRetryTimeMs ?? 60_000 },
   );
   if (r.code !== 0) {
