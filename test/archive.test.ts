@@ -16,6 +16,7 @@ import {
   FORMAT_VERSION,
   buildArchive,
   computeTreeDigest,
+  inspectArchive,
   packArchive,
   parseSource,
   resolveRevision,
@@ -324,6 +325,29 @@ describe('archive engine', function () {
       assert.ok(!get('setup.py').pax);
       // the gzip stream is a single member ending cleanly
       assert.ok(zlib.gunzipSync(bytes).length % 512 === 0);
+    });
+
+    it('inspects an archive file: same sha256, size, tree digest and count as the build', async () => {
+      const file = out('git.tar.gz');
+      const built = await buildArchive({
+        source: { kind: 'git', path: gitRepo.path },
+        revision: 'main',
+        subdir: SAMPLE_SUBDIR,
+      });
+      const seen = await inspectArchive(file);
+      assert.deepEqual(seen, {
+        sha256: built.sha256,
+        size: built.size,
+        treeDigest: built.treeDigest,
+        files: built.files,
+        formatVersion: FORMAT_VERSION,
+      });
+      const foreign = path.join(tmp, 'foreign.tar.gz');
+      await tar.c({ gzip: true, file: foreign, cwd: plain }, ['testing']);
+      await rejectsWith(inspectArchive(foreign), 'corrupt', /not a normalised archive/);
+      const cut = path.join(tmp, 'cut.tar.gz');
+      fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 300));
+      await rejectsWith(inspectArchive(cut), 'corrupt');
     });
 
     it('round-trips: unpacking and re-packing as a directory gives the same bytes', async () => {

@@ -21,7 +21,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { ArchiveError } from '../util/errors.js';
+import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
+import zlib from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { ByteReader } from './bytes.js';
+import { readTar } from './untar.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { digestEntries, packEntries } from './pack.js';
 import {
@@ -32,7 +36,7 @@ import {
   type SourceContext,
   type SourceSpec,
 } from './sources.js';
-import { hasControl, type TreeSource } from './tree.js';
+import { hasControl, type TreeEntry, type TreeSource } from './tree.js';
 import { unpackTo } from './unpack.js';
 
 export type { FetchPolicy, SourceSpec } from './sources.js';
@@ -272,6 +276,79 @@ export async function resolveRevision(
     log: silentLogger,
     tmpDir: os.tmpdir(),
   });
+}
+
+/**
+ * sha256, size, tree digest and file count of an archive this engine wrote, read from the file
+ * alone (no unpacking). An archive that is not in the normalised format (unsorted, prefixed,
+ * other modes or types) is refused as 'corrupt': its digest would not mean the same thing.
+ */
+export async function inspectArchive(
+  file: string,
+  opts: { limits?: Partial<Limits> } = {},
+): Promise<{
+  sha256: string;
+  size: number;
+  treeDigest: string;
+  files: number;
+  formatVersion: number;
+}> {
+  const limits = limitsOf(opts.limits);
+  const hash = crypto.createHash('sha256');
+  let size = 0;
+  const input = fs.createReadStream(file);
+  input.on('data', (c) => {
+    hash.update(c as Buffer);
+    size += (c as Buffer).length;
+  });
+  const gunzip = zlib.createGunzip();
+  const piped = pipeline(input, gunzip).catch((e: unknown) => e);
+  async function* entries(): AsyncGenerator<TreeEntry> {
+    for await (const raw of readTar(new ByteReader(gunzip, 'archive'))) {
+      const p = raw.path.replace(/\/$/, '');
+      const type =
+        raw.type === 'file' || raw.type === 'dir' || raw.type === 'symlink' ? raw.type : null;
+      const expected =
+        type === 'dir' ? 0o755 : type === 'symlink' ? 0o777 : raw.mode & 0o100 ? 0o755 : 0o644;
+      if (!type || raw.mode !== expected || (type === 'dir') !== raw.path.endsWith('/')) {
+        throw new ArchiveError(
+          'corrupt',
+          `${file} is not a normalised archive (entry ${JSON.stringify(raw.path)})`,
+        );
+      }
+      yield {
+        path: p,
+        type,
+        mode: raw.mode,
+        size: raw.size,
+        linkTarget: raw.linkpath,
+        read: () => raw.content,
+      };
+    }
+  }
+  let d;
+  try {
+    d = await digestEntries(entries(), FORMAT_VERSION, limits);
+  } catch (e) {
+    input.destroy();
+    if (isArchiveError(e, 'internal'))
+      throw new ArchiveError('corrupt', `${file} is not a normalised archive: ${e.message}`);
+    if (isArchiveError(e)) throw e;
+    throw new ArchiveError(
+      'corrupt',
+      `archive ${file} is corrupt or truncated: ${errorMessage(e)}`,
+    );
+  }
+  const failed = await piped;
+  if (failed)
+    throw new ArchiveError('corrupt', `archive ${file} is corrupt: ${errorMessage(failed)}`);
+  return {
+    sha256: hash.digest('hex'),
+    size,
+    treeDigest: d.treeDigest,
+    files: d.files,
+    formatVersion: FORMAT_VERSION,
+  };
 }
 
 /** The metadata document of an archive (schemas/archive-metadata.json). */
