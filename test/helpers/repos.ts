@@ -261,6 +261,9 @@ export async function startHgServe(repoPath: string): Promise<HgServer> {
   });
   child.removeAllListeners('exit');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // never outlive the test process, even when it ends without calling close()
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   return {
     url: `http://127.0.0.1:${port}`,
     get requests(): string[] {
@@ -278,6 +281,7 @@ export async function startHgServe(repoPath: string): Promise<HgServer> {
       return paths;
     },
     async close() {
+      process.removeListener('exit', killOnExit);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), 3000);
