@@ -4,7 +4,6 @@
 // private, fixed environment here.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 export const SAMPLE_SUBDIR = 'testing/mozharness';
@@ -204,91 +203,6 @@ export async function gitCommit(
   return (await git(repo, 'rev-parse', 'HEAD')).trim();
 }
 
-export interface HgServer {
-  /** Base URL of the repository, e.g. http://127.0.0.1:41234 (no trailing slash). */
-  url: string;
-  /** Request paths seen by the server so far (from hg's access log), e.g. '/json-rev/tip'. */
-  readonly requests: string[];
-  close(): Promise<void>;
-}
-
-/**
- * Start `hg serve` for `repoPath` on 127.0.0.1 and a random port, with web.allow-archive on.
- * `requests` lists the paths hg logged, so tests can count requests to the repository server.
- */
-export async function startHgServe(repoPath: string): Promise<HgServer> {
-  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hg-serve-'));
-  const accessLog = path.join(logDir, 'access.log');
-  const errorLog = path.join(logDir, 'error.log');
-  const child = spawn(
-    'hg',
-    [
-      'serve',
-      '-R',
-      repoPath,
-      '-a',
-      '127.0.0.1',
-      '-p',
-      '0',
-      '--accesslog',
-      accessLog,
-      '--errorlog',
-      errorLog,
-      '--config',
-      'web.allow-archive=gz,bz2,zip',
-      '--config',
-      'web.allow_push=',
-    ],
-    { cwd: repoPath, env: HG_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hg serve did not start: ${output}`)), 20000);
-    const onData = (d: Buffer) => {
-      output += d.toString('utf8');
-      const m = /bound to 127\.0\.0\.1:(\d+)/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`hg serve exited ${code}: ${output}`));
-    });
-  });
-  child.removeAllListeners('exit');
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  // never outlive the test process, even when it ends without calling close()
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    get requests(): string[] {
-      let text = '';
-      try {
-        text = fs.readFileSync(accessLog, 'utf8');
-      } catch {
-        return [];
-      }
-      const paths: string[] = [];
-      for (const line of text.split('\n')) {
-        const m = /"[A-Z]+ (\S+) HTTP\/[\d.]+"/.exec(line);
-        if (m) paths.push(m[1]);
-      }
-      return paths;
-    },
-    async close() {
-      process.removeListener('exit', killOnExit);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(t);
-      }
-      fs.rmSync(logDir, { recursive: true, force: true });
-    },
-  };
-}
+// `hg serve` on loopback with web.allow-archive, counting requests from its access log: the same
+// server `local run` uses.
+export { startHgServe, type HgServer } from '../../src/local/repo-server.js';
