@@ -90,6 +90,8 @@ export interface RequestContext {
   scopes: string[];
   /** The root URL the server is reachable at (for building artifact URLs etc). */
   rootUrl: string;
+  /** Aborted when the client goes away before the answer (long polls stop waiting). */
+  signal?: AbortSignal;
   /** True when the caller's scopes satisfy the expression. */
   satisfies(expr: ScopeExpression): boolean;
   /** Throws ApiError('InsufficientScopes', …) naming the missing scopes, or 'AuthenticationFailed'

@@ -1183,7 +1183,7 @@ export class QueueService implements Service {
     });
     // When the framework offers an AbortSignal for the request (client gone), stop waiting and
     // claim nothing, so no task is claimed for a worker that is no longer listening.
-    const signal = (ctx as RequestContext & { signal?: AbortSignal }).signal;
+    const signal = ctx.signal;
     const until = Date.now() + this.pollMs;
     for (;;) {
       if (this.closed || signal?.aborted) return { body: { tasks: [] } };

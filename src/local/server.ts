@@ -419,7 +419,12 @@ export class ApiServer {
       clientId = who.clientId;
       const query: Record<string, string> = {};
       for (const [k, v] of search) if (k !== 'bewit') query[k] = v;
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
       const ctx: RequestContext = {
+        signal: gone.signal,
         entry,
         params,
         query,
