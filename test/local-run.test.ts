@@ -7,6 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { startEmbedded } from '../src/local/embedded.js';
+import { findArchive } from '../src/lookup/find.js';
+import { indexClient, queueClient } from '../src/taskcluster/client.js';
 
 const run = promisify(execFile);
 
@@ -98,6 +101,39 @@ describe('npm start (local run)', function () {
     assert.equal(first.retrigger?.action, 'retrigger-multiple');
     assert.ok(first.retrigger!.tasks.length >= 2, 'the action task and the retriggered task');
     for (const t of first.retrigger!.tasks) assert.equal(t.state, 'completed', t.label);
+  });
+
+  it('finds every push by revision (full and short) and the latest, after the run', async () => {
+    const embedded = await startEmbedded({ stateDir: path.join(tmp, 'state'), sweepIntervalMs: 0 });
+    try {
+      const clients = {
+        index: indexClient({ rootUrl: embedded.rootUrl }),
+        queue: queueClient({ rootUrl: embedded.rootUrl }),
+      };
+      const [p1, p2, p3] = first.pushes as [
+        Summary['pushes'][0],
+        Summary['pushes'][0],
+        Summary['pushes'][0],
+      ];
+      const f1 = await findArchive(clients, { project: 'mozilla-central', revision: p1.revision });
+      assert.equal(f1.taskId, p1.archive.taskId);
+      assert.equal(f1.sha256, p1.archive.sha256);
+      const f2 = await findArchive(clients, {
+        project: 'mozilla-central',
+        revision: p2.revision.slice(0, 12),
+      });
+      assert.equal(
+        f2.taskId,
+        p1.archive.taskId,
+        'the reusing push resolves to the archive it reused',
+      );
+      assert.equal(f2.revision, p2.revision);
+      assert.equal(f2.archiveRevision, p1.revision);
+      const latest = await findArchive(clients, { project: 'mozilla-central', latest: true });
+      assert.equal(latest.taskId, p3.archive.taskId);
+    } finally {
+      await embedded.close();
+    }
   });
 
   it('reuses the archives of the first run on the same state directory', async () => {
