@@ -286,7 +286,12 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
 
     // runners
     const publish = s3Publisher(s3);
-    const rctx: RunnerContext = { rootUrl: embedded.rootUrl, publish, log };
+    const rctx: RunnerContext = {
+      rootUrl: embedded.rootUrl,
+      publish,
+      log,
+      ...(o.signal ? { signal: o.signal } : {}),
+    };
     const s3Settings = {
       bucket: s3.bucket,
       endpoint: s3.endpoint,

@@ -35,6 +35,8 @@ export interface RunnerContext {
   /** Prefix of S3 keys for task artifacts (default `tasks`). */
   keyPrefix?: string;
   log: Logger;
+  /** Aborting it kills a running task command (Ctrl-C of `local run`). */
+  signal?: AbortSignal;
 }
 
 export interface LocalRunOutcome {
@@ -187,7 +189,13 @@ export function scrubbedEnv(
 
 function runCommand(
   argv: string[],
-  opts: { cwd: string; env: Record<string, string>; maxRunTime: number; log: TaskLog },
+  opts: {
+    cwd: string;
+    env: Record<string, string>;
+    maxRunTime: number;
+    log: TaskLog;
+    signal?: AbortSignal;
+  },
 ): Promise<number> {
   return new Promise((resolve) => {
     opts.log.add(`+ ${argv.join(' ')}`);
@@ -200,6 +208,12 @@ function runCommand(
       opts.log.add(`maxRunTime of ${opts.maxRunTime}s exceeded; killing the command`);
       child.kill('SIGKILL');
     }, opts.maxRunTime * 1000);
+    const interrupt = () => {
+      opts.log.add('interrupted; killing the command');
+      child.kill('SIGKILL');
+    };
+    opts.signal?.addEventListener('abort', interrupt, { once: true });
+    child.on('exit', () => opts.signal?.removeEventListener('abort', interrupt));
     child.stdout.on('data', (d: Buffer) => opts.log.add(d.toString()));
     child.stderr.on('data', (d: Buffer) => opts.log.add(d.toString()));
     child.on('error', (e) => {
@@ -243,6 +257,7 @@ export function runDockerWorkerClaim(
       env,
       maxRunTime: payload.maxRunTime,
       log,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
     return code === 0;
   });
@@ -285,7 +300,13 @@ export function runGenericWorkerClaim(
       TASKCLUSTER_ROOT_URL: ctx.rootUrl,
     });
     for (const argv of payload.command) {
-      const code = await runCommand(argv, { cwd: work, env, maxRunTime: payload.maxRunTime, log });
+      const code = await runCommand(argv, {
+        cwd: work,
+        env,
+        maxRunTime: payload.maxRunTime,
+        log,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
       if (code !== 0) return false;
     }
     return true;

@@ -153,6 +153,11 @@ export function registerLocalRun(local: Command): void {
         if (opts.json) printJson(summaryJson(summary));
         else process.stdout.write(formatSummary(summary).join('\n') + '\n');
         process.exitCode = summary.ok ? 0 : 1;
+      } catch (e) {
+        if (!controller.signal.aborted) throw e;
+        // the services, hg serve and the task runners were stopped by replay's clean-up
+        process.stderr.write('mozharness-archive: interrupted; everything was shut down\n');
+        process.exitCode = 130;
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);

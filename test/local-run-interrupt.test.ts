@@ -1,0 +1,75 @@
+// Ctrl-C during `local run` shuts everything down and leaves no stray process behind: no
+// `hg serve`, no task command, no embedded server.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Processes (other than ours) whose command line mentions `needle`. */
+function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(needle)) out.push(`${pid} ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+describe('local run: Ctrl-C', function () {
+  this.timeout(180_000);
+
+  it('stops cleanly mid-run, exits 130 and leaves no stray processes', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-interrupt-'));
+    const stateDir = path.join(tmp, 'state');
+    try {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'local', 'run', '--state-dir', stateDir],
+        { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) =>
+        child.on('exit', (code) => resolve(code)),
+      );
+      // wait until the run is under way: hg serve is serving the sample repository
+      const deadline = Date.now() + 120_000;
+      while (
+        !processesMentioning(path.join(stateDir, 'sample-repo')).some((p) => p.includes('serve'))
+      ) {
+        assert.ok(Date.now() < deadline, `local run never started hg serve: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      child.kill('SIGINT');
+      const code = await exited;
+      assert.equal(code, 130, stderr);
+      assert.match(stderr, /interrupted/);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(
+        processesMentioning(stateDir),
+        [],
+        'no process still uses the state directory',
+      );
+      // the state directory is consistent: the services start again on it
+      execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '-e',
+          `const m = await import('./src/local/embedded.ts'); const e = await m.startEmbedded({ stateDir: ${JSON.stringify(stateDir)}, sweepIntervalMs: 0 }); await e.close();`,
+        ],
+        { cwd: path.resolve('.'), stdio: 'pipe' },
+      );
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
