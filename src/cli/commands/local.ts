@@ -49,7 +49,21 @@ function humanLines(e: Embedded): string[] {
       `  export MOZHARNESS_ARCHIVE_PUBLIC_BASE_URL=${e.s3.publicBaseUrl}`,
     );
   }
-  lines.push('', `Archive task queue: ${e.archiveTaskQueueId}`, 'Stop with Ctrl-C.');
+  lines.push(
+    '',
+    `Archive task queue: ${e.archiveTaskQueueId}`,
+    '',
+    'Then, in that shell:',
+    '  mozharness-archive find --project mozilla-central --latest',
+    '  mozharness-archive fetch --project mozilla-central --revision <rev> --dest ./mozharness',
+    `  mozharness-archive worker --task-queue-id ${e.archiveTaskQueueId} --worker-group local \\`,
+    `      --worker-id w1${e.s3 ? ` --s3-bucket ${e.s3.bucket}` : ''} --allow-repo <repository URL>`,
+    '  mozharness-archive serve --config examples/lookup.yml   # with rootUrl set to the URL above',
+    "  node -e \"import('taskcluster-client').then(({default: tc}) =>",
+    '      new tc.Queue(tc.fromEnvVars()).ping().then(console.log))"',
+    '',
+    'Stop with Ctrl-C.',
+  );
   return lines;
 }
 
