@@ -3,7 +3,8 @@
 // directory artifact would. Used by the local task runners and the local action runner.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../storage/settings.js';
 import type { QueueClient } from '../taskcluster/client.js';
 import type { ClaimedTask } from '../taskcluster/types.js';
 
@@ -21,15 +22,7 @@ export interface S3PublisherSettings {
 
 /** Publish to an S3 bucket (s3rver in `local up`), readable at `${publicBaseUrl}/<key>`. */
 export function s3Publisher(s: S3PublisherSettings): ArtifactPublisher {
-  const client = new S3Client({
-    region: s.region ?? 'us-east-1',
-    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-    ...(s.accessKeyId && s.secretAccessKey
-      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
-      : {}),
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = createS3Client(s);
   return async (key, file, contentType) => {
     await client.send(
       new PutObjectCommand({

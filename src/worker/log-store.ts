@@ -1,7 +1,8 @@
 // Where task logs go: the same bucket as the archives, under `<prefix>/logs/<taskId>/<runId>/
 // live_backing.log` (text/plain), referenced by the `public/logs/live_backing.log` artifact.
 import fs from 'node:fs';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client, publicBaseUrl } from '../storage/settings.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import type { WorkerS3Settings } from './config.js';
 
@@ -10,11 +11,7 @@ export interface TaskLogStore {
   putTaskLog(taskId: string, runId: number, file: string): Promise<string>;
 }
 
-export function publicBaseUrl(s: WorkerS3Settings): string {
-  if (s.publicBaseUrl) return s.publicBaseUrl.replace(/\/$/, '');
-  if (s.endpoint) return `${s.endpoint.replace(/\/$/, '')}/${s.bucket}`;
-  return `https://${s.bucket}.s3.${s.region ?? 'us-east-1'}.amazonaws.com`;
-}
+export { publicBaseUrl };
 
 export function taskLogKey(s: WorkerS3Settings, taskId: string, runId: number): string {
   const prefix = (s.prefix ?? '').replace(/^\/+|\/+$/g, '');
@@ -23,16 +20,7 @@ export function taskLogKey(s: WorkerS3Settings, taskId: string, runId: number): 
 
 /** An S3 client for the worker's settings (path-style with an endpoint; checksums when required). */
 export function workerS3Client(s: WorkerS3Settings): S3Client {
-  return new S3Client({
-    region: s.region ?? 'us-east-1',
-    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-    ...(s.accessKeyId && s.secretAccessKey
-      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
-      : {}),
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 3,
-  });
+  return createS3Client({ ...s, maxAttempts: 3 });
 }
 
 export class S3TaskLogStore implements TaskLogStore {
