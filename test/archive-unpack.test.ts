@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { Readable } from 'node:stream';
 import { unpackArchive, type Limits } from '../src/archive/index.js';
+import { readTar } from '../src/archive/untar.js';
 import { isArchiveError } from '../src/util/errors.js';
 
 interface RawEntry {
@@ -213,6 +215,39 @@ describe('archive unpack: hostile tarballs', function () {
       names: '../../gnu-evil',
     },
     {
+      name: 'unsupported entry type (GNU sparse file)',
+      entries: [{ name: 'sparse', flag: 'S', content: 'x' }],
+      code: 'unsafe-path',
+      names: 'sparse',
+    },
+    {
+      name: 'unknown entry type',
+      entries: [
+        { name: ok, content: 'x' },
+        { name: 'odd', flag: 'Z' },
+      ],
+      code: 'unsafe-path',
+      names: 'odd',
+    },
+    {
+      name: 'oversized PAX header',
+      entries: [
+        {
+          name: 'PaxHeaders/x',
+          flag: 'x',
+          content: paxBody({ comment: 'x'.repeat(1024 * 1024 + 10) }),
+        },
+        { name: 'innocent', content: 'x' },
+      ],
+      code: 'corrupt',
+    },
+    {
+      name: 'file entry with a link target',
+      entries: [{ name: 'f', content: 'x', linkname: '/etc/passwd' }],
+      code: 'corrupt',
+      names: 'f',
+    },
+    {
       name: 'too many entries',
       entries: [1, 2, 3].map((i) => ({ name: `f${i}`, content: 'x' })),
       code: 'limit-exceeded',
@@ -260,6 +295,20 @@ describe('archive unpack: hostile tarballs', function () {
       code: 'corrupt',
     },
     { name: 'not gzip at all', raw: rawTar([{ name: ok, content: 'x' }]), code: 'corrupt' },
+    {
+      name: 'gzip inside the gzip stream',
+      raw: gz(gz(rawTar([{ name: ok, content: 'x' }]))),
+      code: 'corrupt',
+    },
+    {
+      name: 'bad header checksum after a good entry',
+      entries: [
+        { name: ok, content: 'x'.repeat(700) },
+        { name: 'later', content: 'x', badChecksum: true },
+      ],
+      code: 'corrupt',
+      names: 'later',
+    },
   ];
 
   for (const t of table) {
@@ -314,6 +363,48 @@ describe('archive unpack: hostile tarballs', function () {
       unpackArchive(path.join(box, 'missing.tar.gz'), path.join(box, 'work', 'd2')),
       (e: unknown) => isArchiveError(e, 'not-found'),
     );
+  });
+
+  it('accepts an archive of nothing but its end marker, and ignores padding after the marker', async () => {
+    const { file, dest } = sandbox(gz(Buffer.alloc(10240)));
+    assert.deepEqual(await unpackArchive(file, dest), { files: 0, bytes: 0 });
+    assert.deepEqual(fs.readdirSync(dest), []);
+    const padded = sandbox(
+      gz(Buffer.concat([rawTar([{ name: ok, content: 'hi' }]), Buffer.alloc(9216)])),
+    );
+    assert.deepEqual(await unpackArchive(padded.file, padded.dest), { files: 1, bytes: 2 });
+    assert.equal(fs.readFileSync(path.join(padded.dest, ok), 'utf8'), 'hi');
+  });
+
+  it('reads a tar stream that arrives in chunks shorter than a block, with a slow reader', async () => {
+    const big = crypto.randomBytes(70_000);
+    const tarBytes = rawTar([
+      { name: 'a', content: 'first' },
+      { name: 'big', content: big },
+      { name: 'd/', flag: '5', mode: 0o755 },
+      { name: 'z', content: 'last' },
+    ]);
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < tarBytes.length; i += 100) chunks.push(tarBytes.subarray(i, i + 100));
+    const seen: Array<[string, string, number]> = [];
+    let bigBack = Buffer.alloc(0);
+    for await (const e of readTar(Readable.from(chunks), 'test stream')) {
+      const parts: Buffer[] = [];
+      for await (const c of e.content) {
+        parts.push(c);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const body = Buffer.concat(parts);
+      if (e.path === 'big') bigBack = body;
+      seen.push([e.path, e.type, body.length]);
+    }
+    assert.deepEqual(seen, [
+      ['a', 'file', 5],
+      ['big', 'file', big.length],
+      ['d/', 'dir', 0],
+      ['z', 'file', 4],
+    ]);
+    assert.ok(bigBack.equals(big));
   });
 
   it('accepts ordinary archives: ./ prefixes, in-tree links, and ignores ownership', async () => {

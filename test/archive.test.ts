@@ -26,6 +26,7 @@ import {
   type SourceSpec,
 } from '../src/archive/index.js';
 import { isArchiveError } from '../src/util/errors.js';
+import { END_OF_ARCHIVE, entryHeader, padding } from '../src/archive/tar.js';
 import {
   SAMPLE_EXECUTABLE,
   SAMPLE_LONG_PATH,
@@ -648,6 +649,69 @@ describe('archive engine', function () {
       const status = await hg(hgRepo.path, 'status');
       assert.equal(status.trim(), '');
       assert.equal((await git(gitRepo.path, 'status', '--porcelain')).trim(), '');
+    });
+  });
+
+  describe('tar headers (tar@7 Header and Pax)', () => {
+    /** Parse header blocks back with tar@7's reader, as an archive of these entries. */
+    async function readBack(blocks: Buffer[]) {
+      const seen: Array<{
+        path: string;
+        type: string;
+        linkpath?: string;
+        pax: boolean;
+        mode?: number;
+      }> = [];
+      const p = new tar.Parser({
+        onReadEntry: (e) => {
+          seen.push({
+            path: e.path,
+            type: e.type,
+            linkpath: e.linkpath,
+            pax: !!e.extended,
+            mode: e.mode,
+          });
+          e.resume();
+        },
+      });
+      const done = new Promise((resolve) => p.on('end', resolve));
+      p.end(Buffer.concat([...blocks, END_OF_ARCHIVE]));
+      await done;
+      return seen;
+    }
+
+    it('uses PAX exactly for long or non-ASCII paths and link targets, and is stable', async () => {
+      const long = `${'d'.repeat(80)}/${'f'.repeat(80)}.txt`;
+      const blocks = [
+        entryHeader({ path: 'plain.txt', type: 'file', mode: 0o644, size: 0 }),
+        entryHeader({ path: long, type: 'file', mode: 0o755, size: 0 }),
+        entryHeader({ path: 'dir/Ünï', type: 'dir', mode: 0o755, size: 0 }),
+        entryHeader({ path: 'l', type: 'symlink', mode: 0o777, size: 0, linkTarget: long }),
+        entryHeader({ path: 'u', type: 'symlink', mode: 0o777, size: 0, linkTarget: 'ü' }),
+      ];
+      assert.deepEqual(
+        blocks.map((b) => b.length / 512),
+        [1, 3, 3, 3, 3],
+      );
+      assert.deepEqual(await readBack(blocks), [
+        { path: 'plain.txt', type: 'File', linkpath: undefined, pax: false, mode: 0o644 },
+        { path: long, type: 'File', linkpath: undefined, pax: true, mode: 0o755 },
+        { path: 'dir/Ünï/', type: 'Directory', linkpath: undefined, pax: true, mode: 0o755 },
+        { path: 'l', type: 'SymbolicLink', linkpath: long, pax: true, mode: 0o777 },
+        { path: 'u', type: 'SymbolicLink', linkpath: 'ü', pax: true, mode: 0o777 },
+      ]);
+      const again = entryHeader({ path: long, type: 'file', mode: 0o755, size: 5 });
+      assert.deepEqual(again, entryHeader({ path: long, type: 'file', mode: 0o755, size: 5 }));
+      assert.equal(again.length + padding(5).length + 5, 3 * 512 + 512);
+      // the fallback names of the ustar fields are printable ASCII
+      assert.match(blocks[2].subarray(1024, 1124).toString('latin1'), /^[\x20-\x7e]+\0*$/);
+    });
+
+    it('refuses a line break in a path or link target rather than write what readers misread', () => {
+      assert.throws(
+        () => entryHeader({ path: 'l', type: 'symlink', mode: 0o777, size: 0, linkTarget: 'a\nb' }),
+        (e: unknown) => isArchiveError(e, 'unsafe-path') && /"l"/.test(e.message),
+      );
     });
   });
 });

@@ -1,5 +1,5 @@
 // Pull-style reading of a byte stream: lines and exact-length chunks, with backpressure (nothing
-// is read ahead beyond the chunk at hand). Used for `git cat-file --batch` and tar parsing.
+// is read ahead beyond the chunk at hand). Used for `git cat-file --batch`.
 import { ArchiveError } from '../util/errors.js';
 
 export class ByteReader {
@@ -78,16 +78,5 @@ export class ByteReader {
     for await (const _ of this.chunks(n)) {
       // discard
     }
-  }
-
-  /** Read and discard everything left; returns how many bytes that was. */
-  async drain(): Promise<number> {
-    let n = this.buf.length;
-    this.buf = Buffer.alloc(0);
-    while (await this.fill()) {
-      n += this.buf.length;
-      this.buf = Buffer.alloc(0);
-    }
-    return n;
   }
 }

@@ -7,7 +7,8 @@
 //   (so empty directories are never archived, whatever the source);
 // - files 0644, or 0755 when the owner-executable bit is set; dirs 0755; symlinks 0777 and only
 //   when their target stays inside the tree; mtime 0, uid/gid 0, empty uname/gname, ustar headers
-//   plus a PAX 'x' header for paths/targets over 100 bytes or not printable ASCII;
+//   (tar@7's Header) plus a PAX 'x' header (tar@7's Pax) for paths of 100 bytes or more, link
+//   targets over 100 bytes, or either not printable ASCII (see tar.ts);
 // - two zero blocks end the tar; gzip level 6 by node:zlib, no name, mtime 0, OS byte 255;
 // - tree digest = sha256("mozharness-archive tree v1\n" + one line per entry
 //   "<file|dir|symlink> <mode octal> <sha256 of content | link target | empty> <path>\n").
@@ -24,7 +25,6 @@ import { Writable } from 'node:stream';
 import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
 import zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import { ByteReader } from './bytes.js';
 import { readTar } from './untar.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { digestEntries, packEntries } from './pack.js';
@@ -304,7 +304,7 @@ export async function inspectArchive(
   const gunzip = zlib.createGunzip();
   const piped = pipeline(input, gunzip).catch((e: unknown) => e);
   async function* entries(): AsyncGenerator<TreeEntry> {
-    for await (const raw of readTar(new ByteReader(gunzip, 'archive'))) {
+    for await (const raw of readTar(gunzip, `archive ${file}`)) {
       const p = raw.path.replace(/\/$/, '');
       const type =
         raw.type === 'file' || raw.type === 'dir' || raw.type === 'symlink' ? raw.type : null;

@@ -442,7 +442,7 @@ async function spoolHgArchive(
   let files = 0;
   let total = 0;
   await fs.promises.mkdir(dest, { recursive: true });
-  for await (const entry of readTar(new ByteReader(gunzip, 'hg archive'))) {
+  for await (const entry of readTar(gunzip, 'hg archive')) {
     const name = entry.path.replace(/\/+$/, '');
     const slash = name.indexOf('/');
     const first = slash < 0 ? name : name.slice(0, slash);

@@ -1,6 +1,10 @@
-// Deterministic tar headers, written by hand: ustar blocks with mtime 0, uid/gid 0, empty
-// uname/gname, and a PAX extended header when a path or link target is longer than 100 bytes or
-// not ASCII (or a size does not fit the octal field). Nothing here depends on the platform.
+// Deterministic tar headers, encoded by tar@7's Header and Pax: ustar blocks with mtime 0,
+// uid/gid 0, empty uname/gname, and a PAX extended header (path, linkpath, size records) when a
+// path or link target does not fit the ustar fields as printable ASCII, or a size does not fit
+// the octal field. Which records are written, and the ASCII fallback names the ustar fields hold
+// then, are decided here, so the bytes depend on nothing but the entry.
+import { Header, Pax, type HeaderData } from 'tar';
+import { ArchiveError } from '../util/errors.js';
 
 export const BLOCK = 512;
 export const END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
@@ -16,84 +20,82 @@ export interface HeaderFields {
   linkTarget?: string;
 }
 
-function octal(value: number, width: number): string {
-  // width - 1 digits then a NUL terminator
-  return value.toString(8).padStart(width - 1, '0') + '\0';
-}
+const EPOCH = new Date(0);
+/** Largest size the 12-byte octal field holds. */
+const MAX_OCTAL_SIZE = 0o77777777777;
+const TYPE_NAMES = { file: 'File', dir: 'Directory', symlink: 'SymbolicLink' } as const;
 
 const isPortable = (s: string) => /^[\x20-\x7e]*$/.test(s);
-
-function rawHeader(
-  name: string,
-  mode: number,
-  size: number,
-  typeflag: string,
-  linkname: string,
-): Buffer {
-  const b = Buffer.alloc(BLOCK);
-  b.write(name, 0, 100, 'utf8');
-  b.write(octal(mode, 8), 100, 8, 'ascii');
-  b.write(octal(0, 8), 108, 8, 'ascii');
-  b.write(octal(0, 8), 116, 8, 'ascii');
-  b.write(octal(size, 12), 124, 12, 'ascii');
-  b.write(octal(0, 12), 136, 12, 'ascii');
-  b.write('        ', 148, 8, 'ascii');
-  b.write(typeflag, 156, 1, 'ascii');
-  b.write(linkname, 157, 100, 'utf8');
-  b.write('ustar\0', 257, 6, 'ascii');
-  b.write('00', 263, 2, 'ascii');
-  // uname/gname (265, 297) stay empty; devmajor/devminor
-  b.write(octal(0, 8), 329, 8, 'ascii');
-  b.write(octal(0, 8), 337, 8, 'ascii');
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += b[i];
-  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
-  return b;
-}
-
-function paxRecord(key: string, value: string): Buffer {
-  const body = ` ${key}=${value}\n`;
-  const bodyLen = Buffer.byteLength(body);
-  let len = bodyLen + 1;
-  while (String(len).length + bodyLen !== len) len = String(len).length + bodyLen;
-  return Buffer.from(`${len}${body}`, 'utf8');
-}
 
 export function padding(size: number): Buffer {
   const rest = size % BLOCK;
   return rest === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - rest);
 }
 
-/** Truncate to at most `max` bytes of ASCII-safe text (the fallback name a PAX reader ignores). */
+/** At most `max` characters of printable ASCII: the name a reader that ignores PAX falls back to. */
 function fallback(s: string, max: number): string {
   return s.replace(/[^\x20-\x7e]/g, '_').slice(0, max);
+}
+
+/** One 512-byte header with the fixed ownership and time fields. */
+function encodeHeader(
+  fields: Required<Pick<HeaderData, 'path' | 'mode' | 'size' | 'type' | 'linkpath'>>,
+): Buffer {
+  const h = new Header({
+    ...fields,
+    uid: 0,
+    gid: 0,
+    mtime: EPOCH,
+    uname: '',
+    gname: '',
+    devmaj: 0,
+    devmin: 0,
+  });
+  h.encode();
+  return h.block!;
 }
 
 /** The header block(s) of one entry: an optional PAX 'x' header, then the ustar header. */
 export function entryHeader(e: HeaderFields): Buffer {
   const name = e.type === 'dir' ? e.path + '/' : e.path;
-  const link = e.linkTarget ?? '';
+  const link = e.type === 'symlink' ? (e.linkTarget ?? '') : '';
   const size = e.type === 'file' ? e.size : 0;
-  const pax: Buffer[] = [];
-  const nameFits = Buffer.byteLength(name) <= 100 && isPortable(name);
+  if (/[\n\r\0]/.test(name) || /[\n\r\0]/.test(link)) {
+    // tar readers (tar@7 among them) cannot read a PAX record with a line break back
+    throw new ArchiveError(
+      'unsafe-path',
+      `entry ${JSON.stringify(e.path)} has a line break or NUL in its path or link target`,
+    );
+  }
+  // under 100 bytes, so the ustar name field never needs its prefix field
+  const nameFits = Buffer.byteLength(name) < 100 && isPortable(name);
   const linkFits = Buffer.byteLength(link) <= 100 && isPortable(link);
-  const sizeFits = size < 8 ** 11;
-  if (!nameFits) pax.push(paxRecord('path', name));
-  if (!linkFits) pax.push(paxRecord('linkpath', link));
-  if (!sizeFits) pax.push(paxRecord('size', String(size)));
-  const typeflag = e.type === 'file' ? '0' : e.type === 'dir' ? '5' : '2';
-  const main = rawHeader(
-    nameFits ? name : fallback(name, 99),
-    e.mode,
-    sizeFits ? size : 0,
-    typeflag,
-    linkFits ? link : fallback(link, 99),
+  const sizeFits = size <= MAX_OCTAL_SIZE;
+  const main = encodeHeader({
+    path: nameFits ? name : fallback(name, 99),
+    mode: e.mode,
+    size,
+    type: TYPE_NAMES[e.type],
+    linkpath: linkFits ? link : fallback(link, 99),
+  });
+  if (nameFits && linkFits && sizeFits) return main;
+  const body = Buffer.from(
+    new Pax({
+      path: nameFits ? undefined : name,
+      linkpath: linkFits ? undefined : link,
+      size: sizeFits ? undefined : size,
+    }).encodeBody(),
+    'utf8',
   );
-  if (pax.length === 0) return main;
-  const body = Buffer.concat(pax);
   const paxName = fallback('PaxHeaders/' + name.replace(/\/$/, '').split('/').pop(), 99);
   return Buffer.concat([
-    rawHeader(paxName, 0o644, body.length, 'x', ''),
+    encodeHeader({
+      path: paxName,
+      mode: 0o644,
+      size: body.length,
+      type: 'ExtendedHeader',
+      linkpath: '',
+    }),
     body,
     padding(body.length),
     main,

@@ -7,7 +7,6 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
-import { ByteReader } from './bytes.js';
 import { fileMode, linkStaysInside, unsafeReason } from './tree.js';
 import { readTar } from './untar.js';
 
@@ -83,7 +82,7 @@ export async function unpackTo(
     const links = new Set<string>();
     const regular = new Set<string>();
     try {
-      for await (const entry of readTar(new ByteReader(gunzip, 'archive'))) {
+      for await (const entry of readTar(gunzip, `archive ${file}`)) {
         const rel = entryPath(entry.path);
         if (rel === '' && entry.type === 'dir') continue;
         const why = unsafeReason(rel);
@@ -160,7 +159,9 @@ export async function unpackTo(
           default:
             throw refuse(
               entry.path,
-              `${entry.type === 'other' ? `unsupported type '${entry.flag}'` : `${entry.type} entries are not allowed`}`,
+              entry.type === 'other'
+                ? `unsupported entry type ${entry.typeName}`
+                : `${entry.type} entries are not allowed`,
             );
         }
         if (files > limits.maxFiles) {
