@@ -623,6 +623,16 @@ export class QueueService implements Service {
   private resolveDeadline(taskId: string): void {
     const rec = this.load(taskId);
     if (!rec || rec.deadline > this.nowMs()) return;
+    if (!this.resolveUnfinished(rec, 'deadline-exceeded')) return;
+    this.log.info('queue.deadline-exceeded', { taskId });
+  }
+
+  /**
+   * Resolve a task that has not finished (unscheduled: a new run; pending or running: its last
+   * run) as exception with `reason`, then release or block its dependents. False when it had
+   * already finished.
+   */
+  private resolveUnfinished(rec: TaskRecord, reason: 'deadline-exceeded' | 'canceled'): boolean {
     const state = this.stateOf(rec);
     const now = iso(this.nowMs());
     if (state === 'unscheduled') {
@@ -630,22 +640,22 @@ export class QueueService implements Service {
         runId: 0,
         state: 'exception',
         reasonCreated: 'exception',
-        reasonResolved: 'deadline-exceeded',
+        reasonResolved: reason,
         scheduled: now,
         resolved: now,
       } as TaskRun);
     } else if (state === 'pending' || state === 'running') {
-      const run = rec.runs[rec.runs.length - 1];
+      const run = rec.runs[rec.runs.length - 1]!;
       run.state = 'exception';
-      run.reasonResolved = 'deadline-exceeded' as TaskRun['reasonResolved'];
+      run.reasonResolved = reason as TaskRun['reasonResolved'];
       run.resolved = now;
     } else {
-      return;
+      return false;
     }
     this.save(rec);
-    this.st.dropPendingOfTask.run(taskId);
-    this.log.info('queue.deadline-exceeded', { taskId });
-    this.resolveDependents(taskId, 'exception');
+    this.st.dropPendingOfTask.run(rec.taskId);
+    this.resolveDependents(rec.taskId, 'exception');
+    return true;
   }
 
   private expireClaim(taskId: string): void {
@@ -1048,28 +1058,7 @@ export class QueueService implements Service {
           { taskId, deadline: rec.def.deadline },
         );
       }
-      const state = this.stateOf(rec);
-      const now = iso(this.nowMs());
-      if (state === 'unscheduled') {
-        rec.runs.push({
-          runId: 0,
-          state: 'exception',
-          reasonCreated: 'exception',
-          reasonResolved: 'canceled',
-          scheduled: now,
-          resolved: now,
-        } as TaskRun);
-      } else if (state === 'pending' || state === 'running') {
-        const run = rec.runs[rec.runs.length - 1];
-        run.state = 'exception';
-        run.reasonResolved = 'canceled' as TaskRun['reasonResolved'];
-        run.resolved = now;
-      }
-      if (state === 'unscheduled' || state === 'pending' || state === 'running') {
-        this.save(rec);
-        this.st.dropPendingOfTask.run(taskId);
-        this.resolveDependents(taskId, 'exception');
-      }
+      this.resolveUnfinished(rec, 'canceled');
       return { body: { status: this.statusOf(rec) } };
     });
   }
