@@ -24,6 +24,7 @@ import {
   type ManifestIO,
   type ManifestLocation,
 } from './manifest.js';
+import { sleepUnlessAborted } from '../util/sleep.js';
 
 export const STAMP_FILE = '.mozharness-deploy.json';
 export const LOCK_FILE = '.deploy.lock';
@@ -379,19 +380,6 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   return withDeployLock(opts.root, log, () => deployOnce(opts));
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /**
  * `deploy --watch`: poll the manifest every `intervalMs` with its ETag; deploy on change. A failed
  * pass keeps `current`, is logged, and is retried at the next poll (the ETag is forgotten so the
@@ -422,7 +410,7 @@ export async function watch(
         });
         opts.onPass?.(e instanceof Error ? e : new Error(String(e)));
       }
-      await sleep(opts.intervalMs, opts.signal);
+      await sleepUnlessAborted(opts.intervalMs, opts.signal);
     }
   });
 }

@@ -9,6 +9,7 @@ import { statusCode } from './claim.js';
 import type { WorkerConfig } from './config.js';
 import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.js';
 import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
+import { sleepUnlessAborted } from '../util/sleep.js';
 
 export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
   /** Queue client with the worker's own credentials (claimWork). Default: from config. */
@@ -29,18 +30,6 @@ export interface WorkerSummary {
   abandoned: number;
   results: TaskResult[];
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Run the worker until `deps.signal` aborts (or, with `config.once`, until one task is resolved).
@@ -130,7 +119,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       const waiting = new AbortController();
       const stopWaiting = () => waiting.abort();
       signal?.addEventListener('abort', stopWaiting, { once: true });
-      await Promise.race([...running.values(), sleep(3_600_000, waiting.signal)]);
+      await Promise.race([...running.values(), sleepUnlessAborted(3_600_000, waiting.signal)]);
       signal?.removeEventListener('abort', stopWaiting);
       waiting.abort();
       continue;
@@ -171,11 +160,11 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       }
       backoff = Math.min(30_000, backoff ? backoff * 2 : 1000);
       log.warn('claim-work-failed', { error: errorMessage(e), retryInMs: backoff });
-      await sleep(backoff, signal);
+      await sleepUnlessAborted(backoff, signal);
       continue;
     }
     for (const claim of claims) start(claim);
-    if (!claims.length) await sleep(config.pollIntervalSeconds * 1000, signal);
+    if (!claims.length) await sleepUnlessAborted(config.pollIntervalSeconds * 1000, signal);
   }
 
   // --once: the run may still be going when SIGTERM arrives; the grace period applies then too.
@@ -201,7 +190,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       const grace = new AbortController();
       await Promise.race([
         Promise.all(running.values()),
-        sleep(config.shutdownGraceSeconds * 1000, grace.signal),
+        sleepUnlessAborted(config.shutdownGraceSeconds * 1000, grace.signal),
       ]);
       grace.abort();
     }
@@ -214,7 +203,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       const wait = new AbortController();
       const late = await Promise.race([
         pendingClaim.catch(() => [] as ClaimedTask[]),
-        sleep(25_000, wait.signal).then(() => [] as ClaimedTask[]),
+        sleepUnlessAborted(25_000, wait.signal).then(() => [] as ClaimedTask[]),
       ]);
       wait.abort();
       await Promise.all(late.map(giveBack));
