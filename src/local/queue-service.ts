@@ -1015,13 +1015,7 @@ export class QueueService implements Service {
     this.requireTaskVerb(ctx, 'rerun', rec0);
     return this.tx(() => {
       const rec = this.mustLoad(taskId);
-      if (rec.deadline < this.nowMs()) {
-        throw new ApiError(
-          'RequestConflict',
-          `task ${taskId} can't be rescheduled past its deadline of ${rec.def.deadline}`,
-          { taskId, deadline: rec.def.deadline },
-        );
-      }
+      this.refusePastDeadline(rec, 'rescheduled');
       const state = this.stateOf(rec);
       if (state !== 'pending' && state !== 'running') {
         if (rec.runs.length >= MAX_RUNS_ALLOWED) {
@@ -1045,19 +1039,23 @@ export class QueueService implements Service {
     });
   }
 
+  /** 409 for a verb (rescheduled, canceled) on a task whose deadline has passed, as upstream. */
+  private refusePastDeadline(rec: TaskRecord, verb: string): void {
+    if (rec.deadline >= this.nowMs()) return;
+    throw new ApiError(
+      'RequestConflict',
+      `task ${rec.taskId} can't be ${verb} past its deadline of ${rec.def.deadline}`,
+      { taskId: rec.taskId, deadline: rec.def.deadline },
+    );
+  }
+
   private cancelTask(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
     const rec0 = this.mustLoad(taskId);
     this.requireTaskVerb(ctx, 'cancel', rec0);
     return this.tx(() => {
       const rec = this.mustLoad(taskId);
-      if (rec.deadline < this.nowMs()) {
-        throw new ApiError(
-          'RequestConflict',
-          `task ${taskId} can't be canceled past its deadline of ${rec.def.deadline}`,
-          { taskId, deadline: rec.def.deadline },
-        );
-      }
+      this.refusePastDeadline(rec, 'canceled');
       this.resolveUnfinished(rec, 'canceled');
       return { body: { status: this.statusOf(rec) } };
     });
