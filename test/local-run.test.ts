@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startEmbedded } from '../src/local/embedded.js';
+import { createSampleRepo } from '../src/local/sample-repo.js';
 import { findArchive } from '../src/lookup/find.js';
 import { indexClient, queueClient } from '../src/taskcluster/client.js';
 
@@ -143,5 +144,48 @@ describe('npm start (local run)', function () {
     assert.equal(second.pushes[0]!.archive.taskId, first.pushes[0]!.archive.taskId);
     assert.equal(second.pushes[2]!.archive.taskId, first.pushes[2]!.archive.taskId);
     for (const p of second.pushes) assert.equal(p.repoRequests, 0);
+  });
+});
+
+describe('local run --repo (a git repository, served with git http-backend)', function () {
+  this.timeout(600_000);
+
+  it('replays its last three revisions: built, reused with zero requests, rebuilt', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-local-git-'));
+    try {
+      const repo = await createSampleRepo(path.join(tmp, 'gecko'), 'git', path.resolve('.'));
+      const { stdout } = await run(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'local',
+          'run',
+          '--repo',
+          repo.path,
+          '--state-dir',
+          path.join(tmp, 'state'),
+          '--no-retrigger',
+          '--json',
+        ],
+        { cwd: path.resolve('.'), maxBuffer: 32 << 20, timeout: 500_000 },
+      );
+      const s = JSON.parse(stdout) as Summary & { repository: string };
+      assert.equal(s.ok, true);
+      assert.match(s.repository, /^http:\/\/127\.0\.0\.1:\d+\/mozilla-central$/);
+      assert.deepEqual(
+        s.pushes.map((p) => p.revision),
+        repo.pushes.map((p) => p.revision),
+      );
+      assert.deepEqual(
+        s.pushes.map((p) => p.archive.reused),
+        [false, true, false],
+      );
+      assert.ok(s.pushes[0]!.repoRequests! > 0);
+      assert.equal(s.pushes[1]!.repoRequests, 0);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

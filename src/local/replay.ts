@@ -38,7 +38,7 @@ import {
   type WorkerConfig,
 } from '../worker/index.js';
 import { startEmbedded, type Embedded } from './embedded.js';
-import { startHgServe, type HgServer } from './repo-server.js';
+import { startGitHttp, startHgServe, type RepoServer } from './repo-server.js';
 import { createSampleRepo, type Vcs } from './sample-repo.js';
 import {
   runDecisionClaim,
@@ -91,8 +91,8 @@ export interface PushSummary {
     url: string;
     namespaces: string[];
   };
-  /** Requests the repository server answered during this push (null when not measurable). */
-  repoRequests: number | null;
+  /** Requests the repository server answered during this push. */
+  repoRequests: number;
   tasks: TaskSummary[];
 }
 
@@ -272,17 +272,13 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         ? await resolveRevisions(repoDir, vcs, o.revisions)
         : pushes.map((p) => p.revision);
     }
-    let hg: HgServer | undefined;
-    let repository: string;
-    if (vcs === 'hg') {
-      hg = await startHgServe(repoDir, { prefix: project });
-      cleanups.push(() => hg!.close());
-      repository = hg.url;
-      say(`serving ${repoDir} with hg serve at ${repository}`);
-    } else {
-      repository = `file://${repoDir}`;
-      say(`hg is not installed: using the git repository at ${repository}`);
-    }
+    const server: RepoServer =
+      vcs === 'hg'
+        ? await startHgServe(repoDir, { prefix: project })
+        : await startGitHttp(repoDir, { prefix: project });
+    cleanups.push(() => server.close());
+    const repository = server.url;
+    say(`serving ${repoDir} at ${repository} (${vcs === 'hg' ? 'hg serve' : 'git http-backend'})`);
 
     // runners
     const publish = s3Publisher(s3);
@@ -462,10 +458,10 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
       };
       const { taskId, ...def } = renderDecisionTask(tcyml, 'hg-push', params);
       await queue.createTask(taskId ?? decisionTaskId, def as any);
-      const before = hg ? hg.requests.length : 0;
+      const before = server.requests.length;
       const seen = new Map<string, TaskSummary>();
       await drain(decisionTaskId, seen);
-      const repoRequests = hg ? hg.requests.length - before : null;
+      const repoRequests = server.requests.length - before;
 
       // what happened, from the decision task's artifacts and the index
       const art = (name: string) =>

@@ -1,9 +1,12 @@
 // Serve a local Mercurial repository over HTTP with `hg serve` on loopback (hgweb with
 // `web.allow-archive`, as hg.mozilla.org serves subdirectory archives), and count the requests it
 // answers from its access log: that is how `local run` shows that a push which leaves the harness
-// unchanged makes no request to the repository server.
+// unchanged makes no request to the repository server. Git repositories are served the same way
+// with git's own smart-HTTP CGI (`git http-backend`).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -104,6 +107,85 @@ export async function startHgServe(
         clearTimeout(t);
       }
       fs.rmSync(logDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The server of a repository: hgweb (`hg serve`) or git smart HTTP. Same shape for both. */
+export type RepoServer = HgServer;
+
+/**
+ * Serve a local git repository (bare or not) over smart HTTP on 127.0.0.1 at `/<prefix>`
+ * (default: the directory's name), through `git http-backend`, recording each request path.
+ */
+export async function startGitHttp(
+  repoPath: string,
+  opts: { prefix?: string } = {},
+): Promise<RepoServer> {
+  const prefix = opts.prefix ?? path.basename(repoPath);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'git-http-'));
+  fs.symlinkSync(path.resolve(repoPath), path.join(root, prefix));
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    requests.push(u.pathname + u.search);
+    const cgi = spawn('git', ['http-backend'], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: root,
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: decodeURIComponent(u.pathname),
+        QUERY_STRING: u.search.slice(1),
+        REQUEST_METHOD: req.method ?? 'GET',
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        CONTENT_LENGTH: req.headers['content-length'] ?? '',
+        GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+        HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
+        REMOTE_ADDR: '127.0.0.1',
+      },
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    req.pipe(cgi.stdin);
+    cgi.stdin.on('error', () => {});
+    let head = Buffer.alloc(0);
+    let headersDone = false;
+    cgi.stdout.on('data', (chunk: Buffer) => {
+      if (headersDone) return void res.write(chunk);
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      headersDone = true;
+      let status = 200;
+      for (const line of head.subarray(0, end).toString('latin1').split('\r\n')) {
+        const i = line.indexOf(':');
+        const k = line.slice(0, i).trim();
+        const v = line.slice(i + 1).trim();
+        if (k.toLowerCase() === 'status') status = Number(v.split(' ')[0]);
+        else res.setHeader(k, v);
+      }
+      res.writeHead(status);
+      res.write(head.subarray(end + 4));
+    });
+    cgi.on('close', () => {
+      if (!headersDone) res.writeHead(500);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/${prefix}`,
+    get requests() {
+      return [...requests];
+    },
+    async close() {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+      fs.rmSync(root, { recursive: true, force: true });
     },
   };
 }

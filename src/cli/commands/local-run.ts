@@ -35,7 +35,7 @@ export function formatSummary(s: ReplaySummary): string[] {
       lines.push(`              indexed as:`);
       for (const n of a.namespaces) lines.push(`                ${n}`);
     }
-    lines.push(`  repository requests: ${p.repoRequests ?? 'not measured (git)'}`);
+    lines.push(`  repository requests: ${p.repoRequests}`);
     lines.push(`  tasks (decision task ${p.decisionTaskId}):`);
     const width = Math.max(...p.tasks.map((t) => t.label.length), 8);
     for (const t of p.tasks) {
