@@ -1535,17 +1535,21 @@ export class QueueService implements Service {
     };
   }
 
+  /** The run an artifact listing is about (the latest, or the one named), after its scope check. */
+  private listedRunId(ctx: RequestContext, taskId: string, latest: boolean): number {
+    if (latest) {
+      ctx.requireScopes(`queue:list-artifacts:${taskId}`);
+      return this.latestRunId(taskId);
+    }
+    const runId = checkRunId(ctx.params.runId);
+    ctx.requireScopes(`queue:list-artifacts:${taskId}:${runId}`);
+    return runId;
+  }
+
   private artifactInfo(ctx: RequestContext, latest: boolean): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
     const name = checkArtifactName(ctx.params.name);
-    let runId: number;
-    if (latest) {
-      ctx.requireScopes(`queue:list-artifacts:${taskId}`);
-      runId = this.latestRunId(taskId);
-    } else {
-      runId = checkRunId(ctx.params.runId);
-      ctx.requireScopes(`queue:list-artifacts:${taskId}:${runId}`);
-    }
+    const runId = this.listedRunId(ctx, taskId, latest);
     const row = this.st.getArtifact.get(taskId, runId, name) as ArtifactRow | undefined;
     if (!row) {
       throw new ApiError(
@@ -1559,19 +1563,12 @@ export class QueueService implements Service {
 
   private listArtifacts(ctx: RequestContext, latest: boolean): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
-    let runId: number;
-    if (latest) {
-      ctx.requireScopes(`queue:list-artifacts:${taskId}`);
-      runId = this.latestRunId(taskId);
-    } else {
-      runId = checkRunId(ctx.params.runId);
-      ctx.requireScopes(`queue:list-artifacts:${taskId}:${runId}`);
-      if (runId > this.latestRunId(taskId)) {
-        throw new ApiError('ResourceNotFound', `task ${taskId} has no run ${runId}`, {
-          taskId,
-          runId,
-        });
-      }
+    const runId = this.listedRunId(ctx, taskId, latest);
+    if (!latest && runId > this.latestRunId(taskId)) {
+      throw new ApiError('ResourceNotFound', `task ${taskId} has no run ${runId}`, {
+        taskId,
+        runId,
+      });
     }
     const limit = pageLimit(ctx.query);
     const after = decodeToken<string>(ctx.query.continuationToken, 'string') ?? '';
