@@ -172,15 +172,11 @@ export class IndexService implements Service {
         const namespace = ctx.params.namespace ?? '';
         ctx.requireScopes(`index:list-namespaces:${namespace}`);
         if (namespace) checkNamespace(namespace);
-        const limit = limitOf(ctx);
-        const after = decodeToken(ctx.query.continuationToken);
-        const rows = this.deps.db
-          .prepare(
-            `SELECT * FROM index_namespaces WHERE parent = ? AND expires > ? AND name > ?
-              ORDER BY name LIMIT ?`,
-          )
-          .all(namespace, this.now(), after ?? '', limit + 1) as NamespaceRow[];
-        const page = rows.slice(0, limit);
+        const { page, continuationToken } = this.page<NamespaceRow>(
+          'SELECT * FROM index_namespaces WHERE parent = ?',
+          namespace,
+          ctx,
+        );
         const out: Record<string, unknown> = {
           namespaces: page.map((r) => ({
             namespace: join(r.parent, r.name),
@@ -188,24 +184,20 @@ export class IndexService implements Service {
             expires: r.expires,
           })),
         };
-        if (rows.length > limit) out.continuationToken = encodeToken(page[page.length - 1]!.name);
+        if (continuationToken) out.continuationToken = continuationToken;
         return { body: out };
       },
       listTasks: (ctx) => {
         const namespace = ctx.params.namespace ?? '';
         ctx.requireScopes(`index:list-tasks:${namespace}`);
         if (namespace) checkNamespace(namespace);
-        const limit = limitOf(ctx);
-        const after = decodeToken(ctx.query.continuationToken);
-        const rows = this.deps.db
-          .prepare(
-            `SELECT * FROM index_tasks WHERE namespace = ? AND expires > ? AND name > ?
-              ORDER BY name LIMIT ?`,
-          )
-          .all(namespace, this.now(), after ?? '', limit + 1) as TaskRow[];
-        const page = rows.slice(0, limit);
+        const { page, continuationToken } = this.page<TaskRow>(
+          'SELECT * FROM index_tasks WHERE namespace = ?',
+          namespace,
+          ctx,
+        );
         const out: Record<string, unknown> = { tasks: page.map((r) => this.entry(r)) };
-        if (rows.length > limit) out.continuationToken = encodeToken(page[page.length - 1]!.name);
+        if (continuationToken) out.continuationToken = continuationToken;
         return { body: out };
       },
       findTasksAtIndex: (ctx) => {
@@ -257,6 +249,26 @@ export class IndexService implements Service {
         return { status: 303, headers: { location: url } };
       },
     };
+  }
+
+  /**
+   * One page of unexpired rows under a namespace, by name: `select` picks the rows of one parent
+   * (`… WHERE <parent column> = ?`); paging continues after the last name returned.
+   */
+  private page<Row extends { name: string }>(
+    select: string,
+    namespace: string,
+    ctx: RequestContext,
+  ): { page: Row[]; continuationToken?: string } {
+    const limit = limitOf(ctx);
+    const after = decodeToken(ctx.query.continuationToken);
+    const rows = this.deps.db
+      .prepare(`${select} AND expires > ? AND name > ? ORDER BY name LIMIT ?`)
+      .all(namespace, this.now(), after ?? '', limit + 1) as Row[];
+    const page = rows.slice(0, limit);
+    return rows.length > limit
+      ? { page, continuationToken: encodeToken(page[page.length - 1]!.name) }
+      : { page };
   }
 
   private now(): string {
