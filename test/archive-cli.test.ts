@@ -1,12 +1,12 @@
 // CLI contract of build / digest / unpack, run as a real process.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildProgram } from '../src/cli/main.js';
+import { spawnCli, type CliResult } from './helpers/cli.js';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import {
@@ -20,19 +20,8 @@ import {
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: root,
-      env: { ...process.env, MOZHARNESS_ARCHIVE_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function cli(...args: string[]): Promise<CliResult> {
+  return spawnCli(args, { ...process.env, MOZHARNESS_ARCHIVE_LOG_LEVEL: 'warn' });
 }
 
 describe('archive CLI: build, digest, unpack', function () {

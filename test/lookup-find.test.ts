@@ -1,11 +1,11 @@
 // find / fetch against the embedded services: full and short revisions, digest, latest,
 // ambiguity, unknown; the CLI contract (exit codes, --json) and a verified, atomic fetch.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findArchive, checkRevision, revisionNamespace } from '../src/lookup/find.js';
 import { isArchiveError } from '../src/util/errors.js';
+import { spawnCli, type CliResult } from './helpers/cli.js';
 import { assertUpstream } from './helpers/upstream.js';
 import { SAMPLE_EXECUTABLE } from './helpers/repos.js';
 import {
@@ -17,29 +17,13 @@ import {
   type LookupWorld,
 } from './lookup-fixture.js';
 
-const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        TASKCLUSTER_ROOT_URL: '',
-        TASKCLUSTER_CLIENT_ID: '',
-        TASKCLUSTER_ACCESS_TOKEN: '',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return spawnCli(args, {
+    ...process.env,
+    TASKCLUSTER_ROOT_URL: '',
+    TASKCLUSTER_CLIENT_ID: '',
+    TASKCLUSTER_ACCESS_TOKEN: '',
+    ...env,
   });
 }
 

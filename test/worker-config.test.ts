@@ -1,6 +1,5 @@
 // Worker configuration, payload validation and the test-command sandbox (no services needed).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import {
   testEnvironment,
 } from '../src/worker/index.js';
 import { TaskLog } from '../src/worker/task-log.js';
+import { spawnCli } from './helpers/cli.js';
 import { runTestCommand } from '../src/worker/test-command.js';
 
 const REV = 'a'.repeat(40);
@@ -260,20 +260,10 @@ describe('worker test command sandbox', () => {
 describe('worker CLI configuration', function () {
   this.timeout(60_000);
   const cli = (args: string[], env: Record<string, string>) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-        cwd: path.resolve('.'),
-        env: {
-          PATH: process.env.PATH ?? '',
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-          ...env,
-        },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    spawnCli(args, {
+      PATH: process.env.PATH ?? '',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...env,
     });
 
   it('worker --print-config: flags win, secrets redacted; a bad configuration exits 1 naming each problem', async () => {
