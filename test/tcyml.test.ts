@@ -15,12 +15,17 @@ import {
   type Parameters,
   type TasksFor,
 } from '../src/decision/parameters.js';
+import { runDecision } from '../src/decision/decision.js';
+import type { HarnessDigest } from '../src/decision/digest.js';
+import { cacheNamespace, readableCacheNamespaces } from '../src/decision/optimize.js';
 import { pushIndexNamespaces } from '../src/decision/resolve.js';
 import { deterministicSlugid } from '../src/decision/taskids.js';
 import {
   producerContext,
+  pullRequestTasksFor,
   renderDecisionTask,
   renderTaskclusterYml,
+  type PullRequestPolicy,
   type PushParameters,
 } from '../src/decision/tcyml.js';
 import { assertUpstream } from './helpers/upstream.js';
@@ -49,6 +54,23 @@ const GH: PushParameters = {
   pushlog_id: '0',
   owner: 'dev@example.com',
 };
+/** mozilla-firefox/firefox as build-decision's git-push and taskcluster-github see it. */
+const FIREFOX: PushParameters = {
+  ...GH,
+  project: 'firefox',
+  repository: 'https://github.com/mozilla-firefox/firefox',
+  owner: 'sheriff@mozilla.com',
+};
+const NOW_SECONDS = Math.floor(Date.parse(NOW) / 1000);
+const DIGEST: HarnessDigest = {
+  treeDigest: 'a'.repeat(64),
+  sha256: 'b'.repeat(64),
+  size: 1234,
+  files: 10,
+  revision: HG.revision,
+  subdir: 'testing/mozharness',
+  formatVersion: 1,
+};
 const ACTION = {
   name: 'retrigger-multiple',
   title: 'Retrigger',
@@ -70,7 +92,37 @@ function conforms(task: Record<string, any>, what: string): void {
     def.extra.treeherder,
     `${what} treeherder`,
   );
+  assert.equal(def.payload.features.chainOfTrust, true, `${what}: features.chainOfTrust`);
+  assert.equal(def.payload.features.taskclusterProxy, true, `${what}: features.taskclusterProxy`);
+  assert.match(
+    def.metadata.name,
+    /Decision Task$|^Action: /,
+    `${what}: Treeherder's decision name`,
+  );
+  assert.equal(
+    def.routes.filter((r: string) => r.startsWith('tc-treeherder.')).length,
+    1,
+    `${what}: exactly one tc-treeherder route`,
+  );
 }
+
+/** Every index route and index scope of a decision task, without the `index.` prefix. */
+function indexNamespaces(t: Record<string, any>): string[] {
+  return [
+    ...t.routes.filter((r: string) => r.startsWith('index.')).map((r: string) => r.slice(6)),
+    ...t.scopes
+      .filter((s: string) => s.startsWith('index:insert-task:'))
+      .map((s: string) => s.slice('index:insert-task:'.length)),
+  ];
+}
+
+/** The parameters the rendered decision task will run with (its env, as the CLI reads it). */
+function paramsOf(t: Record<string, any>, rootUrl = HG.taskcluster_root_url): Parameters {
+  return parametersFromFlags(mergeFlagsWithEnv({}, t.payload.env), { rootUrl });
+}
+
+const POLICY = (yaml.load(TCYML) as { policy?: { pullRequests?: PullRequestPolicy } }).policy
+  ?.pullRequests;
 
 function render(tasksFor: TasksFor, p: PushParameters = HG, o: Record<string, unknown> = {}) {
   return renderDecisionTask(TCYML, tasksFor, p, { now: NOW, action: ACTION, ...o });
@@ -83,11 +135,19 @@ describe('.taskcluster.yml', () => {
     assert.ok(Array.isArray(doc.tasks) && doc.tasks.length === 1);
   });
 
-  for (const tf of ['hg-push', 'github-push', 'cron', 'action'] as TasksFor[]) {
+  for (const tf of [
+    'hg-push',
+    'git-push',
+    'github-push',
+    'github-pull-request',
+    'cron',
+    'action',
+  ] as TasksFor[]) {
     it(`${tf}: renders exactly one task that validates upstream`, () => {
+      const git = ['git-push', 'github-push', 'github-pull-request'].includes(tf);
       const tasks = renderTaskclusterYml(
         TCYML,
-        producerContext(tf, tf === 'github-push' ? GH : HG, { now: NOW, action: ACTION }),
+        producerContext(tf, git ? FIREFOX : HG, { now: NOW, action: ACTION }),
       );
       assert.equal(tasks.length, 1);
       conforms(tasks[0]!, tf);
@@ -96,16 +156,241 @@ describe('.taskcluster.yml', () => {
     });
   }
 
-  it('other producers (pull requests, releases) render no task', () => {
-    for (const tasks_for of ['github-pull-request', 'github-release', 'pr-action']) {
+  it('producers that are not handled (releases, comments, pr-action) render no task', () => {
+    for (const tasks_for of ['github-release', 'github-issue-comment', 'pr-action']) {
       const tasks = renderTaskclusterYml(TCYML, {
         tasks_for,
-        event: { action: 'opened', pull_request: { number: 1 } },
+        event: { action: 'published', release: { tag_name: 'v1' } },
         as_slugid: () => deterministicSlugid('x'),
         taskcluster_root_url: HG.taskcluster_root_url,
       });
       assert.deepEqual(tasks, [], tasks_for);
     }
+  });
+
+  describe('git-push (build-decision)', () => {
+    it('the context is exactly the one git_push.py builds', () => {
+      const ctx = producerContext('git-push', FIREFOX, { now: NOW });
+      assert.deepEqual(Object.keys(ctx).sort(), [
+        'as_slugid',
+        'event',
+        'now',
+        'ownTaskId',
+        'taskcluster_root_url',
+        'tasks_for',
+      ]);
+      const event = ctx.event as Record<string, any>;
+      assert.deepEqual(Object.keys(event).sort(), [
+        'after',
+        'base_ref',
+        'before',
+        'pusher',
+        'ref',
+        'repository',
+      ]);
+      assert.deepEqual(event.pusher, { email: FIREFOX.owner });
+      assert.deepEqual(event.repository, {
+        name: 'firefox',
+        full_name: 'mozilla-firefox/firefox',
+        html_url: 'https://github.com/mozilla-firefox/firefox',
+        clone_url: 'https://github.com/mozilla-firefox/firefox.git',
+      });
+    });
+
+    it('a push to main: level 3 from `projects`, push date from the creation', () => {
+      const t = render('git-push', FIREFOX);
+      conforms(t, 'git-push main');
+      assert.equal(
+        t.taskId,
+        FIREFOX.decision_task_id,
+        'taskId is ownTaskId (build-decision pops it)',
+      );
+      assert.equal(t.taskGroupId, FIREFOX.decision_task_id);
+      assert.equal(t.schedulerId, 'mozharness-level-3');
+      assert.equal(t.taskQueueId, 'mozharness-3/decision');
+      assert.equal(
+        t.metadata.source,
+        `${FIREFOX.repository}/raw/${FIREFOX.revision}/.taskcluster.yml`,
+      );
+      const p = paramsOf(t);
+      assert.equal(p.tasks_for, 'git-push');
+      assert.equal(p.level, '3');
+      assert.equal(p.project, 'firefox');
+      assert.equal(p.repository_type, 'git');
+      assert.equal(p.pushlog_id, '0');
+      assert.equal(p.pushdate, NOW_SECONDS, "the push date is the decision task's created");
+      assert.equal(Date.parse(t.created), Date.parse(NOW));
+      assert.deepEqual(t.routes, [
+        `tc-treeherder.v2.firefox.${FIREFOX.revision}.0`,
+        'index.mozharness.v2.firefox.latest.taskgraph.decision',
+        `index.mozharness.v2.firefox.revision.${FIREFOX.revision}.taskgraph.decision`,
+      ]);
+      assert.deepEqual(t.scopes, [
+        'assume:repo:github.com/mozilla-firefox/firefox:branch:main',
+        'in-tree:hook-action:project-mozharness/in-tree-action-3-*',
+        ...pushIndexNamespaces('mozharness', p).map((ns) => `index:insert-task:${ns}`),
+      ]);
+      assert.match(t.payload.command[2], /git -C "\$src" fetch --quiet --depth=1/);
+    });
+
+    it('a push to a release branch takes its level and project from `projects`', () => {
+      for (const [ref, project] of [
+        ['refs/heads/release', 'firefox-release'],
+        ['refs/heads/beta', 'firefox-beta'],
+        ['refs/heads/esr140', 'firefox-esr'],
+      ]) {
+        const t = render('git-push', FIREFOX, { githubRef: ref });
+        conforms(t, `git-push ${ref}`);
+        const p = paramsOf(t);
+        assert.equal(p.level, '3', ref);
+        assert.equal(p.project, project, ref);
+        assert.equal(t.schedulerId, 'mozharness-level-3');
+        assert.equal(
+          t.scopes[0],
+          `assume:repo:github.com/mozilla-firefox/firefox:branch:${ref.slice(11)}`,
+        );
+        for (const ns of indexNamespaces(t)) assert.ok(ns.includes(`.${project}.`), ns);
+      }
+    });
+
+    it('an unlisted branch, a fork or a tag runs at level 1 as <name>-try', () => {
+      for (const [p0, ref] of [
+        [FIREFOX, 'refs/heads/some-feature'],
+        [{ ...FIREFOX, repository: 'https://github.com/someone/firefox' }, 'refs/heads/main'],
+        [FIREFOX, 'refs/tags/FIREFOX_150_0_RELEASE'],
+        [FIREFOX, 'refs/heads/mainline'], // 'main' is an exact name, not a prefix
+      ] as Array<[PushParameters, string]>) {
+        const t = render('git-push', p0, { githubRef: ref });
+        conforms(t, `git-push ${ref}`);
+        assert.equal(t.schedulerId, 'mozharness-level-1', `${p0.repository} ${ref}`);
+        assert.equal(paramsOf(t).project, 'firefox-try');
+        assert.ok(t.scopes.includes('in-tree:hook-action:project-mozharness/in-tree-action-1-*'));
+        for (const ns of indexNamespaces(t)) assert.ok(ns.includes('.firefox-try.'), ns);
+      }
+    });
+  });
+
+  describe('github-pull-request (taskcluster-github)', () => {
+    const PR = {
+      number: 42,
+      headBranch: 'fix-harness',
+      baseBranch: 'main',
+      login: 'contributor',
+    };
+
+    for (const action of ['opened', 'synchronize', 'reopened']) {
+      it(`${action}: one level-1 decision task, whatever the target branch`, () => {
+        for (const baseBranch of ['main', 'release']) {
+          const t = render('github-pull-request', FIREFOX, {
+            pullRequest: { ...PR, action, baseBranch },
+          });
+          conforms(t, `pull request ${action}`);
+          assert.equal(t.taskId, FIREFOX.decision_task_id, 'as_slugid("decision")');
+          assert.equal(t.schedulerId, 'mozharness-level-1');
+          assert.equal(t.taskQueueId, 'mozharness-1/decision');
+          assert.deepEqual(t.scopes, [
+            'assume:repo:github.com/mozilla-firefox/firefox:pull-request',
+            'in-tree:hook-action:project-mozharness/in-tree-pr-action-1-*',
+            ...pushIndexNamespaces('mozharness', paramsOf(t)).map(
+              (ns) => `index:insert-task:${ns}`,
+            ),
+          ]);
+          const p = paramsOf(t);
+          assert.equal(p.level, '1');
+          assert.equal(p.project, 'firefox-pr');
+          assert.equal(p.tasks_for, 'github-pull-request');
+          assert.equal(p.revision, FIREFOX.revision, 'the head sha');
+          assert.equal(p.owner, 'contributor@users.noreply.github.com');
+          assert.equal(p.pushdate, NOW_SECONDS);
+          assert.equal(p.repository, FIREFOX.repository, 'fetched from the base repository');
+          for (const ns of indexNamespaces(t)) assert.ok(ns.includes('.firefox-pr.'), ns);
+        }
+      });
+    }
+
+    it('closed, edited, labeled and other actions render nothing', () => {
+      for (const action of [
+        'closed',
+        'edited',
+        'labeled',
+        'unlabeled',
+        'assigned',
+        'review_requested',
+      ]) {
+        const ctx = producerContext('github-pull-request', FIREFOX, {
+          now: NOW,
+          pullRequest: { ...PR, action },
+        });
+        assert.deepEqual(renderTaskclusterYml(TCYML, ctx), [], action);
+      }
+    });
+
+    it('policy.pullRequests is honoured as taskcluster-github applies it', () => {
+      assert.equal(POLICY, 'collaborators');
+      const run = (policy: PullRequestPolicy | undefined, collaborator: boolean) => {
+        const tasksFor = pullRequestTasksFor(policy, collaborator);
+        if (!tasksFor) return [];
+        const ctx = producerContext('github-pull-request', FIREFOX, {
+          now: NOW,
+          pullRequest: { ...PR, action: 'opened' },
+        });
+        return renderTaskclusterYml(TCYML, { ...ctx, tasks_for: tasksFor });
+      };
+      // this file's policy: collaborators' pull requests build, others are not rendered at all
+      assert.equal(run(POLICY, true).length, 1);
+      assert.equal(run(POLICY, false).length, 0);
+      assert.equal(run(undefined, false).length, 0, 'no policy means collaborators');
+      assert.equal(run('collaborators_quiet', false).length, 0);
+      // public: everyone's pull request builds, still at level 1
+      const [pub] = run('public', false);
+      assert.equal(pub!.schedulerId, 'mozharness-level-1');
+      // public_restricted: non-collaborators get github-pull-request-untrusted, which this file
+      // does not build
+      assert.equal(run('public_restricted', false).length, 0);
+      assert.equal(run('public_restricted', true).length, 1);
+    });
+
+    it('its archive reads level 1 and above and writes only the level-1 cache; main never reads it', async () => {
+      const pr = paramsOf(
+        render('github-pull-request', FIREFOX, { pullRequest: { ...PR, action: 'opened' } }),
+      );
+      const main = paramsOf(render('git-push', FIREFOX));
+      const decide = (params: Parameters) =>
+        runDecision({ params, root: 'taskcluster', digest: DIGEST, created: new Date(NOW) });
+      const [prRun, mainRun] = await Promise.all([decide(pr), decide(main)]);
+      const archiveOf = (r: Awaited<ReturnType<typeof decide>>) =>
+        Object.values(r.resolved.tasks).find((t) => t.label === 'mozharness-archive')!.task;
+      const prCaches = archiveOf(prRun).routes!.filter((r) => r.includes('.cache.'));
+      assert.deepEqual(prCaches, [`index.${cacheNamespace('mozharness', 1, DIGEST.treeDigest)}`]);
+      assert.deepEqual(
+        prRun.optimized.records.find((r) => r.label === 'mozharness-archive')!.namespacesTried,
+        readableCacheNamespaces('mozharness', '1', DIGEST.treeDigest),
+      );
+      assert.deepEqual(
+        readableCacheNamespaces('mozharness', '1', DIGEST.treeDigest),
+        [3, 2, 1].map((l) => cacheNamespace('mozharness', l, DIGEST.treeDigest)),
+      );
+      const mainReads = mainRun.optimized.records.find(
+        (r) => r.label === 'mozharness-archive',
+      )!.namespacesTried;
+      assert.deepEqual(mainReads, [cacheNamespace('mozharness', 3, DIGEST.treeDigest)]);
+      // no namespace the pull request's tasks write is one that a push to main reads or writes
+      const prWrites = Object.values(prRun.resolved.tasks).flatMap((t) =>
+        (t.task.routes ?? []).filter((r) => r.startsWith('index.')).map((r) => r.slice(6)),
+      );
+      const mainTouches = new Set([
+        ...mainReads,
+        ...Object.values(mainRun.resolved.tasks).flatMap((t) =>
+          (t.task.routes ?? []).filter((r) => r.startsWith('index.')).map((r) => r.slice(6)),
+        ),
+      ]);
+      assert.ok(prWrites.length > 0);
+      for (const ns of prWrites) assert.ok(!mainTouches.has(ns), ns);
+      for (const t of Object.values(prRun.resolved.tasks)) {
+        assert.match(t.task.taskQueueId!, /^mozharness-(1|t)\/|^releng-hardware\//, t.label);
+        assert.equal(t.task.schedulerId, 'mozharness-level-1');
+      }
+    });
   });
 
   it('hg-push: the decision task conventions', () => {
@@ -140,17 +425,18 @@ describe('.taskcluster.yml', () => {
 
   for (const [tf, p] of [
     ['hg-push', HG],
+    ['git-push', FIREFOX],
     ['github-push', GH],
     ['cron', HG],
   ] as Array<[TasksFor, PushParameters]>) {
     it(`${tf}: the payload env round-trips into the decision parameters`, () => {
       const t = render(tf, p);
-      const flags = mergeFlagsWithEnv({}, t.payload.env);
-      const got = parametersFromFlags(flags, { rootUrl: p.taskcluster_root_url });
+      const got = paramsOf(t, p.taskcluster_root_url);
       const want: Parameters = {
         ...p,
         tasks_for: tf,
         owner: tf === 'cron' ? 'cron@noreply.mozilla.org' : p.owner,
+        ...(tf === 'git-push' ? { pushdate: NOW_SECONDS } : {}),
       };
       assert.deepEqual(got, want);
       assert.equal(t.payload.env.MOZHARNESS_ARCHIVE_TASK_ID, t.taskId);

@@ -6,8 +6,16 @@ import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { validateAgainst } from './schema.js';
 
-export type TasksFor = 'hg-push' | 'github-push' | 'action' | 'cron';
-export const TASKS_FOR: TasksFor[] = ['hg-push', 'github-push', 'action', 'cron'];
+export type TasksFor =
+  'hg-push' | 'git-push' | 'github-push' | 'github-pull-request' | 'action' | 'cron';
+export const TASKS_FOR: TasksFor[] = [
+  'hg-push',
+  'git-push',
+  'github-push',
+  'github-pull-request',
+  'action',
+  'cron',
+];
 
 export interface Parameters {
   project: string;

@@ -1,6 +1,7 @@
 // .taskcluster.yml (version 1): rendering with json-e in the context each producer gives it.
 // `producerContext` builds that context from push parameters the way the producer would:
-// Mozilla's hg-push hook, taskcluster-github, build-decision's cron, or an in-tree action hook.
+// Mozilla's hg-push hook, build-decision's git-push, taskcluster-github (pushes and pull
+// requests), build-decision's cron, or an in-tree action hook.
 import jsone from 'json-e';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
@@ -35,13 +36,50 @@ export interface CronContextInput {
   input?: unknown;
 }
 
+export interface PullRequestContextInput {
+  /** The webhook's action: opened, synchronize, reopened (built); closed, edited... (not). */
+  action: string;
+  number: number;
+  /** The branch of the pull request (head) and the branch it targets (base). */
+  headBranch: string;
+  baseBranch: string;
+  /** The author's GitHub login. */
+  login: string;
+  /** The head repository (a fork, or the base repository itself). */
+  headRepository?: string;
+}
+
 export interface ProducerOptions {
   /** json-e's `now` (ISO date-time), for reproducible output. */
   now?: string;
-  /** github-push: the pushed ref (default refs/heads/main). */
+  /** git-push and github-push: the pushed ref (default refs/heads/main). */
   githubRef?: string;
   action?: ActionContextInput;
   cron?: CronContextInput;
+  pullRequest?: PullRequestContextInput;
+}
+
+/** taskcluster-github's `policy.pullRequests` values (taskcluster-github-config.v1). */
+export type PullRequestPolicy =
+  'public' | 'public_restricted' | 'collaborators' | 'collaborators_quiet';
+
+/**
+ * What taskcluster-github does with a pull request under `policy` (read from the default
+ * branch's .taskcluster.yml; `collaborators` when absent): the `tasks_for` it renders with, or
+ * null when it renders nothing (a non-collaborator under a collaborators policy).
+ */
+export function pullRequestTasksFor(
+  policy: PullRequestPolicy | undefined,
+  isCollaborator: boolean,
+): 'github-pull-request' | 'github-pull-request-untrusted' | null {
+  switch (policy ?? 'collaborators') {
+    case 'public':
+      return 'github-pull-request';
+    case 'public_restricted':
+      return isCollaborator ? 'github-pull-request' : 'github-pull-request-untrusted';
+    default:
+      return isCollaborator ? 'github-pull-request' : null;
+  }
 }
 
 /** Push parameters as the producers know them (the decision task id is the producer's own). */
@@ -69,6 +107,33 @@ function hgPushFields(p: PushParameters) {
   };
 }
 
+/** `as_slugid` as the producers define it: one stable slugid per label per event. */
+function asSlugid(p: PushParameters): (label: string) => string {
+  const slugs = new Map<string, string>();
+  return (label: string) => {
+    let s = slugs.get(label);
+    if (!s) {
+      s =
+        label === 'decision'
+          ? p.decision_task_id
+          : deterministicSlugid(`as_slugid\n${p.decision_task_id}\n${label}`);
+      slugs.set(label, s);
+    }
+    return s;
+  };
+}
+
+function githubRepository(url: string) {
+  const repo = url.replace(/\.git$/, '');
+  const fullName = hostPath(repo).split('/').slice(1).join('/');
+  return {
+    name: fullName.split('/').pop()!,
+    full_name: fullName,
+    html_url: repo,
+    clone_url: `${repo}.git`,
+  };
+}
+
 /** The json-e context the producer of `tasksFor` would render .taskcluster.yml with. */
 export function producerContext(
   tasksFor: TasksFor,
@@ -84,41 +149,71 @@ export function producerContext(
     case 'hg-push':
       // fxci-config build-decision: ownTaskId, no as_slugid
       return { ...base, ...hgPushFields(p), ownTaskId: p.decision_task_id };
+    case 'git-push': {
+      // build-decision's git-push: a synthesised event (no push time, no pushlog), as_slugid
+      // and ownTaskId
+      const event = {
+        base_ref: null,
+        ref: o.githubRef ?? 'refs/heads/main',
+        before: p.base_revision || '0'.repeat(40),
+        after: p.revision,
+        pusher: { email: p.owner },
+        repository: githubRepository(p.repository),
+      };
+      return { ...base, event, as_slugid: asSlugid(p), ownTaskId: p.decision_task_id };
+    }
     case 'github-push': {
       // taskcluster-github: the webhook body and as_slugid, no ownTaskId
-      const repo = p.repository.replace(/\.git$/, '');
-      const fullName = hostPath(repo).split('/').slice(1).join('/');
       const event = {
         ref: o.githubRef ?? 'refs/heads/main',
         before: p.base_revision || '0'.repeat(40),
         after: p.revision,
         base_ref: null,
-        repository: {
-          name: p.project,
-          full_name: fullName,
-          html_url: repo,
-          clone_url: `${repo}.git`,
-          pushed_at: p.pushdate,
-        },
+        repository: { ...githubRepository(p.repository), pushed_at: p.pushdate },
         pusher: { name: p.owner.split('@')[0], email: p.owner },
         head_commit: {
           id: p.revision,
           timestamp: new Date(p.pushdate * 1000).toISOString().replace('.000Z', 'Z'),
         },
       };
-      const slugs = new Map<string, string>();
-      const as_slugid = (label: string) => {
-        let s = slugs.get(label);
-        if (!s) {
-          s =
-            label === 'decision'
-              ? p.decision_task_id
-              : deterministicSlugid(`as_slugid\n${p.decision_task_id}\n${label}`);
-          slugs.set(label, s);
-        }
-        return s;
+      return { ...base, event, as_slugid: asSlugid(p) };
+    }
+    case 'github-pull-request': {
+      // taskcluster-github: the pull_request webhook body and as_slugid, no ownTaskId
+      const pr = o.pullRequest ?? {
+        action: 'opened',
+        number: 1,
+        headBranch: 'feature',
+        baseBranch: 'main',
+        login: p.owner.split('@')[0]!,
       };
-      return { ...base, event, as_slugid };
+      const baseRepo = githubRepository(p.repository);
+      const headRepo = githubRepository(pr.headRepository ?? p.repository);
+      const user = { login: pr.login, type: 'User' };
+      const event = {
+        action: pr.action,
+        number: pr.number,
+        pull_request: {
+          number: pr.number,
+          html_url: `${baseRepo.html_url}/pull/${pr.number}`,
+          title: `Pull request ${pr.number}`,
+          user,
+          head: {
+            ref: pr.headBranch,
+            sha: p.revision,
+            user,
+            repo: headRepo,
+          },
+          base: {
+            ref: pr.baseBranch,
+            sha: p.base_revision || '0'.repeat(40),
+            repo: baseRepo,
+          },
+        },
+        repository: baseRepo,
+        sender: user,
+      };
+      return { ...base, event, as_slugid: asSlugid(p) };
     }
     case 'cron': {
       const cron = o.cron ?? {

@@ -78,7 +78,7 @@ export function register(program: Command): void {
     program
       .command('render-tcyml')
       .description(
-        'Render .taskcluster.yml as a producer would (hg-push hook, taskcluster-github, cron, action hook) and print the task',
+        'Render .taskcluster.yml as a producer would (hg-push hook, build-decision git-push, taskcluster-github push or pull request, cron, action hook) and print the task',
       ),
   )
     .option('--tcyml <file>', '.taskcluster.yml to render', '.taskcluster.yml')
@@ -88,7 +88,7 @@ export function register(program: Command): void {
       'taskcluster',
     )
     .option('--now <iso>', "json-e's now, for reproducible output")
-    .option('--github-ref <ref>', 'github-push: the pushed ref', 'refs/heads/main')
+    .option('--github-ref <ref>', 'git-push, github-push: the pushed ref', 'refs/heads/main')
     .option('--action-name <name>', 'action: action name', 'retrigger-multiple')
     .option('--action-title <title>', 'action: title', 'Retrigger')
     .option('--action-symbol <symbol>', 'action: Treeherder symbol', 'rt')
