@@ -2,6 +2,7 @@
 // core in src/<stage>/ and prints the result (human text, or one JSON document with --json).
 import { Command, CommanderError } from 'commander';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { scrub } from '../util/log.js';
 import { commandModules } from './commands/index.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -32,12 +33,12 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof ArchiveError) {
-      process.stderr.write(`mozharness-archive: error: ${e.message}\n`);
+      process.stderr.write(`mozharness-archive: error: ${scrub(e.message)}\n`);
       return e.code === 'usage' ? 2 : 1;
     }
-    process.stderr.write(`mozharness-archive: internal error: ${errorMessage(e)}\n`);
+    process.stderr.write(`mozharness-archive: internal error: ${scrub(errorMessage(e))}\n`);
     if (process.env.MOZHARNESS_ARCHIVE_DEBUG && e instanceof Error && e.stack) {
-      process.stderr.write(e.stack + '\n');
+      process.stderr.write(scrub(e.stack) + '\n');
     }
     return 1;
   }
@@ -53,7 +54,7 @@ if (invokedDirectly) {
       process.exitCode = code;
     },
     (e) => {
-      process.stderr.write(`mozharness-archive: internal error: ${errorMessage(e)}\n`);
+      process.stderr.write(`mozharness-archive: internal error: ${scrub(errorMessage(e))}\n`);
       process.exitCode = 1;
     },
   );

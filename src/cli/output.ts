@@ -1,10 +1,13 @@
 // Shared printing helpers for commands: --json prints exactly one JSON document on stdout.
+// Everything printed is scrubbed of registered secrets and of the userinfo of any URL.
+import { scrub } from '../util/log.js';
+
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(scrub(JSON.stringify(value, null, 2)) + '\n');
 }
 
 export function printLines(lines: string[]): void {
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(scrub(lines.join('\n')) + '\n');
 }
 
 /** Print `value` as JSON when asked, otherwise the human lines. */

@@ -1,6 +1,7 @@
 // Structured logging: one line per event. On a terminal the line is human-readable; otherwise
 // (or with json: true) it is one JSON object. Secrets registered with `redact` never appear:
-// every string field and message is scrubbed before it is written.
+// every string field and message is scrubbed before it is written, and so is the userinfo
+// (`user:password@`) of any URL.
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -32,8 +33,33 @@ export function redact(secret: string | undefined): void {
   if (secret && secret.length >= 6) secrets.add(secret);
 }
 
+// `scheme://userinfo@`: the userinfo ends at the first '/', '?', '#' or whitespace after the
+// scheme, and at its last '@' (RFC 3986 3.2.1).
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi;
+
+/** A URL (or any text holding URLs) with the userinfo of each URL replaced by `[redacted]`. */
+export function redactUrl(text: string): string {
+  return text.replace(URL_USERINFO, '$1[redacted]@');
+}
+
+/** Register the password (or, without one, the user) of every URL in `url` as a secret. */
+export function redactUrlSecrets(url: string | undefined): void {
+  if (!url) return;
+  for (const m of url.matchAll(/\b[a-z][a-z0-9+.-]*:\/\/([^\s/?#"'<>]*)@/gi)) {
+    const info = m[1]!;
+    const colon = info.indexOf(':');
+    const secret = colon >= 0 ? info.slice(colon + 1) : info;
+    redact(secret);
+    try {
+      redact(decodeURIComponent(secret));
+    } catch {
+      // not percent-encoded: the raw form is registered
+    }
+  }
+}
+
 export function scrub(text: string): string {
-  let out = text;
+  let out = redactUrl(text);
   for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[redacted]');
   // Hawk headers and signed-URL signatures never reach a log either.
   out = out.replace(/\bHawk id="[^"]*"[^\n]*/g, 'Hawk [redacted]');

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
-import { redact } from '../util/log.js';
+import { redact, redactUrl, redactUrlSecrets } from '../util/log.js';
 import { describeErrors, schemaValidator } from './schema.js';
 
 export interface WorkerS3Settings {
@@ -41,6 +41,12 @@ export interface WorkerConfig {
   reclaimIntervalSeconds?: number;
   pollIntervalSeconds: number;
   workDir?: string;
+  /** The unprivileged user test commands run as. */
+  taskUser: string;
+  /** `required`: the worker refuses to run without taskUser isolation; `best-effort`: local use. */
+  testIsolation: 'required' | 'best-effort';
+  /** Where each test command's scratch directory is created (default the system temp dir). */
+  testDir?: string;
   once: boolean;
 }
 
@@ -60,6 +66,8 @@ export interface WorkerFlags {
   allowRepo?: string[];
   shutdownGrace?: string | number;
   workDir?: string;
+  taskUser?: string;
+  testIsolation?: string;
   once?: boolean;
 }
 
@@ -151,6 +159,8 @@ export function loadWorkerConfig(
     allowRepos: flags.allowRepo?.length ? flags.allowRepo : undefined,
     shutdownGraceSeconds: num('shutdown-grace', flags.shutdownGrace),
     workDir: flags.workDir,
+    taskUser: flags.taskUser,
+    testIsolation: flags.testIsolation,
     once: flags.once ? true : undefined,
   });
   const s3Flags = defined({
@@ -209,16 +219,27 @@ export function validateWorkerConfig(raw: Record<string, unknown>): WorkerConfig
   redact(c.credentials?.accessToken);
   redact(c.credentials?.certificate);
   redact(c.s3.secretAccessKey);
+  for (const url of [c.rootUrl, c.s3.endpoint, c.s3.publicBaseUrl, ...c.allowRepos]) {
+    redactUrlSecrets(url);
+  }
   return c;
 }
 
 /** The configuration with every secret replaced, for printing. */
 export function describeConfig(c: WorkerConfig): Record<string, unknown> {
+  const url = (u: string | undefined) => (u === undefined ? undefined : redactUrl(u));
   return {
     ...c,
+    rootUrl: redactUrl(c.rootUrl),
+    allowRepos: c.allowRepos.map(redactUrl),
     credentials: c.credentials
       ? { clientId: c.credentials.clientId, accessToken: '[redacted]' }
       : undefined,
-    s3: { ...c.s3, secretAccessKey: c.s3.secretAccessKey ? '[redacted]' : undefined },
+    s3: {
+      ...c.s3,
+      endpoint: url(c.s3.endpoint),
+      publicBaseUrl: url(c.s3.publicBaseUrl),
+      secretAccessKey: c.s3.secretAccessKey ? '[redacted]' : undefined,
+    },
   };
 }

@@ -2,6 +2,7 @@
 // checked against the worker's repository allow-list. Every problem is one sentence naming the field.
 import { validateSubdir } from '../archive/index.js';
 import { isArchiveError } from '../util/errors.js';
+import { redactUrl } from '../util/log.js';
 import { describeErrors, schemaValidator } from './schema.js';
 
 export const DEFAULT_ARTIFACT_NAME = 'public/build/mozharness.tar.gz';
@@ -32,6 +33,16 @@ export interface ArchivePayload {
 
 export type PayloadCheck = { ok: true; payload: ArchivePayload } | { ok: false; errors: string[] };
 
+/** True when an http(s)/file URL carries userinfo (`user:password@host`). */
+export function hasUserinfo(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url);
+  }
+}
+
 /** True when `url` starts with one of the allowed prefixes. */
 export function isAllowedRepository(url: string, allowRepos: readonly string[]): boolean {
   return allowRepos.some((prefix) => url === prefix || url.startsWith(prefix));
@@ -49,11 +60,16 @@ export function checkPayload(raw: unknown, allowRepos: readonly string[]): Paylo
   }
   const payload = copy as ArchivePayload;
   const errors: string[] = [];
-  if (!isAllowedRepository(payload.repository, allowRepos)) {
+  const shown = JSON.stringify(redactUrl(payload.repository));
+  if (hasUserinfo(payload.repository)) {
+    // Never fetched, and never echoed: the refusal shows the URL with its userinfo redacted.
     errors.push(
-      `payload.repository ${JSON.stringify(payload.repository)} is not on this worker's allow-list ` +
-        `(${allowRepos.map((r) => JSON.stringify(r)).join(', ') || 'empty'})`,
+      `payload.repository ${shown} must not contain credentials (user:password@); ` +
+        'the worker fetches public repositories only',
     );
+  } else if (!isAllowedRepository(payload.repository, allowRepos)) {
+    // Name the offending value only: the allow-list is the worker's configuration.
+    errors.push(`payload.repository ${shown} is not on this worker's allow-list`);
   }
   try {
     payload.subdir = validateSubdir(payload.subdir);

@@ -3,6 +3,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import fs from 'node:fs';
+import { scrub } from '../util/log.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -49,7 +50,7 @@ function fieldName(root: string, pointer: string): string {
 }
 
 function shown(value: unknown): string {
-  const s = JSON.stringify(value);
+  const s = value === undefined ? undefined : scrub(JSON.stringify(value));
   return s === undefined ? 'undefined' : s.length > 80 ? s.slice(0, 77) + '...' : s;
 }
 
