@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildArchive } from '../src/archive/index.js';
 import { SAMPLE_SUBDIR } from './helpers/repos.js';
+import { ensureTaskUser, processesWithEnv, TASK_USER } from './helpers/task-user.js';
 import { startWorkerEnv, WORKER_GROUP, type WorkerEnv } from './helpers/worker-env.js';
 
 const MAIN = path.resolve('src/cli/main.ts');
@@ -62,6 +63,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
         env.hg.url,
         '--work-dir',
         path.join(env.dir, 'work'),
+        ...(ensureTaskUser() ? ['--task-user', TASK_USER] : ['--test-isolation', 'best-effort']),
         '--once',
         '--json',
         ...extra,
@@ -110,7 +112,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
 
   it('SIGTERM mid-task: stops claiming, resolves exception/worker-shutdown after the grace, exits 0; the rerun completes', async () => {
     const q = 'sigterm';
-    const mark = path.join(env.dir, 'sigterm.mark');
+    const mark = path.join(env.sharedDir, 'sigterm.mark');
     const taskId = await env.createTask(
       q,
       { repository: env.hg.url, revision: env.repo.revisions[0], test: blockingTest(mark) },
@@ -135,8 +137,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
     const names = (await env.root.listArtifacts(taskId, 0)).artifacts.map((a: any) => a.name);
     assert.ok(!names.includes('public/build/mozharness.tar.gz'), names.join(' '));
     assert.ok(names.includes('public/logs/live_backing.log'));
-    const pid = Number(fs.readFileSync(mark, 'utf8'));
-    assert.throws(() => process.kill(pid, 0), 'the test process outlived the worker');
+    assert.deepEqual(processesWithEnv('MARK', mark), [], 'the test process outlived the worker');
 
     const rerun = await env.runOnce(q);
     assert.equal(rerun.completed, 1, JSON.stringify(rerun.results));
@@ -146,7 +147,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
 
   it('SIGTERM with a task that finishes within the grace period: completed, exit 0', async () => {
     const q = 'sigterm-grace';
-    const mark = path.join(env.dir, 'grace.mark');
+    const mark = path.join(env.sharedDir, 'grace.mark');
     const taskId = await env.createTask(q, {
       repository: env.hg.url,
       revision: env.repo.revisions[0],
@@ -162,7 +163,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
 
   it('SIGKILL mid-task: the claim expires, the queue retries, the rerun stores the same bytes under the same key', async () => {
     const q = 'sigkill';
-    const mark = path.join(env.dir, 'sigkill.mark');
+    const mark = path.join(env.sharedDir, 'sigkill.mark');
     const taskId = await env.createTask(
       q,
       { repository: env.hg.url, revision: env.repo.revisions[0], test: blockingTest(mark) },
@@ -173,7 +174,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
     await until('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGKILL');
     await w.exited;
-    process.kill(Number(fs.readFileSync(mark, 'utf8')), 'SIGKILL'); // the orphaned test step
+    for (const pid of processesWithEnv('MARK', mark)) process.kill(pid, 'SIGKILL'); // orphans
     assert.equal((await env.root.status(taskId)).status.runs[0]!.state, 'running');
 
     // 21 minutes later the claim has expired (takenUntil = claim + 20 min)

@@ -26,7 +26,7 @@ import {
 } from '../taskcluster/client.js';
 import type { ArtifactRequest, ClaimedTask } from '../taskcluster/types.js';
 import { errorMessage, isArchiveError } from '../util/errors.js';
-import { silentLogger, type Logger } from '../util/log.js';
+import { scrub, silentLogger, type Logger } from '../util/log.js';
 import { ClaimKeeper, statusCode } from './claim.js';
 import type { WorkerConfig } from './config.js';
 import type { TaskLogStore } from './log-store.js';
@@ -39,7 +39,7 @@ import {
   type ArchivePayload,
 } from './payload.js';
 import { TaskLog } from './task-log.js';
-import { runTestCommand } from './test-command.js';
+import { chownTree, resolveIsolation, runTestCommand, type Isolation } from './test-command.js';
 
 /** What the worker needs of the S3 store (src/storage ArchiveStore satisfies it). */
 export interface ArchiveStoreLike {
@@ -79,6 +79,8 @@ export interface TaskDeps {
   taskIndex?: (credentials: Credentials) => IndexClient;
   /** Called after each step (tests and the benchmark observe progress and step durations). */
   onStep?: (event: StepEvent) => void;
+  /** How test commands are confined (default: resolved from config.taskUser/testIsolation). */
+  isolation?: Isolation;
 }
 
 export interface StepEvent {
@@ -140,6 +142,13 @@ class Outcome extends Error {
   constructor(readonly resolution: Exclude<Resolution, { state: 'completed' }>) {
     super(resolution.message);
   }
+}
+
+/** An artifact request as published: an error artifact's message never carries a secret. */
+function publishable(body: ArtifactRequest): ArtifactRequest {
+  if (body.storageType !== 'error') return body;
+  const message = scrub(body.message);
+  return { ...body, message: message.length > 4096 ? message.slice(0, 4093) + '...' : message };
 }
 
 const failed = (message: string) => new Outcome({ state: 'failed', message });
@@ -266,7 +275,7 @@ export async function runOneClaim(
   const createArtifact = async (name: string, body: ArtifactRequest) => {
     checkStopped();
     try {
-      await keeper.queue().createArtifact(taskId, runId, name, body);
+      await keeper.queue().createArtifact(taskId, runId, name, publishable(body));
       tlog.info('artifact-created', { name, storageType: body.storageType });
     } catch (e) {
       if (statusCode(e) === 409) {
@@ -298,7 +307,7 @@ export async function runOneClaim(
           storageType: 'error',
           expires,
           reason: 'invalid-resource-on-worker',
-          message: message.length > 4096 ? message.slice(0, 4093) + '...' : message,
+          message,
         });
       } catch (e) {
         if (e instanceof TaskStop) throw e;
@@ -381,21 +390,40 @@ export async function runOneClaim(
     if (p.test) {
       const t = p.test;
       await timed('test', async () => {
-        const tree = path.join(dir, 'tree');
-        await engine.unpackArchive(archiveFile, tree, { sha256: archive.sha256 });
-        tlog.info('test-tree-unpacked', { dir: tree });
-        const remaining = p.maxRunTime * 1000 - (Date.now() - started);
-        const outcome = await runTestCommand({
-          command: t.command,
-          cwd: tree,
-          scratch: path.join(dir, 'scratch'),
-          env: t.env,
-          timeoutMs: Math.max(1, Math.min((t.maxRunTime ?? p.maxRunTime) * 1000, remaining)),
-          log: tlog,
-          signal: stopper.signal,
-        });
-        checkStopped();
-        if (!outcome.ok) throw failed(`${outcome.reason}; nothing was uploaded`);
+        const isolation =
+          deps.isolation ?? (await resolveIsolation(config.taskUser, config.testIsolation));
+        // The task user's own directory, outside the worker's 0700 task directory: it holds a copy
+        // of the tree (unpacked from the archive), HOME and TMPDIR, and nothing of the worker's.
+        const testBase = config.testDir ?? os.tmpdir();
+        await fs.promises.mkdir(testBase, { recursive: true });
+        const scratch = await fs.promises.mkdtemp(
+          path.join(testBase, `mozharness-test-${taskId}-${runId}-`),
+        );
+        try {
+          const tree = path.join(scratch, 'tree');
+          await engine.unpackArchive(archiveFile, tree, { sha256: archive.sha256 });
+          const home = path.join(scratch, 'home');
+          const tmp = path.join(scratch, 'tmp');
+          await fs.promises.mkdir(home);
+          await fs.promises.mkdir(tmp);
+          if (isolation.user) await chownTree(scratch, isolation.user);
+          tlog.info('test-tree-unpacked', { dir: tree });
+          const remaining = p.maxRunTime * 1000 - (Date.now() - started);
+          const outcome = await runTestCommand({
+            command: t.command,
+            cwd: tree,
+            scratch,
+            env: t.env,
+            isolation,
+            timeoutMs: Math.max(1, Math.min((t.maxRunTime ?? p.maxRunTime) * 1000, remaining)),
+            log: tlog,
+            signal: stopper.signal,
+          });
+          checkStopped();
+          if (!outcome.ok) throw failed(`${outcome.reason}; nothing was uploaded`);
+        } finally {
+          await fs.promises.rm(scratch, { recursive: true, force: true }).catch(() => {});
+        }
       });
     }
 
@@ -485,7 +513,7 @@ export async function runOneClaim(
   } catch (e) {
     const reason = stopper.signal.aborted ? stopper.signal.reason : e;
     const outcome = classify(reason, step, payload);
-    result.resolution = outcome.resolution;
+    result.resolution = { ...outcome.resolution, message: scrub(outcome.resolution.message) };
   } finally {
     if (maxRunTimer) clearTimeout(maxRunTimer);
     signal?.removeEventListener('abort', onShutdown);
@@ -579,7 +607,7 @@ export async function runOneClaim(
   async function createArtifactNoStop(name: string, body: ArtifactRequest): Promise<void> {
     if (keeper.lost) throw new TaskStop('claim-lost', 'claim lost');
     try {
-      await keeper.queue().createArtifact(taskId, runId, name, body);
+      await keeper.queue().createArtifact(taskId, runId, name, publishable(body));
     } catch (e) {
       if (statusCode(e) === 409)
         keeper.markLost(`createArtifact ${name} refused: ${errorMessage(e)}`);

@@ -1,15 +1,139 @@
-// The payload's `test` command: a child process in a temporary copy of the unpacked tree, with a
-// scrubbed environment (the payload's env plus PATH/HOME/LANG/TMPDIR basics: never a worker, S3 or
-// Taskcluster credential), a time limit, and its output streamed line by line into the task log.
-import { spawn } from 'node:child_process';
+// The payload's `test` command is code a push controls. It runs:
+//   - as the worker's unprivileged task user (`taskUser`), never as the worker's own uid, so it can
+//     read neither /proc/<worker pid>/environ nor the worker's configuration and credential files;
+//   - without network, in new network (and, where possible, pid and mount) namespaces
+//     (`unshare --net`), so it cannot reach a service, loopback included;
+//   - in a scratch directory the task user owns (HOME and TMPDIR inside it), under a time limit,
+//     with a scrubbed environment (the payload's env plus PATH/HOME/LANG/TMPDIR basics);
+// and its output is streamed line by line into the task log.
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { promisify } from 'node:util';
+import { ArchiveError } from '../util/errors.js';
 import type { TaskLog } from './task-log.js';
+
+const execFileP = promisify(execFile);
+
+export interface TaskUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/** How a test command is confined on this machine (what is missing is said in `missing`). */
+export interface Isolation {
+  /** The user the command runs as; undefined: the worker's own user (only with best-effort). */
+  user?: TaskUser;
+  /** `unshare` arguments that give the command no network (empty when the kernel refuses). */
+  unshare: string[];
+  /** What could not be set up, one sentence each, for the task log. */
+  missing: string[];
+}
+
+export type IsolationMode = 'required' | 'best-effort';
+
+/** The uid and gid of a local user, or undefined when there is no such user. */
+export async function lookupUser(name: string): Promise<TaskUser | undefined> {
+  try {
+    const [u, g] = await Promise.all([
+      execFileP('id', ['-u', '--', name]),
+      execFileP('id', ['-g', '--', name]),
+    ]);
+    return { name, uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
+  } catch {
+    return undefined;
+  }
+}
+
+let namespaceProbe: Promise<string[]> | undefined;
+
+/**
+ * The strongest `unshare` this kernel allows: network + pid + mount namespaces (the command sees
+ * no other process and everything it started dies with it), else network only, else none.
+ */
+export function networkNamespaceArgs(): Promise<string[]> {
+  namespaceProbe ??= (async () => {
+    for (const args of [['--net', '--pid', '--fork', '--kill-child', '--mount-proc'], ['--net']]) {
+      try {
+        await execFileP('unshare', [...args, '--', 'true'], { timeout: 10_000 });
+        return args;
+      } catch {
+        // not allowed here: try the next, weaker one
+      }
+    }
+    return [];
+  })();
+  return namespaceProbe;
+}
+
+/**
+ * Decide how test commands run here. `required` (the default) refuses, naming the fix, when the
+ * command cannot run as `taskUser`; `best-effort` (local development) runs it as the worker's own
+ * user then. Missing network isolation is never fatal; it is said in `missing`.
+ */
+export async function resolveIsolation(taskUser: string, mode: IsolationMode): Promise<Isolation> {
+  const missing: string[] = [];
+  let user: TaskUser | undefined;
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot) {
+    const why =
+      `the worker is not running as root, so the test command cannot be run as the task user ` +
+      `${JSON.stringify(taskUser)}`;
+    if (mode === 'required') {
+      throw new ArchiveError(
+        'invalid-config',
+        `${why}; run the worker as root (it drops to ${taskUser} for the test command), ` +
+          `or set testIsolation: best-effort for local development`,
+      );
+    }
+    missing.push(`${why}: it runs as the worker's own user and could read its credentials`);
+  } else {
+    user = await lookupUser(taskUser);
+    if (!user) {
+      const why = `the task user ${JSON.stringify(taskUser)} does not exist`;
+      if (mode === 'required') {
+        throw new ArchiveError(
+          'invalid-config',
+          `${why}; create it (useradd --system --no-create-home --shell /usr/sbin/nologin ` +
+            `${taskUser}) or set taskUser to an existing unprivileged user`,
+        );
+      }
+      missing.push(`${why}: the test command runs as the worker's own user`);
+    } else if (user.uid === 0) {
+      throw new ArchiveError(
+        'invalid-config',
+        `taskUser ${JSON.stringify(taskUser)} is root; it must be an unprivileged user`,
+      );
+    }
+  }
+  const unshare = isRoot ? await networkNamespaceArgs() : [];
+  if (!unshare.length) {
+    missing.push(
+      isRoot
+        ? 'the kernel refused new network namespaces (unshare --net): the test command has network'
+        : 'network namespaces need root here: the test command has network',
+    );
+  }
+  return { user, unshare, missing };
+}
+
+/** Give the whole scratch tree to the task user (links themselves, never their targets). */
+export async function chownTree(dir: string, user: TaskUser): Promise<void> {
+  await fs.promises.lchown(dir, user.uid, user.gid);
+  for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, user);
+    else await fs.promises.lchown(p, user.uid, user.gid);
+  }
+}
 
 export interface TestRun {
   command: string[];
   cwd: string;
+  /** How to confine it (default: not at all, for callers that vouch for the command). */
+  isolation?: Isolation;
   /** Private directory for HOME and TMPDIR. */
   scratch: string;
   env?: Record<string, string>;
@@ -52,13 +176,54 @@ export function testEnvironment(
 export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
   const [program, ...args] = run.command;
   const env = testEnvironment(run.env, run.scratch);
-  run.log.info('test-start', { command: run.command, cwd: run.cwd, timeoutMs: run.timeoutMs });
-  const child = spawn(program!, args, {
+  const iso = run.isolation;
+  run.log.info('test-start', {
+    command: run.command,
+    cwd: run.cwd,
+    timeoutMs: run.timeoutMs,
+    user: iso?.user?.name ?? 'the worker user',
+    network: iso?.unshare.length ? 'none' : 'host',
+  });
+  for (const why of iso?.missing ?? []) run.log.warn('test-isolation-unavailable', { why });
+  let file = program!;
+  let argv = args;
+  const options: Parameters<typeof spawn>[2] = {
     cwd: run.cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so a time-out kills everything it started
-  });
+  };
+  if (iso?.unshare.length) {
+    // New namespaces need root; the uid and gid are dropped inside them, right before the exec.
+    const drop = iso.user
+      ? [
+          'setpriv',
+          `--reuid=${iso.user.uid}`,
+          `--regid=${iso.user.gid}`,
+          '--clear-groups',
+          '--no-new-privs',
+          '--',
+        ]
+      : [];
+    // unshare and setpriv run as root: they get a bare PATH, never the payload's variables (an
+    // LD_PRELOAD there would run as root); `env -i`, already unprivileged, sets the command's.
+    file = 'unshare';
+    argv = [
+      ...iso.unshare,
+      '--',
+      ...drop,
+      'env',
+      '-i',
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      program!,
+      ...args,
+    ];
+    options.env = { PATH: BASIC_PATH };
+  } else if (iso?.user) {
+    options.uid = iso.user.uid;
+    options.gid = iso.user.gid;
+  }
+  const child = spawn(file, argv, options);
   let timedOut = false;
   let aborted = false;
   const killGroup = () => {

@@ -9,6 +9,7 @@ import { statusCode } from './claim.js';
 import type { WorkerConfig } from './config.js';
 import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.js';
 import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
+import { resolveIsolation } from './test-command.js';
 import { sleepUnlessAborted } from '../util/sleep.js';
 
 export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
@@ -45,7 +46,15 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
   const queue =
     deps.queue ?? queueClient({ rootUrl: config.rootUrl, credentials: config.credentials });
   const logs = deps.logs ?? new S3TaskLogStore(workerS3Client(config.s3), config.s3);
-  const taskDeps: TaskDeps = { ...deps, logs, log: deps.log ?? silentLogger };
+  // Refuses to start when test commands could not be confined as configured.
+  const isolation =
+    deps.isolation ?? (await resolveIsolation(config.taskUser, config.testIsolation));
+  log.info('test-isolation', {
+    taskUser: isolation.user?.name ?? null,
+    network: isolation.unshare.length ? 'none' : 'host',
+    missing: isolation.missing.length ? isolation.missing : undefined,
+  });
+  const taskDeps: TaskDeps = { ...deps, logs, log: deps.log ?? silentLogger, isolation };
   const signal = deps.signal;
   const capacity = config.once ? 1 : config.capacity;
   const summary: WorkerSummary = {

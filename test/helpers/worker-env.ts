@@ -36,6 +36,7 @@ import {
 } from './repos.js';
 import { startS3, type TestS3 } from './s3.js';
 import { assertUpstream } from './upstream.js';
+import { testIsolationConfig } from './task-user.js';
 
 /** A clock that follows real time plus an adjustable offset (claim expiry without Hawk skew). */
 export class OffsetClock implements Clock {
@@ -60,6 +61,8 @@ async function loadEmbedded(): Promise<typeof import('../../src/local/embedded.j
 
 export interface WorkerEnv {
   dir: string;
+  /** A world-writable directory (mode 1777) where test commands, run as the task user, may write. */
+  sharedDir: string;
   embedded: Embedded;
   clock: OffsetClock;
   s3: TestS3;
@@ -157,6 +160,10 @@ export async function startWorkerEnv(
   } = {},
 ): Promise<WorkerEnv> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-e2e-'));
+  const sharedDir = path.join(dir, 'shared');
+  fs.mkdirSync(sharedDir);
+  fs.chmodSync(dir, 0o711); // the task user may traverse to sharedDir, not list or read the rest
+  fs.chmodSync(sharedDir, 0o1777);
   const clock = new OffsetClock();
   const { startEmbedded } = await loadEmbedded();
   const embedded = await startEmbedded({
@@ -196,6 +203,7 @@ export async function startWorkerEnv(
   let workers = 0;
   const env: WorkerEnv = {
     dir,
+    sharedDir,
     embedded,
     clock,
     s3,
@@ -222,6 +230,7 @@ export async function startWorkerEnv(
         shutdownGraceSeconds: 5,
         pollIntervalSeconds: 0.05,
         workDir: path.join(dir, 'work'),
+        ...testIsolationConfig(),
         ...overrides,
       });
     },

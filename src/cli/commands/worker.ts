@@ -45,6 +45,15 @@ export function register(program: Command): void {
       'on SIGTERM, time running tasks get to finish (default 60)',
     )
     .option('--work-dir <dir>', 'where task directories are created (default the system temp dir)')
+    .option(
+      '--task-user <name>',
+      "unprivileged user the payload's test command runs as (default mozharness-test)",
+    )
+    .option(
+      '--test-isolation <mode>',
+      'required (default): refuse to start unless tests can run as the task user; ' +
+        'best-effort: local development only',
+    )
     .option('--once', 'exit after resolving one task')
     .option('--print-config', 'print the merged configuration (secrets redacted) and exit')
     .option('--json', 'print the summary as one JSON document')
