@@ -6,16 +6,8 @@ import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { validateAgainst } from './schema.js';
 
-export type TasksFor =
-  'hg-push' | 'git-push' | 'github-push' | 'github-pull-request' | 'action' | 'cron';
-export const TASKS_FOR: TasksFor[] = [
-  'hg-push',
-  'git-push',
-  'github-push',
-  'github-pull-request',
-  'action',
-  'cron',
-];
+import type { TasksFor } from './producers.js';
+export { TASKS_FOR, type TasksFor } from './producers.js';
 
 export interface Parameters {
   project: string;

@@ -12,22 +12,8 @@ import type {
   TaskStatusResponse,
 } from './types.js';
 
-export interface Credentials {
-  clientId: string;
-  accessToken: string;
-  certificate?: string | Record<string, unknown>;
-}
-
-export interface ClientOptions {
-  rootUrl: string;
-  credentials?: Credentials;
-  authorizedScopes?: string[];
-  /** Retries of 5xx and network errors (client default 5). */
-  retries?: number;
-  /** Per-request timeout in ms (client default 30 s). */
-  timeout?: number;
-  maxDelay?: number;
-}
+import type { ClientOptions, Credentials } from './options.js';
+export { optionsFromEnv, type ClientOptions, type Credentials } from './options.js';
 
 type Query = Record<string, string | number | undefined>;
 type Method = (...args: any[]) => Promise<any>;
@@ -151,21 +137,5 @@ export function makeClients(o: ClientOptions): Clients {
  * TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE,
  * and TASKCLUSTER_PROXY_URL (taskcluster-proxy inside a task: no credentials needed).
  */
-export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientOptions | undefined {
-  const proxy = env.TASKCLUSTER_PROXY_URL;
-  if (proxy) return { rootUrl: proxy.replace(/\/$/, '') };
-  const rootUrl = env.TASKCLUSTER_ROOT_URL;
-  if (!rootUrl) return undefined;
-  const o: ClientOptions = { rootUrl: rootUrl.replace(/\/$/, '') };
-  if (env.TASKCLUSTER_CLIENT_ID && env.TASKCLUSTER_ACCESS_TOKEN) {
-    o.credentials = {
-      clientId: env.TASKCLUSTER_CLIENT_ID,
-      accessToken: env.TASKCLUSTER_ACCESS_TOKEN,
-    };
-    if (env.TASKCLUSTER_CERTIFICATE) o.credentials.certificate = env.TASKCLUSTER_CERTIFICATE;
-  }
-  return o;
-}
-
 export const fromNow: (offset: string, reference?: Date) => Date = tc.fromNow;
 export const slugid: () => string = tc.slugid;

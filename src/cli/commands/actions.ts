@@ -4,22 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import {
-  actionContextFromEnv,
-  parseJsonish,
-  runActionCallback,
-  type ActionContext,
-  type CallbackResult,
-} from '../../actions/callback.js';
-import { decisionTaskDefiner, retargetArchiveTask } from '../../actions/define.js';
-import { triggerAction, type TriggerActionResult } from '../../actions/trigger.js';
-import {
-  indexClient,
-  optionsFromEnv,
-  queueClient,
-  type ClientOptions,
-  type Credentials,
-} from '../../taskcluster/client.js';
+import type { ActionContext, CallbackResult } from '../../actions/callback.js';
+import type { TriggerActionResult } from '../../actions/trigger.js';
+import { optionsFromEnv, type ClientOptions, type Credentials } from '../../taskcluster/options.js';
 import { ArchiveError, errorMessage } from '../../util/errors.js';
 import { createLogger, redact } from '../../util/log.js';
 import { printResult } from '../output.js';
@@ -56,10 +43,11 @@ function callbackClientOptions(rootUrl: string | undefined): ClientOptions {
   return o;
 }
 
-export function actionContextFromFlags(
+async function actionContextFromFlags(
   flags: CallbackFlags,
   env: NodeJS.ProcessEnv = process.env,
-): ActionContext {
+): Promise<ActionContext> {
+  const { actionContextFromEnv, parseJsonish } = await import('../../actions/callback.js');
   const fromEnv = actionContextFromEnv(env);
   const ctx: Partial<ActionContext> = { ...fromEnv };
   if (flags.callback) ctx.callback = flags.callback;
@@ -175,6 +163,10 @@ export function registerLocalTriggerAction(local: Command): void {
     .option('--no-validate', "do not check the input against the action's schema first")
     .option('--json', 'print one JSON document')
     .action(async (flags: TriggerFlags) => {
+      const [{ parseJsonish }, { triggerAction }] = await Promise.all([
+        import('../../actions/callback.js'),
+        import('../../actions/trigger.js'),
+      ]);
       const { rootUrl, credentials } = triggerClientOptions(flags);
       const input = flags.input === undefined ? undefined : parseJsonish(flags.input, '--input');
       const res = await triggerAction({
@@ -218,7 +210,14 @@ export function register(program: Command): void {
     )
     .option('--json', 'print one JSON document')
     .action(async (flags: CallbackFlags) => {
-      const ctx = actionContextFromFlags(flags);
+      const [{ runActionCallback }, { decisionTaskDefiner, retargetArchiveTask }, tc] =
+        await Promise.all([
+          import('../../actions/callback.js'),
+          import('../../actions/define.js'),
+          import('../../taskcluster/client.js'),
+        ]);
+      const { queueClient, indexClient } = tc;
+      const ctx = await actionContextFromFlags(flags);
       const o = callbackClientOptions(flags.rootUrl);
       const log = createLogger({ fields: { component: 'action-callback', action: ctx.callback } });
       const res = await runActionCallback(ctx, {

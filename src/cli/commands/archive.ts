@@ -1,16 +1,6 @@
 // `build`, `digest` and `unpack`: the archive engine on the command line.
 import { Command, Option } from 'commander';
-import {
-  FORMAT_VERSION,
-  buildArchive,
-  computeTreeDigest,
-  parseSource,
-  sourceRepository,
-  unpackArchive,
-  type FetchPolicy,
-  type Limits,
-  type SourceSpec,
-} from '../../archive/index.js';
+import type { FetchPolicy, Limits, SourceSpec } from '../../archive/index.js';
 import { ArchiveError } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
 import { printResult } from '../output.js';
@@ -63,7 +53,13 @@ function sourceOptions(cmd: Command): Command {
     .option('--json', 'print one JSON document instead of text');
 }
 
-function resolveSource(flags: SourceFlags): { spec: SourceSpec; policy: FetchPolicy } {
+/** The archive engine loads when a command runs, not to print help. */
+const engine = () => import('../../archive/index.js');
+
+async function resolveSource(
+  flags: SourceFlags,
+): Promise<{ spec: SourceSpec; policy: FetchPolicy }> {
+  const { parseSource } = await engine();
   const spec = parseSource(flags.source, flags.vcs);
   const allowRepos = [...flags.allowRepo];
   if ('url' in spec) allowRepos.push(spec.url);
@@ -91,7 +87,8 @@ export function register(program: Command): void {
         '    --revision tip --subdir testing/mozharness --out mozharness.tar.gz --json',
     )
     .action(async (flags: SourceFlags & { out: string }) => {
-      const { spec, policy } = resolveSource(flags);
+      const { spec, policy } = await resolveSource(flags);
+      const { buildArchive, sourceRepository } = await engine();
       const r = await buildArchive({
         source: spec,
         revision: flags.revision,
@@ -127,7 +124,8 @@ export function register(program: Command): void {
       '\nWith --json, prints {treeDigest, files, revision, subdir, repository, formatVersion}.',
     )
     .action(async (flags: SourceFlags) => {
-      const { spec, policy } = resolveSource(flags);
+      const { spec, policy } = await resolveSource(flags);
+      const { computeTreeDigest, sourceRepository, FORMAT_VERSION } = await engine();
       const r = await computeTreeDigest({
         source: spec,
         revision: flags.revision,
@@ -184,6 +182,7 @@ export function register(program: Command): void {
         if (flags.maxFiles) limits.maxFiles = flags.maxFiles;
         if (flags.maxFileBytes) limits.maxFileBytes = flags.maxFileBytes;
         if (flags.maxTotalBytes) limits.maxTotalBytes = flags.maxTotalBytes;
+        const { unpackArchive } = await engine();
         const r = await unpackArchive(file, flags.dest, { sha256: flags.sha256, limits });
         printResult(flags.json, { ...r, dest: flags.dest }, () => [
           `unpacked ${r.files} files (${r.bytes} bytes) into ${flags.dest}`,

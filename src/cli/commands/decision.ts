@@ -2,25 +2,19 @@
 // src/decision, print.
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
-import * as yaml from 'js-yaml';
-import { makeClients, optionsFromEnv, slugid, type Clients } from '../../taskcluster/client.js';
+import type { Clients } from '../../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../../util/errors.js';
 import { createLogger, redact } from '../../util/log.js';
-import { loadGraphConfig } from '../../decision/config.js';
-import { loadGraphs, runDecision } from '../../decision/decision.js';
-import { graphToJson } from '../../decision/graph.js';
-import {
-  loadParametersFile,
-  mergeFlagsWithEnv,
-  parametersFromFlags,
-  TASKS_FOR,
-  type Parameters,
-  type PushFlags,
-  type TasksFor,
-} from '../../decision/parameters.js';
-import { resolvedToJson } from '../../decision/resolve.js';
-import { renderDecisionTask } from '../../decision/tcyml.js';
+import type { Parameters, PushFlags } from '../../decision/parameters.js';
+import { TASKS_FOR, type TasksFor } from '../../decision/producers.js';
 import { printJson, printLines, printResult } from '../output.js';
+
+// The decision stage's modules load only when one of its commands runs (fast --help).
+const load = {
+  parameters: () => import('../../decision/parameters.js'),
+  decision: () => import('../../decision/decision.js'),
+  tc: () => import('../../taskcluster/client.js'),
+};
 
 function addPushOptions(cmd: Command): Command {
   return cmd
@@ -42,6 +36,7 @@ function addPushOptions(cmd: Command): Command {
 }
 
 async function defaultRootUrl(root: string): Promise<string | undefined> {
+  const { loadGraphConfig } = await import('../../decision/config.js');
   try {
     return (await loadGraphConfig(root)).rootUrl;
   } catch {
@@ -49,8 +44,9 @@ async function defaultRootUrl(root: string): Promise<string | undefined> {
   }
 }
 
-function clientsFor(rootUrl: string | undefined): Clients | undefined {
+async function clientsFor(rootUrl: string | undefined): Promise<Clients | undefined> {
   if (!rootUrl) return undefined;
+  const { makeClients, optionsFromEnv } = await load.tc();
   const env = optionsFromEnv();
   const o = env && process.env.TASKCLUSTER_PROXY_URL ? env : { ...(env ?? {}), rootUrl };
   redact(o.credentials?.accessToken);
@@ -102,6 +98,13 @@ export function register(program: Command): void {
     )
     .option('--json', 'print {tasks: [...]} as one JSON document')
     .action(async (opts) => {
+      const [{ mergeFlagsWithEnv, parametersFromFlags }, { renderDecisionTask }, yaml, { slugid }] =
+        await Promise.all([
+          load.parameters(),
+          import('../../decision/tcyml.js'),
+          import('js-yaml'),
+          load.tc(),
+        ]);
       const flags = mergeFlagsWithEnv(opts as PushFlags);
       const tasksFor = (flags.tasksFor ?? 'hg-push') as TasksFor;
       if (!TASKS_FOR.includes(tasksFor)) {
@@ -155,6 +158,10 @@ export function register(program: Command): void {
     .option('--concurrency <n>', 'createTask requests in flight', '50')
     .option('--json', 'print the summary as one JSON document')
     .action(async (opts) => {
+      const [{ mergeFlagsWithEnv, parametersFromFlags }, { runDecision }] = await Promise.all([
+        load.parameters(),
+        load.decision(),
+      ]);
       const flags = mergeFlagsWithEnv(opts as PushFlags);
       const checkout: string = opts.checkout ?? process.env.MOZHARNESS_ARCHIVE_CHECKOUT ?? '.';
       const root: string = opts.root ?? `${checkout}/taskcluster`;
@@ -163,7 +170,7 @@ export function register(program: Command): void {
         { ...flags, taskId: flags.taskId ?? process.env.TASK_ID },
         { rootUrl: await defaultRootUrl(root) },
       );
-      const clients = clientsFor(flags.rootUrl);
+      const clients = await clientsFor(flags.rootUrl);
       if (!clients && !opts.dryRun) {
         throw new ArchiveError(
           'usage',
@@ -227,6 +234,17 @@ export function register(program: Command): void {
     .option('--root-url <url>', 'look the archive up in this deployment (optimized phase)')
     .option('--json', 'print the graph as one JSON document')
     .action(async (phase: string, opts) => {
+      const [
+        { loadParametersFile },
+        { loadGraphs, runDecision },
+        { graphToJson },
+        { resolvedToJson },
+      ] = await Promise.all([
+        load.parameters(),
+        load.decision(),
+        import('../../decision/graph.js'),
+        import('../../decision/resolve.js'),
+      ]);
       if (!['full', 'target', 'optimized'].includes(phase)) {
         throw new ArchiveError(
           'usage',
@@ -243,7 +261,7 @@ export function register(program: Command): void {
       }
       if (!opts.checkout)
         throw new ArchiveError('usage', 'graph optimized: needs --checkout (for the tree digest)');
-      const clients = clientsFor(opts.rootUrl);
+      const clients = await clientsFor(opts.rootUrl);
       const r = await runDecision({
         params,
         root: opts.root,

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { replay, type ReplaySummary } from '../../local/replay.js';
+import type { ReplaySummary } from '../../local/replay.js';
 import { createLogger } from '../../util/log.js';
 import { printJson } from '../output.js';
 
@@ -133,6 +133,7 @@ export function registerLocalRun(local: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
+        const { replay } = await import('../../local/replay.js');
         const summary = await replay({
           stateDir: opts.stateDir,
           projectRoot: PROJECT_ROOT,

@@ -2,7 +2,7 @@
 // `npm start`. `local up` starts queue/index/hooks/auth on one loopback port plus an s3rver, prints
 // how to reach them (or one JSON line with --json), and runs until SIGINT/SIGTERM.
 import type { Command } from 'commander';
-import { startEmbedded, type Embedded } from '../../local/embedded.js';
+import type { Embedded } from '../../local/embedded.js';
 import { ArchiveError } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
 import { printLines } from '../output.js';
@@ -88,6 +88,7 @@ export interface LocalUpOptions {
 
 export async function localUp(opts: LocalUpOptions): Promise<void> {
   const log = createLogger({ fields: { component: 'local-up' } });
+  const { startEmbedded } = await import('../../local/embedded.js');
   const embedded = await startEmbedded({
     stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
     ...(opts.port !== undefined ? { port: opts.port } : {}),

@@ -4,23 +4,29 @@ import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { unpackArchive } from '../../archive/index.js';
-import { makeClients, optionsFromEnv, type ClientOptions } from '../../taskcluster/client.js';
-import { createS3Client, s3SettingsFromEnv } from '../../storage/settings.js';
-import { downloadVerified } from '../../storage/download.js';
+import type { ClientOptions } from '../../taskcluster/client.js';
 import { ArchiveError } from '../../util/errors.js';
 import { createLogger, redact } from '../../util/log.js';
-import { loadLookupConfig } from '../../lookup/config.js';
-import { deploy, watch, type DeployResult } from '../../lookup/deploy.js';
-import { DEFAULT_INDEX_PREFIX, findArchive, type FoundArchive } from '../../lookup/find.js';
-import {
-  parseManifestLocation,
-  type ManifestIO,
-  type ManifestLocation,
-} from '../../lookup/manifest.js';
-import { promote, rollback, type PromoteResult } from '../../lookup/promote.js';
-import { createLookupService } from '../../lookup/serve.js';
+import type { DeployResult } from '../../lookup/deploy.js';
+import { DEFAULT_INDEX_PREFIX, type FoundArchive } from '../../lookup/find.js';
+import type { ManifestIO, ManifestLocation } from '../../lookup/manifest.js';
+import type { PromoteResult } from '../../lookup/promote.js';
 import { printResult } from '../output.js';
+
+// Each command loads its stage's modules only when it runs, so `--help` and light commands
+// start fast (the AWS SDK, taskcluster-client and SQLite are not loaded to print help).
+const load = {
+  tc: () => import('../../taskcluster/client.js'),
+  find: () => import('../../lookup/find.js'),
+  manifest: () => import('../../lookup/manifest.js'),
+};
+
+/** Taskcluster clients for the lookup commands (see clientOptions). */
+async function clientsFor(flags: TcFlags, anonymous = true) {
+  const tc = await load.tc();
+  const options = clientOptions(flags, tc.optionsFromEnv(), anonymous);
+  return { clients: tc.makeClients(options), options };
+}
 
 interface TcFlags {
   rootUrl?: string;
@@ -28,8 +34,11 @@ interface TcFlags {
 }
 
 /** Anonymous clients are enough for the index and public artifacts; env credentials are used when set. */
-function clientOptions(flags: TcFlags, anonymous = true): ClientOptions {
-  const env = optionsFromEnv();
+function clientOptions(
+  flags: TcFlags,
+  env: ClientOptions | undefined,
+  anonymous = true,
+): ClientOptions {
   const rootUrl = (flags.rootUrl ?? env?.rootUrl)?.replace(/\/+$/, '');
   if (!rootUrl) {
     throw new ArchiveError(
@@ -51,8 +60,9 @@ function withTcFlags(cmd: Command): Command {
     .option('--index-prefix <prefix>', 'index namespace prefix', DEFAULT_INDEX_PREFIX);
 }
 
-function manifestIO(loc: ManifestLocation): ManifestIO {
+async function manifestIO(loc: ManifestLocation): Promise<ManifestIO> {
   if (loc.kind !== 's3') return {};
+  const { createS3Client, s3SettingsFromEnv } = await import('../../storage/settings.js');
   return { s3: createS3Client(s3SettingsFromEnv(process.env, { bucket: loc.bucket })) };
 }
 
@@ -111,7 +121,8 @@ export function register(program: Command): void {
       )
       .option('--json', 'print one JSON document'),
   ).action(async (flags) => {
-    const clients = makeClients(clientOptions(flags));
+    const { clients } = await clientsFor(flags);
+    const { findArchive } = await load.find();
     const found = await findArchive(clients, {
       project: flags.project,
       revision: flags.revision,
@@ -135,7 +146,12 @@ export function register(program: Command): void {
       .requiredOption('--dest <dir>', 'directory to unpack into')
       .option('--json', 'print one JSON document'),
   ).action(async (flags) => {
-    const clients = makeClients(clientOptions(flags));
+    const { clients } = await clientsFor(flags);
+    const [{ findArchive }, { downloadVerified }, { unpackArchive }] = await Promise.all([
+      load.find(),
+      import('../../storage/download.js'),
+      import('../../archive/index.js'),
+    ]);
     const found = await findArchive(clients, {
       project: flags.project,
       revision: flags.revision,
@@ -175,6 +191,10 @@ export function register(program: Command): void {
       .option('--state-dir <dir>', 'where on-demand builds are recorded (default: config stateDir)')
       .option('--json', 'print the listening address as one JSON line'),
   ).action(async (flags) => {
+    const [{ loadLookupConfig }, { createLookupService }] = await Promise.all([
+      import('../../lookup/config.js'),
+      import('../../lookup/serve.js'),
+    ]);
     const config = loadLookupConfig(flags.config);
     if (flags.indexPrefix && flags.indexPrefix !== DEFAULT_INDEX_PREFIX) {
       config.indexPrefix = flags.indexPrefix;
@@ -182,8 +202,10 @@ export function register(program: Command): void {
     const rootUrlFlag = flags.rootUrl ?? config.rootUrl;
     // queue.status needs `queue:status:<taskId>`, createTask the on-demand scopes: use the
     // environment's credentials when there are some (anonymous otherwise).
-    const readOptions = clientOptions({ rootUrl: rootUrlFlag }, false);
-    const read = makeClients(readOptions);
+    const { clients: read, options: readOptions } = await clientsFor(
+      { rootUrl: rootUrlFlag },
+      false,
+    );
     const write = read;
     const stateDir = flags.stateDir ?? config.stateDir ?? '.mozharness-archive/lookup';
     const log = createLogger({ fields: { service: 'lookup' } });
@@ -223,8 +245,12 @@ export function register(program: Command): void {
     .option('--index-prefix <prefix>', 'index namespace prefix', DEFAULT_INDEX_PREFIX)
     .option('--json', 'print one JSON document')
     .action(async (flags) => {
+      const [{ parseManifestLocation }, { promote, rollback }] = await Promise.all([
+        load.manifest(),
+        import('../../lookup/promote.js'),
+      ]);
       const loc = parseManifestLocation(flags.manifest);
-      const io = manifestIO(loc);
+      const io = await manifestIO(loc);
       const log = createLogger({ fields: { command: 'promote' } });
       let result: PromoteResult;
       if (flags.rollback) {
@@ -239,7 +265,7 @@ export function register(program: Command): void {
         if (!flags.project || !flags.revision) {
           throw new ArchiveError('usage', 'promote needs --project and --revision (or --rollback)');
         }
-        const clients = makeClients(clientOptions(flags, false));
+        const { clients } = await clientsFor(flags, false);
         result = await promote(
           { index: clients.index, queue: clients.queue, io, log },
           {
@@ -276,6 +302,10 @@ export function register(program: Command): void {
     .option('--interval <duration>', 'poll interval with --watch (e.g. 60s, 5m)', '60s')
     .option('--json', 'print one JSON document (one line per pass with --watch)')
     .action(async (flags) => {
+      const [{ parseManifestLocation }, { deploy, watch }] = await Promise.all([
+        load.manifest(),
+        import('../../lookup/deploy.js'),
+      ]);
       const loc = parseManifestLocation(flags.manifest);
       const log = createLogger({ fields: { command: 'deploy', channel: flags.channel } });
       const opts = {
@@ -283,7 +313,7 @@ export function register(program: Command): void {
         channel: flags.channel,
         root: path.resolve(flags.root),
         keep: flags.keep,
-        io: manifestIO(loc),
+        io: await manifestIO(loc),
         progress: true,
         log,
       };

@@ -3,19 +3,14 @@
 import type { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  ArchiveStore,
-  createS3Client,
-  describeArchiveFile,
-  hashArchiveFile,
-  s3SettingsFromEnv,
-  validateArchiveMetadata,
-  type StoredMetadata,
-} from '../../storage/index.js';
+import type { StoredMetadata } from '../../storage/index.js';
 import { ArchiveError, errorMessage } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
 import { createProgress } from '../../util/progress.js';
 import { printResult } from '../output.js';
+
+/** The storage stage (and the AWS SDK) loads only when an upload runs. */
+const loadStorage = () => import('../../storage/index.js');
 
 interface UploadFlags {
   bucket?: string;
@@ -67,10 +62,13 @@ export async function readMetadataFile(
       { expected: m.size, actual: actual.size },
     );
   }
+  const { validateArchiveMetadata } = await loadStorage();
   return validateArchiveMetadata(m, `metadata ${metadataFile}`);
 }
 
 export async function uploadArchive(file: string, flags: UploadFlags): Promise<UploadOutput> {
+  const { ArchiveStore, createS3Client, describeArchiveFile, hashArchiveFile, s3SettingsFromEnv } =
+    await loadStorage();
   const settings = s3SettingsFromEnv(process.env, {
     bucket: flags.bucket,
     prefix: flags.prefix,

@@ -2,15 +2,8 @@
 // validate the configuration, build the S3 store, run the claim loop until SIGTERM/SIGINT (or one
 // task with --once), print a summary.
 import type { Command } from 'commander';
-import { ArchiveStore, createS3Client } from '../../storage/index.js';
 import { createLogger } from '../../util/log.js';
-import {
-  describeConfig,
-  loadWorkerConfig,
-  runWorker,
-  S3TaskLogStore,
-  type WorkerFlags,
-} from '../../worker/index.js';
+import type { WorkerFlags } from '../../worker/index.js';
 import { printResult } from '../output.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -58,6 +51,11 @@ export function register(program: Command): void {
     .option('--print-config', 'print the merged configuration (secrets redacted) and exit')
     .option('--json', 'print the summary as one JSON document')
     .action(async (opts: WorkerFlags & { printConfig?: boolean; json?: boolean }) => {
+      // the worker stage (AWS SDK, taskcluster-client) loads only when the command runs
+      const [
+        { ArchiveStore, createS3Client },
+        { describeConfig, loadWorkerConfig, runWorker, S3TaskLogStore },
+      ] = await Promise.all([import('../../storage/index.js'), import('../../worker/index.js')]);
       const config = loadWorkerConfig(opts);
       if (opts.printConfig) {
         printResult(true, describeConfig(config), () => []);
