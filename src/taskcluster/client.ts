@@ -12,7 +12,7 @@ import type {
   TaskStatusResponse,
 } from './types.js';
 
-import type { ClientOptions, Credentials } from './options.js';
+import type { ClientOptions } from './options.js';
 export { optionsFromEnv, type ClientOptions, type Credentials } from './options.js';
 
 type Query = Record<string, string | number | undefined>;
