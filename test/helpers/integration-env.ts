@@ -37,6 +37,7 @@ import {
 import { startS3, type TestS3 } from './s3.js';
 import { assertUpstream } from './upstream.js';
 import { checkedQueue } from './worker-env.js';
+import { testIsolationConfig } from './task-user.js';
 
 export const WORKER_GROUP = 'integration';
 
@@ -92,6 +93,9 @@ export async function startIntegrationEnv(
 ): Promise<IntegrationEnv> {
   const backend = opts.backend ?? (await startBackend());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integration-'));
+  fs.chmodSync(dir, 0o711); // test commands (run as the task user) reach <dir>/shared only
+  fs.mkdirSync(path.join(dir, 'shared'), { mode: 0o1777 });
+  fs.chmodSync(path.join(dir, 'shared'), 0o1777);
   const s3 = await startS3();
   const repo = await createHgRepo(path.join(dir, 'repo'), {
     variants: opts.variants ?? [undefined, 'second'],
@@ -148,6 +152,7 @@ export async function startIntegrationEnv(
         shutdownGraceSeconds: 5,
         pollIntervalSeconds: 0.05,
         workDir: path.join(dir, 'work'),
+        ...testIsolationConfig(),
         ...overrides,
       });
     },

@@ -16,6 +16,7 @@ import {
   type IntegrationEnv,
 } from '../helpers/integration-env.js';
 import { SAMPLE_SUBDIR } from '../helpers/repos.js';
+import { ensureTaskUser, TASK_USER } from '../helpers/task-user.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const backendName = process.env.MOZHARNESS_TEST_BACKEND ?? 'embedded';
@@ -148,7 +149,7 @@ describe(`integration: the archive worker (${backendName} services)`, function (
 
   it('SIGTERM mid-task (the CLI): exception/worker-shutdown, exit 0, the queue reruns it and the rerun completes', async () => {
     const q = 'sigterm';
-    const mark = path.join(env.dir, 'sigterm.mark');
+    const mark = path.join(env.dir, 'shared', 'sigterm.mark');
     const taskId = await env.createTask(
       q,
       {
@@ -190,6 +191,7 @@ describe(`integration: the archive worker (${backendName} services)`, function (
         path.join(env.dir, 'work-cli'),
         '--shutdown-grace',
         '1',
+        ...(ensureTaskUser() ? ['--task-user', TASK_USER] : ['--test-isolation', 'best-effort']),
         '--once',
         '--json',
       ],
