@@ -271,6 +271,52 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     await assertNothingIndexed(q);
   });
 
+  it('archive sha256 differs from the prediction: failed naming both digests, no S3 object, no index route, not completed', async () => {
+    const q = 'sha256-mismatch';
+    const predicted = 'e'.repeat(64);
+    const keysBefore = (await env.s3.listKeys()).filter((k) => !k.includes('/logs/'));
+    const taskId = await env.createTask(
+      q,
+      {
+        repository: env.hg.url,
+        revision: env.repo.revisions[1],
+        treeDigest: expected[1]!.treeDigest,
+        sha256: predicted,
+        index: { namespaces: [`project.mozharness.test.${q}.extra`] },
+      },
+      { routes: routesFor(q), scopes: [`index:insert-task:project.mozharness.test.${q}.*`] },
+    );
+    const summary = await env.runOnce(q);
+    assert.equal(summary.failed, 1, JSON.stringify(summary.results));
+    const r = summary.results[0]!.resolution;
+    assert.ok(
+      r.state === 'failed' &&
+        r.message.includes(predicted) &&
+        r.message.includes(expected[1]!.sha256),
+      JSON.stringify(r),
+    );
+    assert.equal((await env.root.status(taskId)).status.state, 'failed');
+    assert.match(
+      await taskLog(taskId),
+      new RegExp(`predicted ${predicted} but .*${expected[1]!.sha256}`),
+    );
+    const keysAfter = (await env.s3.listKeys()).filter((k) => !k.includes('/logs/'));
+    assert.deepEqual(keysAfter, keysBefore, 'an archive was stored');
+    const names = (await env.root.listArtifacts(taskId, 0)).artifacts.map((a: any) => a.name);
+    assert.ok(!names.some((n: string) => n.startsWith('public/build/')), names.join(' '));
+    await assertNothingIndexed(q);
+    assert.equal(await indexed(`project.mozharness.test.${q}.extra`), undefined);
+
+    // the right prediction passes
+    await env.createTask(q, {
+      repository: env.hg.url,
+      revision: env.repo.revisions[0],
+      sha256: expected[0]!.sha256,
+    });
+    const ok = await env.runOnce(q);
+    assert.equal(ok.completed, 1, JSON.stringify(ok.results));
+  });
+
   it('failing test: failed, output in the log, nothing uploaded or indexed; the test sees no credentials', async () => {
     const q = 'test-fails';
     const taskId = await env.createTask(

@@ -24,6 +24,8 @@ export interface ArchivePayload {
   revision: string;
   subdir: string;
   treeDigest?: string;
+  /** The predicted sha256 of the tar.gz archive. */
+  sha256?: string;
   test?: TestSpec;
   artifactName: string;
   /** Seconds. */

@@ -322,6 +322,7 @@ export async function runOneClaim(
       revision: p.revision,
       subdir: p.subdir,
       treeDigest: p.treeDigest,
+      sha256: p.sha256,
       artifactName: p.artifactName,
       maxRunTime: p.maxRunTime,
       test: p.test ? p.test.command : undefined,
@@ -384,6 +385,16 @@ export async function runOneClaim(
         );
       }
       if (p.treeDigest) tlog.info('tree-digest-ok', { treeDigest: archive.treeDigest });
+      // The decision task gave this digest to every downstream task: a different archive must
+      // fail here, before it is stored or indexed, never later as downstream verify failures.
+      if (p.sha256 && p.sha256 !== archive.sha256) {
+        throw failed(
+          `archive sha256 mismatch for ${p.subdir} of ${p.repository} at ${p.revision}: ` +
+            `the decision task predicted ${p.sha256} but the worker built ${archive.sha256} ` +
+            '(nothing was uploaded or indexed)',
+        );
+      }
+      if (p.sha256) tlog.info('sha256-ok', { sha256: archive.sha256 });
     });
 
     // 4. test
