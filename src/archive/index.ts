@@ -37,10 +37,19 @@ import {
   type SourceSpec,
 } from './sources.js';
 import { hasControl, type TreeEntry, type TreeSource } from './tree.js';
-import { unpackTo } from './unpack.js';
+import { unpackTo, type UnpackOptions } from './unpack.js';
 
 export type { FetchPolicy, SourceSpec } from './sources.js';
 export { isAllowedUrl } from './sources.js';
+export {
+  ARCHIVE_FORMATS,
+  DEFAULT_UNPACK_LIMITS,
+  RATIO_FLOOR_BYTES,
+  detectFormat,
+  type ArchiveFormat,
+  type UnpackLimits,
+  type UnpackOptions,
+} from './unpack.js';
 
 export const ARCHIVE_FORMAT = 'tar.gz';
 export const FORMAT_VERSION = 1;
@@ -377,13 +386,14 @@ export function sourceRepository(source: SourceSpec): string {
 }
 
 /**
- * Unpack safely. `dest` must not exist or be an empty directory; it appears atomically, complete
- * and checked (sha256 when given), or not at all.
+ * Unpack a tar.gz or zip archive safely. `dest` must not exist or be an empty directory; it
+ * appears atomically, complete and checked (sha256 when given), or not at all. Limits default to
+ * DEFAULT_UNPACK_LIMITS; `format` (when given) must match the file's first bytes.
  */
 export async function unpackArchive(
   file: string,
   dest: string,
-  opts: { sha256?: string; limits?: Partial<Limits> } = {},
+  opts: UnpackOptions = {},
 ): Promise<{ files: number; bytes: number }> {
-  return unpackTo(file, dest, limitsOf(opts.limits), opts.sha256);
+  return unpackTo(file, dest, opts);
 }

@@ -1,6 +1,13 @@
 // `build`, `digest` and `unpack`: the archive engine on the command line.
 import { Command, Option } from 'commander';
-import type { FetchPolicy, Limits, SourceSpec } from '../../archive/index.js';
+import type { FetchPolicy, SourceSpec } from '../../archive/index.js';
+import {
+  ARCHIVE_FORMATS,
+  DEFAULT_UNPACK_LIMITS,
+  RATIO_FLOOR_BYTES,
+  type ArchiveFormat,
+  type UnpackLimits,
+} from '../../archive/unpack-limits.js';
 import { ArchiveError } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
 import { printResult } from '../output.js';
@@ -142,28 +149,47 @@ export function register(program: Command): void {
       ]);
     });
 
+  const d = DEFAULT_UNPACK_LIMITS;
   program
     .command('unpack')
     .exitOverride()
     .description(
-      'Unpack an archive safely: into a temporary directory beside --dest, sha256 checked before\n' +
-        'anything is visible, then renamed into place. --dest must not exist or be an empty dir.\n' +
-        'Refuses absolute paths, "..", escaping symlinks/hardlinks, devices, FIFOs, setuid/setgid\n' +
-        'bits and entries over the limits; on refusal --dest is left as it was (exit code 1).',
+      'Unpack a tar.gz or zip archive safely: into a temporary directory beside --dest, sha256\n' +
+        'checked before anything is visible, then renamed into place. --dest must not exist or be\n' +
+        'an empty dir. Every symlink is resolved through the links unpacked before it and refused\n' +
+        'when it leaves the tree at any depth; also refused: absolute paths, "..", entries written\n' +
+        'through a symlink, escaping hard links, devices, FIFOs, setuid/setgid bits, names over\n' +
+        '4096 bytes (or a component over 255) and archives over the limits below, all counted\n' +
+        'from the headers before anything big is written. On refusal --dest is left as it was\n' +
+        '(exit code 1).',
     )
-    .argument('<file>', 'the tar.gz archive')
+    .argument('<file>', 'the tar.gz or zip archive (told apart by their first bytes)')
     .requiredOption('--dest <dir>', 'directory to create with the archive contents')
     .option('--sha256 <hex>', 'expected sha256 of the archive file')
-    .option('--max-files <n>', 'most entries allowed', positiveInt('--max-files'))
+    .addOption(
+      new Option('--format <format>', 'refuse the file unless it is in this format').choices([
+        ...ARCHIVE_FORMATS,
+      ]),
+    )
+    .option(
+      '--max-files <n>',
+      `most entries of any kind: files, dirs, links (default ${d.maxFiles})`,
+      positiveInt('--max-files'),
+    )
     .option(
       '--max-file-bytes <n>',
-      'largest entry allowed, in bytes',
+      `largest file, in bytes (default ${d.maxFileBytes})`,
       positiveInt('--max-file-bytes'),
     )
     .option(
       '--max-total-bytes <n>',
-      'most content allowed, in bytes',
+      `most content in all, in bytes (default ${d.maxTotalBytes})`,
       positiveInt('--max-total-bytes'),
+    )
+    .option(
+      '--max-ratio <n>',
+      `most content per archive byte, beyond the first ${RATIO_FLOOR_BYTES / 1024 / 1024} MiB (default ${d.maxRatio})`,
+      positiveInt('--max-ratio'),
     )
     .option('--json', 'print one JSON document instead of text')
     .action(
@@ -172,18 +198,26 @@ export function register(program: Command): void {
         flags: {
           dest: string;
           sha256?: string;
+          format?: ArchiveFormat;
           maxFiles?: number;
           maxFileBytes?: number;
           maxTotalBytes?: number;
+          maxRatio?: number;
           json?: boolean;
         },
       ) => {
-        const limits: Partial<Limits> = {};
-        if (flags.maxFiles) limits.maxFiles = flags.maxFiles;
-        if (flags.maxFileBytes) limits.maxFileBytes = flags.maxFileBytes;
-        if (flags.maxTotalBytes) limits.maxTotalBytes = flags.maxTotalBytes;
+        const limits: Partial<UnpackLimits> = {
+          maxFiles: flags.maxFiles,
+          maxFileBytes: flags.maxFileBytes,
+          maxTotalBytes: flags.maxTotalBytes,
+          maxRatio: flags.maxRatio,
+        };
         const { unpackArchive } = await engine();
-        const r = await unpackArchive(file, flags.dest, { sha256: flags.sha256, limits });
+        const r = await unpackArchive(file, flags.dest, {
+          sha256: flags.sha256,
+          limits,
+          ...(flags.format ? { format: flags.format } : {}),
+        });
         printResult(flags.json, { ...r, dest: flags.dest }, () => [
           `unpacked ${r.files} files (${r.bytes} bytes) into ${flags.dest}`,
         ]);
