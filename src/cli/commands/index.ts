@@ -7,6 +7,7 @@ import { register as worker } from './worker.js';
 import { register as decision } from './decision.js';
 import { register as actions } from './actions.js';
 import { register as lookup } from './lookup.js';
+import { register as ciConfig } from './ci-config.js';
 
 export const commandModules: Array<(program: Command) => void> = [
   archive,
@@ -15,5 +16,6 @@ export const commandModules: Array<(program: Command) => void> = [
   worker,
   actions,
   lookup,
+  ciConfig,
   local,
 ];
