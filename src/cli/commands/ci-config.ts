@@ -5,20 +5,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import tc from 'taskcluster-client';
-import {
-  applyCiConfig,
-  ciConfig,
-  ciConfigFiles,
-  parseProjectFlag,
-  type CiProject,
-  type WorkerManagerClient,
-} from '../../actions/ci-config.js';
-import { loadGraphConfig } from '../../decision/config.js';
-import { authClient, hooksClient, optionsFromEnv } from '../../taskcluster/client.js';
+import type { CiProject, WorkerManagerClient } from '../../actions/ci-config.js';
 import { ArchiveError } from '../../util/errors.js';
 import { redact } from '../../util/log.js';
 import { printResult } from '../output.js';
+
+// The stage's modules load only when the command runs (fast --help).
+const load = {
+  core: () => import('../../actions/ci-config.js'),
+  config: () => import('../../decision/config.js'),
+  client: () => import('../../taskcluster/client.js'),
+  tc: async () => (await import('taskcluster-client')).default,
+};
 
 interface Flags {
   checkout: string;
@@ -57,6 +55,8 @@ export function register(program: Command): void {
     .option('--root-url <url>', 'Taskcluster root URL for --apply (default TASKCLUSTER_ROOT_URL)')
     .option('--json', 'print one JSON document')
     .action(async (flags: Flags & { workerPools?: boolean }) => {
+      const { applyCiConfig, ciConfig, ciConfigFiles, parseProjectFlag } = await load.core();
+      const { loadGraphConfig } = await load.config();
       const tcymlFile = path.join(flags.checkout, '.taskcluster.yml');
       const tcyml = fs.readFileSync(tcymlFile, 'utf8');
       const config = await loadGraphConfig(path.join(flags.checkout, 'taskcluster'));
@@ -73,6 +73,8 @@ export function register(program: Command): void {
         );
         return;
       }
+      const { authClient, hooksClient, optionsFromEnv } = await load.client();
+      const tc = await load.tc();
       const env = optionsFromEnv();
       const rootUrl = (flags.rootUrl ?? env?.rootUrl)?.replace(/\/+$/, '');
       if (!rootUrl) {
