@@ -20,11 +20,81 @@ interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const children: ChildProcess[] = [];
+
+function startWorker(
+  env: WorkerEnv,
+  queue: string,
+  extra: string[] = [],
+  extraEnv: Record<string, string> = {},
+): WorkerProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      'worker',
+      '--task-queue-id',
+      `proj-mozharness/${queue}`,
+      '--worker-group',
+      WORKER_GROUP,
+      '--worker-id',
+      `sub-${queue}`,
+      '--s3-bucket',
+      env.s3.bucket,
+      '--s3-prefix',
+      'mozharness',
+      '--s3-public-base-url',
+      env.s3.publicBaseUrl,
+      '--allow-repo',
+      env.hg.url,
+      '--work-dir',
+      path.join(env.dir, 'work'),
+      ...(ensureTaskUser() ? ['--task-user', TASK_USER] : ['--test-isolation', 'best-effort']),
+      '--once',
+      '--json',
+      ...extra,
+    ],
+    {
+      cwd: path.resolve('.'),
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        TASKCLUSTER_ROOT_URL: env.embedded.rootUrl,
+        TASKCLUSTER_CLIENT_ID: env.workerCredentials.clientId,
+        TASKCLUSTER_ACCESS_TOKEN: env.workerCredentials.accessToken,
+        ...env.s3.env,
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  children.push(child);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout!.on('data', (d) => stdout.push(String(d)));
+  child.stderr!.on('data', (d) => stderr.push(String(d)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout, stderr, exited };
+}
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
   this.timeout(120_000);
   let env: WorkerEnv;
   let expected: { sha256: string };
-  const children: ChildProcess[] = [];
 
   before(async () => {
     env = await startWorkerEnv({ variants: [undefined] });
@@ -38,69 +108,6 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await env?.close();
   });
-
-  function startWorker(queue: string, extra: string[] = []): WorkerProcess {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        'worker',
-        '--task-queue-id',
-        `proj-mozharness/${queue}`,
-        '--worker-group',
-        WORKER_GROUP,
-        '--worker-id',
-        `sub-${queue}`,
-        '--s3-bucket',
-        env.s3.bucket,
-        '--s3-prefix',
-        'mozharness',
-        '--s3-public-base-url',
-        env.s3.publicBaseUrl,
-        '--allow-repo',
-        env.hg.url,
-        '--work-dir',
-        path.join(env.dir, 'work'),
-        ...(ensureTaskUser() ? ['--task-user', TASK_USER] : ['--test-isolation', 'best-effort']),
-        '--once',
-        '--json',
-        ...extra,
-      ],
-      {
-        cwd: path.resolve('.'),
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-          TASKCLUSTER_ROOT_URL: env.embedded.rootUrl,
-          TASKCLUSTER_CLIENT_ID: env.workerCredentials.clientId,
-          TASKCLUSTER_ACCESS_TOKEN: env.workerCredentials.accessToken,
-          ...env.s3.env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    children.push(child);
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    child.stdout!.on('data', (d) => stdout.push(String(d)));
-    child.stderr!.on('data', (d) => stderr.push(String(d)));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    return { child, stdout, stderr, exited };
-  }
-
-  async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000) {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (await fn()) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  }
 
   /** A test step that blocks the first time (recording its pid) and passes on a rerun. */
   function blockingTest(mark: string) {
@@ -118,7 +125,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
       { repository: env.hg.url, revision: env.repo.revisions[0], test: blockingTest(mark) },
       { retries: 2 },
     );
-    const w = startWorker(q, ['--shutdown-grace', '1']);
+    const w = startWorker(env, q, ['--shutdown-grace', '1']);
     await until('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGTERM');
     const { code } = await w.exited;
@@ -153,7 +160,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
       revision: env.repo.revisions[0],
       test: { command: ['sh', '-c', 'touch "$MARK"; sleep 1'], env: { MARK: mark } },
     });
-    const w = startWorker(q, ['--shutdown-grace', '30']);
+    const w = startWorker(env, q, ['--shutdown-grace', '30']);
     await until('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGTERM');
     const { code } = await w.exited;
@@ -170,7 +177,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
       { retries: 2 },
     );
     const keysBefore = await env.s3.listKeys();
-    const w = startWorker(q);
+    const w = startWorker(env, q);
     await until('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGKILL');
     await w.exited;
@@ -199,5 +206,49 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
     assert.equal(createHash('sha256').update(bytes).digest('hex'), expected.sha256);
     assert.deepEqual(await env.s3.pendingMultipartUploads(), []);
     assert.equal((await env.root.status(taskId)).status.state, 'completed');
+  });
+});
+
+describe('worker subprocess: SIGTERM on an idle worker', function () {
+  this.timeout(120_000);
+  let env: WorkerEnv;
+
+  before(async () => {
+    // claimWork long polls last a minute here: a worker that waited one out could not pass.
+    env = await startWorkerEnv({ variants: [undefined], claimWorkPollMs: 60_000 });
+  });
+  after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await env?.close();
+  });
+
+  it('drops the pending claimWork long poll at once, exits 0, and claims nothing', async () => {
+    const q = 'sigterm-idle';
+    const w = startWorker(env, q, ['--shutdown-grace', '30'], {
+      MOZHARNESS_ARCHIVE_LOG_LEVEL: 'debug',
+    });
+    await until('the claimWork long poll', () =>
+      w.stderr.join('').includes('"event":"claim-work"'),
+    );
+    await new Promise((r) => setTimeout(r, 300)); // let the request reach the queue
+    const t0 = Date.now();
+    w.child.kill('SIGTERM');
+    const { code } = await w.exited;
+    const seconds = (Date.now() - t0) / 1000;
+    assert.equal(code, 0, w.stderr.join(''));
+    assert.ok(seconds < 15, `the worker took ${seconds} s to stop (the poll lasts 60 s)`);
+    assert.equal(JSON.parse(w.stdout.join('')).claimed, 0);
+
+    // The queue stopped claiming for the closed poll: a task created now is claimed, run 0, by
+    // the next worker, not held by the stopped one or handed back as worker-shutdown.
+    const taskId = await env.createTask(q, {
+      repository: env.hg.url,
+      revision: env.repo.revisions[0],
+    });
+    const next = await env.runOnce(q);
+    assert.equal(next.completed, 1, JSON.stringify(next.results));
+    const status = (await env.root.status(taskId)).status;
+    assert.equal(status.runs.length, 1, JSON.stringify(status.runs));
+    assert.equal(status.runs[0]!.reasonCreated, 'scheduled');
   });
 });

@@ -1,8 +1,9 @@
 // Keeps one claimed run alive: reclaims well before `takenUntil` with the task's own credentials,
 // swaps in the credentials each reclaim returns, and reports a lost claim (409) so the run can be
 // abandoned without publishing anything.
-import type { Credentials, QueueClient } from '../taskcluster/client.js';
-import type { TaskCredentials } from '../taskcluster/types.js';
+import type http from 'node:http';
+import type { ClientOptions, Credentials, QueueClient } from '../taskcluster/client.js';
+import type { ClaimedTask, TaskCredentials } from '../taskcluster/types.js';
 import { errorMessage } from '../util/errors.js';
 import { redact, type Logger } from '../util/log.js';
 
@@ -127,5 +128,38 @@ export class ClaimKeeper {
       });
       this.schedule(retryIn);
     }
+  }
+}
+
+/**
+ * `claimWork` that a signal can cut short. The long poll gets a client of its own (own sockets,
+ * no client-side retries); when `signal` aborts, its sockets are destroyed, so the poll ends at
+ * once, and the queue, seeing the connection close, stops claiming for it (the task goes to
+ * another worker instead of being claimed, then handed back as worker-shutdown). Resolves
+ * `{tasks: []}` when aborted before an answer.
+ */
+export async function claimWorkUntil(
+  queue: QueueClient,
+  taskQueueId: string,
+  body: { workerGroup: string; workerId: string; tasks: number },
+  signal: AbortSignal | undefined,
+): Promise<ClaimedTask[]> {
+  if (signal?.aborted) return [];
+  // `agent` options make taskcluster-client create agents of its own for this client; those are
+  // the only handle on its sockets (it takes no AbortSignal).
+  const client = queue.use({ agent: { keepAlive: false }, retries: 0 } as Partial<ClientOptions>);
+  const drop = () => {
+    const agents = (client as unknown as { _httpAgent?: Record<string, http.Agent> })._httpAgent;
+    for (const agent of Object.values(agents ?? {})) agent.destroy();
+  };
+  signal?.addEventListener('abort', drop, { once: true });
+  try {
+    return (await client.claimWork(taskQueueId, body)).tasks;
+  } catch (e) {
+    if (signal?.aborted) return [];
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', drop);
+    drop(); // nothing of this client is kept alive
   }
 }

@@ -5,7 +5,7 @@ import { queueClient, type QueueClient } from '../taskcluster/client.js';
 import type { ClaimedTask } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { redact, silentLogger } from '../util/log.js';
-import { statusCode } from './claim.js';
+import { claimWorkUntil, statusCode } from './claim.js';
 import type { WorkerConfig } from './config.js';
 import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.js';
 import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
@@ -67,7 +67,6 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
   };
   const running = new Map<string, Promise<void>>();
   const shutdown = new AbortController(); // aborts the runs still going when the grace is over
-  let pendingClaim: Promise<ClaimedTask[]> | undefined;
   let backoff = 0;
 
   const start = (claim: ClaimedTask) => {
@@ -133,32 +132,25 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       waiting.abort();
       continue;
     }
-    pendingClaim = queue
-      .claimWork(config.taskQueueId, {
-        workerGroup: config.workerGroup,
-        workerId: config.workerId,
-        tasks: free,
-      })
-      .then((r) => r.tasks);
+    // The poll ends the moment the signal aborts (its connection is closed); a worker that is
+    // stopping never starts one.
+    if (signal?.aborted) break;
     let claims: ClaimedTask[];
-    let onStop: (() => void) | undefined;
+    log.debug('claim-work', { taskQueueId: config.taskQueueId, tasks: free });
     try {
-      const first = await Promise.race([
-        pendingClaim,
-        new Promise<'stop'>((resolve) => {
-          if (signal?.aborted) resolve('stop');
-          onStop = () => resolve('stop');
-          signal?.addEventListener('abort', onStop, { once: true });
-        }),
-      ]).finally(() => {
-        if (onStop) signal?.removeEventListener('abort', onStop);
-      });
-      if (first === 'stop') break;
-      claims = first;
-      pendingClaim = undefined;
+      claims = await claimWorkUntil(
+        queue,
+        config.taskQueueId,
+        { workerGroup: config.workerGroup, workerId: config.workerId, tasks: free },
+        signal,
+      );
       backoff = 0;
+      if (signal?.aborted) {
+        // Answered just as the stop began: hand them back at once, unstarted.
+        await Promise.all(claims.map(giveBack));
+        break;
+      }
     } catch (e) {
-      pendingClaim = undefined;
       const code = statusCode(e);
       if (code === 401 || code === 403) {
         throw new ArchiveError(
@@ -206,16 +198,6 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     if (running.size) {
       log.warn('grace-period-over', { running: running.size });
       shutdown.abort();
-    }
-    // A claimWork long poll still open may hand us tasks: give them back at once.
-    if (pendingClaim) {
-      const wait = new AbortController();
-      const late = await Promise.race([
-        pendingClaim.catch(() => [] as ClaimedTask[]),
-        sleepUnlessAborted(25_000, wait.signal).then(() => [] as ClaimedTask[]),
-      ]);
-      wait.abort();
-      await Promise.all(late.map(giveBack));
     }
   }
   await Promise.all(running.values());
