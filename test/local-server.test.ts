@@ -19,6 +19,7 @@ const REMOVED_UPSTREAM: Record<string, string[]> = {
 };
 
 const json = (r: Response): Promise<any> => r.json();
+const JSON_TYPE = { 'content-type': 'application/json' };
 
 const SAMPLE: Record<string, string> = {
   taskId: 'fN1SbArXTPSVFNUvaOlinQ',
@@ -157,6 +158,7 @@ describe('embedded server framework', function () {
     await fetch(`${rootUrl}/api/queue/v1/claim-work/proj-x%2Fworker`, {
       method: 'POST',
       body: '{"workerGroup":"g","workerId":"w","tasks":1}',
+      headers: JSON_TYPE,
     });
     assert.equal(seen[2]!.params.taskQueueId, 'proj-x/worker');
     assert.deepEqual(seen[2]!.body, { workerGroup: 'g', workerId: 'w', tasks: 1 });
@@ -179,6 +181,7 @@ describe('embedded server framework', function () {
     const res = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
       method: 'PUT',
       body: JSON.stringify({ a: 1 }),
+      headers: JSON_TYPE,
     });
     assert.equal(res.status, 409);
     const body = await json(res);
@@ -192,6 +195,7 @@ describe('embedded server framework', function () {
     const crash = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
       method: 'PUT',
       body: JSON.stringify({ boom: true }),
+      headers: JSON_TYPE,
     });
     assert.equal(crash.status, 500);
     assert.equal((await json(crash)).code, 'InternalServerError');
@@ -199,6 +203,7 @@ describe('embedded server framework', function () {
     const bad = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
       method: 'PUT',
       body: '{not json',
+      headers: JSON_TYPE,
     });
     assert.equal(bad.status, 400);
     assert.equal((await json(bad)).code, 'MalformedPayload');
@@ -206,6 +211,7 @@ describe('embedded server framework', function () {
     const big = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
       method: 'PUT',
       body: JSON.stringify({ x: 'y'.repeat(4096) }),
+      headers: JSON_TYPE,
     });
     assert.equal(big.status, 413);
     assert.equal((await json(big)).code, 'InputTooLarge');
@@ -226,5 +232,45 @@ describe('embedded server framework', function () {
       q.createTask(slugid(), {} as any),
       (e: any) => e.statusCode === 409 && e.code === 'RequestConflict',
     );
+  });
+
+  it('refuses a body that is not application/json as upstream does (400 MalformedPayload)', async () => {
+    const taskId = slugid();
+    const res = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
+      method: 'PUT',
+      body: '{"a":1}',
+      headers: { 'content-type': 'text/plain' },
+    });
+    assert.equal(res.status, 400);
+    const body = await json(res);
+    assert.equal(body.code, 'MalformedPayload');
+    assert.equal(
+      body.message,
+      'Payload must be JSON with content-type: application/json got content-type: text/plain',
+    );
+    assert.deepEqual(body.requestInfo, { ...body.requestInfo, method: 'createTask', payload: {} });
+    // parameters on the media type are fine
+    const charset = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
+      method: 'PUT',
+      body: '{"a":1}',
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    assert.equal(charset.status, 409);
+    // invalid JSON and JSON that is not an object or array: the raw text is echoed
+    for (const [text, reason] of [
+      ['{"a":', /^Failed to parse JSON: /],
+      ['17', /^Failed to parse JSON: Must be an object or array$/],
+    ] as const) {
+      const bad = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
+        method: 'PUT',
+        body: text,
+        headers: JSON_TYPE,
+      });
+      assert.equal(bad.status, 400, text);
+      const b = await json(bad);
+      assert.equal(b.code, 'MalformedPayload');
+      assert.match(b.message, reason);
+      assert.equal(b.requestInfo.payload, text);
+    }
   });
 });

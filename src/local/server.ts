@@ -4,11 +4,12 @@
 // verbs match upstream by construction; a method no service implements answers 501 naming it.
 // Errors are upstream's JSON `{code, message, requestInfo}` with upstream statuses.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { removeGivenScopes, satisfiesExpression } from 'taskcluster-lib-scopes';
 import { apiEntries, type ApiEntry } from '../taskcluster/references.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { AuthProvider, AuthResult } from './auth.js';
+import { listenWithFallback } from './listen.js';
+import { BodyTooLarge, parseRequestBody, readBody } from './request-body.js';
 import {
   ApiError,
   systemClock,
@@ -27,7 +28,10 @@ export const EMBEDDED_SERVICES = ['queue', 'index', 'hooks', 'auth'] as const;
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 
 export interface ServerOptions {
+  /** A port to listen on; taken means `listen()` fails (default: a free port). */
   port?: number;
+  /** The port of a previous start: used when free, else a free port is chosen. */
+  rememberedPort?: number;
   host?: string;
   clock?: Clock;
   log?: Logger;
@@ -180,38 +184,6 @@ function sendJson(
   res.end(text);
 }
 
-class BodyTooLarge extends Error {}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      reject(new BodyTooLarge());
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > limit) {
-        failed = true;
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (!failed) resolve(Buffer.concat(chunks));
-    });
-    req.on('error', (e) => {
-      if (!failed) reject(e);
-    });
-  });
-}
-
 /** One HTTP server hosting every registered service under `<rootUrl>/api/<service>/v1`. */
 export class ApiServer {
   private readonly routes = new Map<string, Route[]>();
@@ -220,7 +192,8 @@ export class ApiServer {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly host: string;
-  private readonly port: number;
+  private readonly port: number | undefined;
+  private readonly rememberedPort: number | undefined;
   private readonly bodyLimit: number;
   private readonly startedAt = Date.now();
   private url: string | undefined;
@@ -232,7 +205,8 @@ export class ApiServer {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger;
     this.host = opts.host ?? '127.0.0.1';
-    this.port = opts.port ?? 0;
+    this.port = opts.port;
+    this.rememberedPort = opts.rememberedPort;
     this.bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
     for (const service of EMBEDDED_SERVICES) {
       const entries = apiEntries(service);
@@ -277,16 +251,14 @@ export class ApiServer {
   }
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error) => reject(e);
-      this.server.once('error', onError);
-      this.server.listen(this.port, this.host, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
+    const port = await listenWithFallback(this.server, {
+      host: this.host,
+      what: 'the embedded Taskcluster services',
+      ...(this.port !== undefined ? { requested: this.port } : {}),
+      ...(this.rememberedPort ? { remembered: this.rememberedPort } : {}),
+      log: this.log,
     });
-    const addr = this.server.address() as AddressInfo;
-    this.url = `http://${this.host}:${addr.port}`;
+    this.url = `http://${this.host}:${port}`;
     this.log.info('embedded-services-listening', { rootUrl: this.url });
     return this.url;
   }
@@ -317,14 +289,15 @@ export class ApiServer {
     const fail = (e: ApiError) => {
       const headers: Record<string, string> = {};
       if (e.status === 401) headers['www-authenticate'] = 'hawk';
+      const { payload = body ?? {}, ...details } = e.details;
       sendJson(
         res,
         e.status,
         {
           code: e.code,
           message: e.message,
-          requestInfo: { method: entry?.name, params, payload: body ?? {}, time: time() },
-          ...(Object.keys(e.details).length ? { details: e.details } : {}),
+          requestInfo: { method: entry?.name, params, payload, time: time() },
+          ...(Object.keys(details).length ? { details } : {}),
         },
         headers,
       );
@@ -405,16 +378,7 @@ export class ApiServer {
         }
         throw e;
       }
-      if (buf.length > 0) {
-        try {
-          body = JSON.parse(buf.toString('utf8'));
-        } catch (e) {
-          throw new ApiError(
-            'MalformedPayload',
-            `request body is not valid JSON: ${(e as Error).message}`,
-          );
-        }
-      }
+      body = parseRequestBody(buf, req.headers['content-type'], !!entry.input).body;
       const who: AuthResult = await this.auth.authenticate(req, buf);
       clientId = who.clientId;
       const query: Record<string, string> = {};
