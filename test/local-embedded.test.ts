@@ -120,6 +120,101 @@ describe('embedded services: startEmbedded', function () {
     }
   });
 
+  it('falls back to a free S3 port when the remembered one is taken', async () => {
+    const stateDir = tmp();
+    const b = await startEmbedded({ stateDir, sweepIntervalMs: 0 });
+    const remembered = Number(new URL(b.s3!.endpoint).port);
+    await b.close();
+    const squatter = http.createServer((_req, res) => res.end('squatter'));
+    await new Promise<void>((resolve) => squatter.listen(remembered, '127.0.0.1', () => resolve()));
+    try {
+      const c = await startEmbedded({ stateDir, sweepIntervalMs: 0 });
+      running.push(c);
+      const port = Number(new URL(c.s3!.endpoint).port);
+      assert.notEqual(port, remembered);
+      assert.equal((await fetch(`${c.s3!.endpoint}/${c.s3!.bucket}`)).status, 200);
+      await c.close();
+      // the new port is remembered for the next start
+      squatter.close();
+      const d = await startEmbedded({ stateDir, sweepIntervalMs: 0 });
+      running.push(d);
+      assert.equal(Number(new URL(d.s3!.endpoint).port), port);
+    } finally {
+      squatter.close();
+    }
+  });
+
+  it('one instance per state directory: a second is refused naming the pid, a stale lock is taken over', async () => {
+    const stateDir = tmp();
+    const a = await startEmbedded({ stateDir, s3: false, sweepIntervalMs: 0 });
+    running.push(a);
+    const settings = () =>
+      a.db.prepare("SELECT key, value FROM settings WHERE key LIKE '%port'").all();
+    const before = settings();
+    await assert.rejects(
+      startEmbedded({ stateDir, s3: false, sweepIntervalMs: 0 }),
+      (err: unknown) =>
+        isArchiveError(err, 'conflict') &&
+        err.message.includes(`in use by process ${process.pid}`) &&
+        err.details.pid === process.pid,
+    );
+    assert.deepEqual(settings(), before, 'the refused instance changed no setting');
+    assert.equal((await fetch(`${a.rootUrl}/api/queue/v1/ping`)).status, 200);
+    await a.close();
+    assert.ok(!fs.existsSync(path.join(stateDir, 'local.lock')), 'close releases the lock');
+
+    // a lock left by a process that has exited is taken over
+    const dead = spawn(process.execPath, ['-e', '']);
+    const deadPid = await new Promise<number>((resolve) =>
+      dead.on('exit', () => resolve(dead.pid!)),
+    );
+    fs.writeFileSync(
+      path.join(stateDir, 'local.lock'),
+      JSON.stringify({ pid: deadPid, hostname: os.hostname(), startedAt: 'then' }),
+    );
+    const b = await startEmbedded({ stateDir, s3: false, sweepIntervalMs: 0 });
+    running.push(b);
+    const owner = JSON.parse(fs.readFileSync(path.join(stateDir, 'local.lock'), 'utf8'));
+    assert.equal(owner.pid, process.pid);
+    await b.close();
+  });
+
+  it("`local up` twice on one --state-dir: the second exits non-zero naming the first one's pid", async () => {
+    const stateDir = tmp();
+    const first = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'local', 'up', '--json', '--state-dir', stateDir],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } },
+    );
+    const firstExit = new Promise<number | null>((resolve) => first.on('exit', (c) => resolve(c)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        first.stdout.on('data', (d) => {
+          out += d;
+          if (out.includes('\n')) resolve();
+        });
+        first.on('exit', () => reject(new Error('the first local up exited early')));
+      });
+      const second = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'local', 'up', '--json', '--state-dir', stateDir],
+        { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } },
+      );
+      let stderr = '';
+      second.stderr.on('data', (d) => (stderr += d));
+      const code = await new Promise<number | null>((resolve) =>
+        second.on('exit', (c) => resolve(c)),
+      );
+      assert.notEqual(code, 0);
+      assert.match(stderr, new RegExp(`in use by process ${first.pid}\\b`));
+      assert.doesNotMatch(stderr, /EADDRINUSE|Unhandled|at .*\.ts:\d+/);
+    } finally {
+      first.kill('SIGTERM');
+    }
+    assert.equal(await firstExit, 0);
+  });
+
   it('`local up --json` prints one JSON line, serves, and exits 0 on SIGTERM', async () => {
     const stateDir = tmp();
     const child = spawn(

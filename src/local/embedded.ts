@@ -3,8 +3,8 @@
 // sweep driven by the clock, and an s3rver on loopback for artifacts. `local up` and the tests
 // use this typed API; production code talks to it through the real taskcluster-client.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
-import { ArchiveError, errorMessage } from '../util/errors.js';
 import { redact, silentLogger, type Logger } from '../util/log.js';
 import { HawkAuthenticator, createClient, rootCredentials } from './auth.js';
 import { AuthService } from './auth-service.js';
@@ -13,7 +13,9 @@ import { systemClock, type Clock, type Service, type ServiceDeps } from './frame
 import { HooksService } from './hooks-service.js';
 import { IndexService } from './index-service.js';
 import { QueueService } from './queue-service.js';
+import { listenWithFallback } from './listen.js';
 import { ApiServer } from './server.js';
+import { lockStateDir } from './state-lock.js';
 
 export const DEFAULT_ARCHIVE_TASK_QUEUE_ID = 'proj-mozharness/archive';
 export const DEFAULT_S3_BUCKET = 'mozharness-archive';
@@ -73,36 +75,33 @@ async function startS3(stateDir: string, db: Database, log: Logger) {
   const directory = path.join(stateDir, 's3');
   fs.mkdirSync(directory, { recursive: true });
   const persisted = Number(getSetting(db, 's3.port') ?? 0);
-  const make = (port: number) =>
-    new S3rver({
-      address: '127.0.0.1',
-      port,
-      directory,
-      silent: true,
-      configureBuckets: [
-        {
-          name: DEFAULT_S3_BUCKET,
-          configs: [
-            '<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>' +
-              '<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>' +
-              '<AllowedHeader>*</AllowedHeader><MaxAgeSeconds>3000</MaxAgeSeconds>' +
-              '</CORSRule></CORSConfiguration>',
-          ],
-        },
-      ],
-    });
-  let server = make(persisted);
-  let addr: { port: number };
-  try {
-    addr = await server.run();
-  } catch (e) {
-    if (!persisted) throw e;
-    log.warn('s3-port-unavailable', { port: persisted, error: e });
-    server = make(0);
-    addr = await server.run();
-  }
-  setSetting(db, 's3.port', String(addr.port));
-  const endpoint = `http://127.0.0.1:${addr.port}`;
+  const s3rver = new S3rver({
+    directory,
+    silent: true,
+    configureBuckets: [
+      {
+        name: DEFAULT_S3_BUCKET,
+        configs: [
+          '<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>' +
+            '<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>' +
+            '<AllowedHeader>*</AllowedHeader><MaxAgeSeconds>3000</MaxAgeSeconds>' +
+            '</CORSRule></CORSConfiguration>',
+        ],
+      },
+    ],
+  });
+  await s3rver.configureBuckets();
+  // s3rver's own run() leaves listen errors unhandled; serve its handler from our own server
+  const httpServer = http.createServer(s3rver.callback());
+  httpServer.on('close', () => s3rver.logger?.close?.());
+  const port = await listenWithFallback(httpServer, {
+    host: '127.0.0.1',
+    what: 'S3 (s3rver)',
+    remembered: persisted,
+    log,
+  });
+  setSetting(db, 's3.port', String(port));
+  const endpoint = `http://127.0.0.1:${port}`;
   const s3: EmbeddedS3 = {
     endpoint,
     region: 'us-east-1',
@@ -112,11 +111,10 @@ async function startS3(stateDir: string, db: Database, log: Logger) {
     publicBaseUrl: `${endpoint}/${DEFAULT_S3_BUCKET}`,
   };
   const close = async () => {
-    const http = server.httpServer as import('node:http').Server | undefined;
-    if (!http?.listening) return;
+    if (!httpServer.listening) return;
     await new Promise<void>((resolve) => {
-      http.close(() => resolve());
-      http.closeAllConnections();
+      httpServer.close(() => resolve());
+      httpServer.closeAllConnections();
     });
   };
   return { s3, close };
@@ -127,15 +125,21 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger;
   const stateDir = path.resolve(opts.stateDir);
-  const db = openDatabase(stateDir);
-  const cleanup: Array<() => unknown> = [() => void db.close()];
+  const lock = lockStateDir(stateDir);
+  const cleanup: Array<() => unknown> = [() => lock.release()];
   try {
+    const db = openDatabase(stateDir);
+    cleanup.unshift(() => void db.close());
     const auth = new HawkAuthenticator(db, { clock });
     const root = rootCredentials(db);
     redact(root.accessToken);
 
-    const persistedPort = Number(getSetting(db, 'server.port') ?? 0);
-    let server = new ApiServer(auth, { port: opts.port ?? persistedPort, clock, log });
+    const server = new ApiServer(auth, {
+      ...(opts.port !== undefined ? { port: opts.port } : {}),
+      rememberedPort: Number(getSetting(db, 'server.port') ?? 0),
+      clock,
+      log,
+    });
     const deps: ServiceDeps = { db, clock, rootUrl: () => server.rootUrl };
     const index = new IndexService({
       ...deps,
@@ -159,27 +163,9 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     });
     const authService = new AuthService({ ...deps, auth });
     const services: Service[] = [queue, index, hooks, authService];
-    const registerAll = (s: ApiServer) => services.forEach((svc) => s.register(svc));
-    registerAll(server);
-    let rootUrl: string;
-    try {
-      rootUrl = await server.listen();
-    } catch (e) {
-      if (opts.port !== undefined || !persistedPort) {
-        throw new ArchiveError(
-          'unavailable',
-          `cannot listen on 127.0.0.1:${opts.port ?? 0}: ${errorMessage(e)}`,
-          {},
-          { cause: e },
-        );
-      }
-      log.warn('embedded-port-unavailable', { port: persistedPort, error: e });
-      server = new ApiServer(auth, { port: 0, clock, log });
-      registerAll(server);
-      rootUrl = await server.listen();
-    }
-    const httpServer = server;
-    cleanup.unshift(() => httpServer.close());
+    services.forEach((svc) => server.register(svc));
+    const rootUrl = await server.listen();
+    cleanup.unshift(() => server.close());
     setSetting(db, 'server.port', new URL(rootUrl).port);
 
     let s3: EmbeddedS3 | undefined;
@@ -220,7 +206,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       archiveTaskQueueId: opts.archiveTaskQueueId ?? DEFAULT_ARCHIVE_TASK_QUEUE_ID,
       stateDir,
       db,
-      server: httpServer,
+      server,
       auth,
       queue,
       index,
