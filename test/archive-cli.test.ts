@@ -67,6 +67,8 @@ describe('archive CLI: build, digest, unpack', function () {
         SAMPLE_SUBDIR,
         '--out',
         out,
+        '--zip-out',
+        out.replace(/\.tar\.gz$/, '.zip'),
         '--json',
       );
       assert.equal(r.code, 0, r.stderr);
@@ -82,11 +84,17 @@ describe('archive CLI: build, digest, unpack', function () {
         'size',
         'subdir',
         'treeDigest',
+        'zip',
       ]);
       assert.equal(
         doc.sha256,
         crypto.createHash('sha256').update(fs.readFileSync(out)).digest('hex'),
       );
+      const zipped = fs.readFileSync(out.replace(/\.tar\.gz$/, '.zip'));
+      assert.deepEqual(doc.zip, {
+        sha256: crypto.createHash('sha256').update(zipped).digest('hex'),
+        size: zipped.length,
+      });
       assert.equal(doc.size, fs.statSync(out).size);
       assert.equal(doc.repository, source);
       docs.push(doc);
@@ -94,6 +102,7 @@ describe('archive CLI: build, digest, unpack', function () {
     assert.equal(docs[0].revision, hgRepo.revisions[0]);
     assert.equal(docs[1].revision, gitRepo.revisions[0]);
     assert.equal(docs[0].sha256, docs[1].sha256);
+    assert.deepEqual(docs[0].zip, docs[1].zip);
     assert.equal(docs[0].treeDigest, docs[1].treeDigest);
 
     const d = await cli(

@@ -119,6 +119,8 @@ describe('archive engine', function () {
       }
       for (const r of results) {
         assert.equal(r.sha256, results[0].sha256, `${r.name} sha256 differs from hgweb`);
+        assert.equal(r.zip?.sha256, results[0].zip?.sha256, `${r.name} zip differs from hgweb`);
+        assert.equal(r.zip?.size, results[0].zip?.size);
         assert.equal(r.treeDigest, results[0].treeDigest, `${r.name} tree digest differs`);
         assert.equal(r.files, 15);
         assert.equal(r.format, ARCHIVE_FORMAT);

@@ -1,7 +1,7 @@
-// The archive engine: "subdirectory S of repository R at revision V" → one byte-reproducible
-// tar.gz with a content digest, and the safe unpack of such archives.
+// The archive engine: "subdirectory S of repository R at revision V" → a byte-reproducible
+// tar.gz and zip of the same tree with a content digest, and the safe unpack of such archives.
 //
-// Archive format v1 (FORMAT_VERSION):
+// Archive format v2 (FORMAT_VERSION):
 // - entries are the subdir's contents relative to it (no top-level prefix), sorted by the bytes of
 //   their UTF-8 path; directory entries ("dir/") are included, derived from the files and symlinks
 //   (so empty directories are never archived, whatever the source);
@@ -9,8 +9,16 @@
 //   when their target stays inside the tree; mtime 0, uid/gid 0, empty uname/gname, ustar headers
 //   (tar@7's Header) plus a PAX 'x' header (tar@7's Pax) for paths of 100 bytes or more, link
 //   targets over 100 bytes, or either not printable ASCII (see tar.ts);
-// - two zero blocks end the tar; gzip level 6 by node:zlib, no name, mtime 0, OS byte 255;
-// - tree digest = sha256("mozharness-archive tree v1\n" + one line per entry
+// - two zero blocks end the tar; one gzip member (no name, mtime 0, XFL 0, OS byte 255) whose
+//   deflate stream is cut into 128 KiB blocks of tar bytes, each compressed by zlib at level 6
+//   primed with the previous 32 KiB as its dictionary and ended by a sync flush (the last by
+//   Z_FINISH), so the bytes do not depend on the number of threads (deflate.ts);
+// - the zip holds the same entries in the same order (directories as "dir/"), DOS time
+//   1980-01-01 00:00, no extra fields but zip64 where needed, no data descriptors, made by Unix
+//   with the mode and type in the external attributes, files deflated like the tar (blocks of
+//   the file's own content), empty files, directories and symlinks (target as content) stored
+//   (zip.ts);
+// - tree digest = sha256("mozharness-archive tree v2\n" + one line per entry
 //   "<file|dir|symlink> <mode octal> <sha256 of content | link target | empty> <path>\n").
 // Sources (SourceSpec): hgweb (json-rev + archive/<node>.tar.gz/<subdir>, spooled into a private
 // staging dir), local hg (`hg archive`), git (ls-tree + cat-file --batch), git-remote (shallow
@@ -52,7 +60,11 @@ export {
 } from './unpack.js';
 
 export const ARCHIVE_FORMAT = 'tar.gz';
-export const FORMAT_VERSION = 1;
+/**
+ * Version of the archive bytes and the tree digest. v2: block-parallel deflate of the tar.gz, and
+ * the zip alongside.
+ */
+export const FORMAT_VERSION = 2;
 
 export interface Limits {
   maxFiles: number;
@@ -76,11 +88,24 @@ export interface BuildOptions {
   signal?: AbortSignal;
   tmpDir?: string;
   onRequest?: (url: string) => void;
+  /** Deflate threads: default one per core, 0 = none (on the calling thread). Same bytes. */
+  threads?: number;
+  /** Also make the zip (default true). */
+  zip?: boolean;
+}
+
+/** One archive file: its sha256 and size. */
+export interface ArchiveFile {
+  sha256: string;
+  size: number;
 }
 
 export interface ArchiveResult {
+  /** sha256 and size of the tar.gz. */
   sha256: string;
   size: number;
+  /** The zip of the same tree (absent when it was not asked for). */
+  zip?: ArchiveFile;
   treeDigest: string;
   files: number;
   revision: string;
@@ -183,27 +208,29 @@ async function withSource<T>(
 
 async function packWith(
   opts: BuildOptions,
-  makeSink: () => NodeJS.WritableStream,
+  makeSinks: () => { tarGz: NodeJS.WritableStream; zip?: NodeJS.WritableStream },
 ): Promise<ArchiveResult> {
   return withSource(opts, async (src, subdir, ctx) => {
-    const out = await packEntries(
-      src.entries(),
-      makeSink(),
-      FORMAT_VERSION,
-      ctx.limits,
-      opts.signal,
-    );
+    const sinks = makeSinks();
+    const out = await packEntries(src.entries(), sinks, FORMAT_VERSION, ctx.limits, {
+      signal: opts.signal,
+      threads: opts.threads,
+    });
+    const tarGz = out.tarGz!;
     ctx.log.info('archive.packed', {
       repository: src.repository,
       revision: src.revision,
       subdir,
-      sha256: out.sha256,
-      size: out.size,
+      sha256: tarGz.sha256,
+      size: tarGz.size,
+      zipSha256: out.zip?.sha256,
+      zipSize: out.zip?.size,
       files: out.files,
     });
     return {
-      sha256: out.sha256,
-      size: out.size,
+      sha256: tarGz.sha256,
+      size: tarGz.size,
+      ...(out.zip ? { zip: out.zip } : {}),
       treeDigest: out.treeDigest,
       files: out.files,
       revision: src.revision,
@@ -214,51 +241,97 @@ async function packWith(
   });
 }
 
+const discard = () => new Writable({ write: (_c, _e, cb) => cb() });
+
+function destroyStream(s: NodeJS.WritableStream | undefined, e: unknown): void {
+  const w = s as
+    (NodeJS.WritableStream & { destroy?: (e?: Error) => void; destroyed?: boolean }) | undefined;
+  if (!w || typeof w.destroy !== 'function' || w.destroyed) return;
+  // the caller gets the error from the returned promise; the stream's own 'error' is not a crash
+  w.on('error', () => {});
+  w.destroy(e as Error);
+}
+
 /**
- * Pack the tree into `sink`: the streaming core of buildArchive. The sink is ended on success and
- * destroyed with the error on failure (so an upload reading from it never takes a partial body).
+ * Pack the tree into `sink` (the tar.gz) and `zipSink` (the zip, when given): the streaming core
+ * of buildArchive. The sinks are ended on success and destroyed with the error on failure (so an
+ * upload reading from one never takes a partial body).
  */
 export async function packArchive(
   opts: BuildOptions,
   sink: NodeJS.WritableStream,
+  zipSink?: NodeJS.WritableStream,
 ): Promise<ArchiveResult> {
   try {
-    return await packWith(opts, () => sink);
+    return await packWith({ ...opts, zip: zipSink !== undefined }, () => ({
+      tarGz: sink,
+      zip: zipSink,
+    }));
   } catch (e) {
-    const s = sink as NodeJS.WritableStream & {
-      destroy?: (e?: Error) => void;
-      destroyed?: boolean;
-    };
-    if (typeof s.destroy === 'function' && !s.destroyed) s.destroy(e as Error);
+    destroyStream(sink, e);
+    destroyStream(zipSink, e);
     throw e;
   }
 }
 
-/** Build the archive; with `out`, write it atomically (temp file beside it, then rename). */
-export async function buildArchive(opts: BuildOptions & { out?: string }): Promise<ArchiveResult> {
-  if (!opts.out) return packWith(opts, () => new Writable({ write: (_c, _e, cb) => cb() }));
-  const out = path.resolve(opts.out);
-  await fs.promises.mkdir(path.dirname(out), { recursive: true });
-  const temp = path.join(
-    path.dirname(out),
-    `.${path.basename(out)}.${crypto.randomBytes(6).toString('hex')}.tmp`,
-  );
-  let file: fs.WriteStream | undefined;
-  try {
-    // the temp file is only created once the source is open and packing starts
-    const result = await packWith(opts, () => {
-      file = fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 });
-      return file;
-    });
-    await fs.promises.rename(temp, out);
-    return result;
-  } catch (e) {
+/** A file written through a temp file beside it, renamed into place once complete. */
+class AtomicFile {
+  readonly temp: string;
+  private stream: fs.WriteStream | undefined;
+  constructor(readonly out: string) {
+    this.temp = path.join(
+      path.dirname(out),
+      `.${path.basename(out)}.${crypto.randomBytes(6).toString('hex')}.tmp`,
+    );
+  }
+  open(): fs.WriteStream {
+    this.stream = fs.createWriteStream(this.temp, { flags: 'wx', mode: 0o644 });
+    return this.stream;
+  }
+  commit(): Promise<void> {
+    return fs.promises.rename(this.temp, this.out);
+  }
+  async discard(): Promise<void> {
+    const file = this.stream;
     if (file && !file.closed) {
-      const closed = new Promise<void>((resolve) => file!.once('close', () => resolve()));
+      const closed = new Promise<void>((resolve) => file.once('close', () => resolve()));
       file.destroy();
       await closed;
     }
-    await fs.promises.rm(temp, { force: true });
+    await fs.promises.rm(this.temp, { force: true });
+  }
+}
+
+/**
+ * Build the archive (and the zip, unless `zip: false`). With `out` the tar.gz is written there,
+ * with `zipOut` the zip, each atomically (temp file beside it, then rename); without, only their
+ * sha256 and size are computed.
+ */
+export async function buildArchive(
+  opts: BuildOptions & { out?: string; zipOut?: string },
+): Promise<ArchiveResult> {
+  const wantZip = opts.zip !== false || opts.zipOut !== undefined;
+  const files: AtomicFile[] = [];
+  const target = async (out: string | undefined) => {
+    if (!out) return null;
+    const abs = path.resolve(out);
+    await fs.promises.mkdir(path.dirname(abs), { recursive: true });
+    const f = new AtomicFile(abs);
+    files.push(f);
+    return f;
+  };
+  const tarFile = await target(opts.out);
+  const zipFile = await target(opts.zipOut);
+  try {
+    // the temp files are only created once the source is open and packing starts
+    const result = await packWith({ ...opts, zip: wantZip }, () => ({
+      tarGz: tarFile ? tarFile.open() : discard(),
+      zip: zipFile ? zipFile.open() : wantZip ? discard() : undefined,
+    }));
+    for (const f of files) await f.commit();
+    return result;
+  } catch (e) {
+    for (const f of files) await f.discard();
     throw e;
   }
 }
@@ -369,6 +442,7 @@ export function archiveMetadata(
   return {
     sha256: result.sha256,
     size: result.size,
+    ...(result.zip ? { zip: { sha256: result.zip.sha256, size: result.zip.size } } : {}),
     treeDigest: result.treeDigest,
     files: result.files,
     revision: result.revision,

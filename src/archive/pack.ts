@@ -1,12 +1,24 @@
-// Streaming packer: tree entries → tar blocks → gzip (level 6, no name, mtime 0, fixed OS byte)
-// → sink, with the archive sha256/size and the tree digest computed on the way.
+// Streaming packer: one pass over the tree's entries gives the tree digest, the tar.gz and the
+// zip. Tar blocks go through a block-parallel deflate (deflate.ts) into a gzip member (no name,
+// mtime 0, OS byte 255); each file of the zip is deflated the same way on its own. Contents are
+// read ahead (several files at once where the source allows) while earlier ones are compressed.
 import crypto from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { ArchiveError } from '../util/errors.js';
+import { BlockDeflater, DeflatePool, OrderedOutput, defaultThreads } from './deflate.js';
 import { END_OF_ARCHIVE, entryHeader, padding } from './tar.js';
 import { checkEntryPath, linkStaysInside, type TreeEntry } from './tree.js';
+import {
+  METHOD_DEFLATE,
+  METHOD_STORED,
+  centralHeader,
+  endRecords,
+  localHeader,
+  zipName,
+  type ZipRecord,
+} from './zip.js';
 
 export interface PackLimits {
   maxFiles: number;
@@ -15,9 +27,8 @@ export interface PackLimits {
 }
 
 export const TREE_DIGEST_SALT = (version: number) => `mozharness-archive tree v${version}\n`;
-/** Gzip OS byte: 255 ("unknown") on every platform. */
-export const GZIP_OS_BYTE = 0xff;
-export const GZIP_LEVEL = 6;
+/** Gzip member header: deflate, no flags, mtime 0, XFL 0 (level 6), OS 255 ("unknown"). */
+export const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
 
 export interface TreeSummary {
   treeDigest: string;
@@ -86,94 +97,325 @@ export class TreeDigester {
 
 const EMPTY_SHA256 = crypto.createHash('sha256').digest('hex');
 
-async function* entryBlocks(
-  entries: AsyncIterable<TreeEntry>,
-  digester: TreeDigester,
-  withContent: boolean,
-): AsyncGenerator<Buffer> {
-  for await (const e of entries) {
-    digester.check(e);
-    if (e.type === 'file') {
-      if (withContent) yield entryHeader(e);
-      const h = crypto.createHash('sha256');
-      let n = 0;
-      if (e.size > 0 || e.read) {
-        for await (const chunk of e.read!()) {
-          n += chunk.length;
-          if (n > e.size) break;
-          h.update(chunk);
-          if (withContent) yield chunk;
-        }
-      }
-      if (n !== e.size) {
-        throw new ArchiveError(
-          'corrupt',
-          `${e.path}: expected ${e.size} bytes of content, source gave ${n}`,
-        );
-      }
-      if (withContent) yield padding(e.size);
-      digester.add(e, h.digest('hex'));
-    } else if (e.type === 'symlink') {
-      if (withContent) yield entryHeader(e);
-      digester.add(
-        e,
-        crypto
-          .createHash('sha256')
-          .update(e.linkTarget ?? '', 'utf8')
-          .digest('hex'),
-      );
-    } else {
-      if (withContent) yield entryHeader(e);
-      digester.add(e, EMPTY_SHA256);
-    }
+/** Files up to this size are read whole, ahead of their turn. */
+const READ_AHEAD_FILE = 1024 * 1024;
+/** Bytes and entries read ahead at most. */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+const READ_AHEAD_ENTRIES = 256;
+
+type Loaded = TreeEntry & { data?: Promise<Buffer> };
+
+async function collect(e: TreeEntry): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of e.read!()) {
+    n += chunk.length;
+    if (n > e.size) break;
+    parts.push(chunk);
   }
-  if (withContent) yield END_OF_ARCHIVE;
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
-/** Hashes and counts what passes, and pins the gzip header's OS byte. */
-class GzipTap extends Transform {
+/**
+ * Entries in order, small files' contents already being read: several at once when the source
+ * says its reads are independent (`detached`), otherwise one after the other, each read before
+ * the next entry is asked for (the source's contents may share one pipe).
+ */
+async function* readAhead(entries: AsyncIterable<TreeEntry>): AsyncGenerator<Loaded> {
+  const queue: Loaded[] = [];
+  let bytes = 0;
+  const take = (): Loaded => {
+    const e = queue.shift()!;
+    if (e.data) bytes -= e.size;
+    return e;
+  };
+  for await (const e of entries) {
+    if (e.type === 'file' && e.size <= READ_AHEAD_FILE && (e.size > 0 || e.read)) {
+      const data = collect(e);
+      data.catch(() => {}); // surfaced when the entry is packed
+      if (!e.detached) await data.catch(() => {});
+      queue.push({ ...e, data });
+      bytes += e.size;
+    } else if (e.type === 'file' && !e.detached) {
+      // streamed, and only while the source waits: everything before it goes first
+      while (queue.length) yield take();
+      yield e;
+      continue;
+    } else queue.push(e);
+    while (queue.length > READ_AHEAD_ENTRIES || bytes > READ_AHEAD_BYTES) yield take();
+  }
+  while (queue.length) yield take();
+}
+
+/** A sink that counts and hashes what is written, with backpressure. */
+class HashedSink {
   readonly hash = crypto.createHash('sha256');
   size = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.size <= 9 && this.size + chunk.length > 9) {
-      chunk = Buffer.from(chunk);
-      chunk[9 - this.size] = GZIP_OS_BYTE;
-    }
-    this.size += chunk.length;
+  private error: unknown = null;
+  constructor(private readonly sink: NodeJS.WritableStream) {
+    sink.on('error', (e: unknown) => (this.error ??= e));
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.error !== null) throw this.error;
+    if (chunk.length === 0) return;
     this.hash.update(chunk);
-    cb(null, chunk);
+    this.size += chunk.length;
+    if (!this.sink.write(chunk)) await once(this.sink as NodeJS.EventEmitter, 'drain');
+  }
+
+  async end(): Promise<{ sha256: string; size: number }> {
+    this.sink.end();
+    await finished(
+      this.sink as NodeJS.WritableStream & NodeJS.ReadableStream,
+      {
+        readable: false,
+      } as never,
+    );
+    return { sha256: this.hash.digest('hex'), size: this.size };
   }
 }
 
-export interface PackOutcome extends TreeSummary {
+/** The tar stream, block-deflated into one gzip member. */
+class TarGzWriter {
+  private readonly out: HashedSink;
+  private readonly ordered: OrderedOutput<Buffer>;
+  private readonly deflater: BlockDeflater;
+  private readonly started: Promise<void>;
+
+  constructor(pool: DeflatePool, sink: NodeJS.WritableStream) {
+    this.out = new HashedSink(sink);
+    this.ordered = new OrderedOutput<Buffer>((b) => this.out.write(b), 2 * pool.threads + 4);
+    this.deflater = new BlockDeflater(pool, (p) => this.ordered.push(p));
+    this.started = this.ordered.push(GZIP_HEADER);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    await this.started;
+    if (chunk.length) await this.deflater.write(chunk);
+  }
+
+  async end(): Promise<{ sha256: string; size: number }> {
+    await this.started;
+    await this.deflater.end();
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(this.deflater.crc >>> 0, 0);
+    trailer.writeUInt32LE(this.deflater.size % 2 ** 32, 4);
+    await this.ordered.push(trailer);
+    await this.ordered.flush();
+    return this.out.end();
+  }
+}
+
+interface ZipItem {
+  record: Omit<ZipRecord, 'offset' | 'compressedSize'>;
+  data: Buffer[];
+}
+
+/** One file's content being deflated for the zip. */
+class ZipFileEntry {
+  private readonly parts: Array<Promise<Buffer>> = [];
+  private readonly deflater: BlockDeflater;
+  constructor(
+    pool: DeflatePool,
+    private readonly name: Buffer,
+    private readonly e: TreeEntry,
+    private readonly depth: number,
+  ) {
+    this.deflater = new BlockDeflater(
+      pool,
+      async (p) => {
+        p.catch(() => {});
+        this.parts.push(p);
+        // bound the blocks of one large file in flight
+        if (this.parts.length > this.depth) await this.parts[this.parts.length - this.depth - 1];
+      },
+      e.size,
+    );
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    return this.deflater.write(chunk);
+  }
+
+  async end(): Promise<ZipItem> {
+    await this.deflater.end();
+    return {
+      record: {
+        name: this.name,
+        type: 'file',
+        mode: this.e.mode,
+        method: METHOD_DEFLATE,
+        crc: this.deflater.crc,
+        size: this.deflater.size,
+      },
+      data: await Promise.all(this.parts),
+    };
+  }
+}
+
+/** The zip: entries in tree order, the central directory kept until the end. */
+class ZipWriter {
+  private readonly out: HashedSink;
+  private readonly ordered: OrderedOutput<ZipItem>;
+  private readonly central: Buffer[] = [];
+  private entries = 0;
+
+  constructor(
+    private readonly pool: DeflatePool,
+    sink: NodeJS.WritableStream,
+  ) {
+    this.out = new HashedSink(sink);
+    this.ordered = new OrderedOutput<ZipItem>((item) => this.writeItem(item), 64);
+  }
+
+  private async writeItem(item: ZipItem): Promise<void> {
+    const compressedSize = item.data.reduce((n, b) => n + b.length, 0);
+    const record: ZipRecord = { ...item.record, compressedSize, offset: this.out.size };
+    await this.out.write(localHeader(record));
+    for (const b of item.data) await this.out.write(b);
+    this.central.push(centralHeader(record));
+    this.entries++;
+  }
+
+  /** A directory, a symlink or an empty file: stored, known at once. */
+  addStored(e: TreeEntry, content: Buffer): Promise<void> {
+    return this.ordered.push({
+      record: {
+        name: zipName(e.path, e.type),
+        type: e.type,
+        mode: e.mode,
+        method: METHOD_STORED,
+        crc: crc32(content),
+        size: content.length,
+      },
+      data: [content],
+    });
+  }
+
+  beginFile(e: TreeEntry): ZipFileEntry {
+    return new ZipFileEntry(this.pool, zipName(e.path, e.type), e, 2 * this.pool.threads + 2);
+  }
+
+  /** Queue a file whose content has all been written (its blocks may still be compressing). */
+  endFile(f: ZipFileEntry): Promise<void> {
+    return this.ordered.push(f.end());
+  }
+
+  async end(): Promise<{ sha256: string; size: number }> {
+    await this.ordered.flush();
+    const cdOffset = this.out.size;
+    for (const c of this.central) await this.out.write(c);
+    await this.out.write(endRecords(this.entries, cdOffset, this.out.size - cdOffset));
+    return this.out.end();
+  }
+}
+
+function crc32(b: Buffer): number {
+  return b.length ? zlibCrc32(b) : 0;
+}
+
+export interface StreamOutcome {
   sha256: string;
   size: number;
 }
 
-/** Pack `entries` into `sink` (ended when done). */
+export interface PackSinks {
+  tarGz?: NodeJS.WritableStream;
+  zip?: NodeJS.WritableStream;
+}
+
+export interface PackOutcome extends TreeSummary {
+  tarGz?: StreamOutcome;
+  zip?: StreamOutcome;
+}
+
+export interface PackOptions {
+  signal?: AbortSignal;
+  /** Deflate threads (default: one per core; 0 = on the calling thread). Same bytes whatever. */
+  threads?: number;
+}
+
+function checkSize(e: TreeEntry, n: number): void {
+  if (n !== e.size) {
+    throw new ArchiveError(
+      'corrupt',
+      `${e.path}: expected ${e.size} bytes of content, source gave ${n}`,
+    );
+  }
+}
+
+/**
+ * One pass over `entries`: check and digest them, and write each sink given (each is ended when
+ * done). With no sinks only the tree digest is computed.
+ */
 export async function packEntries(
   entries: AsyncIterable<TreeEntry>,
-  sink: NodeJS.WritableStream,
+  sinks: PackSinks,
   version: number,
   limits: PackLimits,
-  signal?: AbortSignal,
+  opts: PackOptions = {},
 ): Promise<PackOutcome> {
   const digester = new TreeDigester(version, limits);
-  const tap = new GzipTap();
-  await pipeline(
-    Readable.from(entryBlocks(entries, digester, true), { objectMode: false }),
-    zlib.createGzip({ level: GZIP_LEVEL, memLevel: 8, windowBits: 15, strategy: 0 }),
-    tap,
-    sink,
-    { signal },
-  );
-  return {
-    sha256: tap.hash.digest('hex'),
-    size: tap.size,
-    treeDigest: digester.digest(),
-    files: digester.files,
-    bytes: digester.bytes,
-  };
+  const packing = Boolean(sinks.tarGz || sinks.zip);
+  const pool = new DeflatePool(packing ? (opts.threads ?? defaultThreads()) : 0);
+  const tar = sinks.tarGz ? new TarGzWriter(pool, sinks.tarGz) : null;
+  const zip = sinks.zip ? new ZipWriter(pool, sinks.zip) : null;
+  try {
+    for await (const e of packing ? readAhead(entries) : entries) {
+      opts.signal?.throwIfAborted();
+      digester.check(e);
+      if (e.type === 'file') {
+        await tar?.write(entryHeader(e));
+        const h = crypto.createHash('sha256');
+        const zf = zip && e.size > 0 ? zip.beginFile(e) : null;
+        let n = 0;
+        const data = (e as Loaded).data;
+        if (data) {
+          const b = await data;
+          n = b.length;
+          checkSize(e, n);
+          h.update(b);
+          await tar?.write(b);
+          await zf?.write(b);
+        } else if (e.size > 0 || e.read) {
+          for await (const chunk of e.read!()) {
+            n += chunk.length;
+            if (n > e.size) break;
+            h.update(chunk);
+            await tar?.write(chunk);
+            await zf?.write(chunk);
+          }
+        }
+        checkSize(e, n);
+        await tar?.write(padding(e.size));
+        if (zf) await zip!.endFile(zf);
+        else await zip?.addStored(e, Buffer.alloc(0));
+        digester.add(e, h.digest('hex'));
+      } else if (e.type === 'symlink') {
+        await tar?.write(entryHeader(e));
+        const target = Buffer.from(e.linkTarget ?? '', 'utf8');
+        await zip?.addStored(e, target);
+        digester.add(e, crypto.createHash('sha256').update(target).digest('hex'));
+      } else {
+        await tar?.write(entryHeader(e));
+        await zip?.addStored(e, Buffer.alloc(0));
+        digester.add(e, EMPTY_SHA256);
+      }
+    }
+    opts.signal?.throwIfAborted();
+    await tar?.write(END_OF_ARCHIVE);
+    const [tarGz, zipped] = await Promise.all([tar?.end(), zip?.end()]);
+    return {
+      tarGz,
+      zip: zipped,
+      treeDigest: digester.digest(),
+      files: digester.files,
+      bytes: digester.bytes,
+    };
+  } finally {
+    await pool.close();
+  }
 }
 
 /** The tree digest alone: contents are hashed, nothing is packed. */
@@ -182,9 +424,6 @@ export async function digestEntries(
   version: number,
   limits: PackLimits,
 ): Promise<TreeSummary> {
-  const digester = new TreeDigester(version, limits);
-  for await (const _ of entryBlocks(entries, digester, false)) {
-    // nothing to write
-  }
-  return { treeDigest: digester.digest(), files: digester.files, bytes: digester.bytes };
+  const d = await packEntries(entries, {}, version, limits);
+  return { treeDigest: d.treeDigest, files: d.files, bytes: d.bytes };
 }

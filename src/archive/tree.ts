@@ -17,6 +17,12 @@ export interface TreeEntry {
   linkTarget?: string;
   /** Content of a file, streamed. */
   read?: () => AsyncIterable<Buffer>;
+  /**
+   * True when `read` may be called at any time, several at once and before earlier entries'
+   * contents are consumed (files on disk). Otherwise an entry's content can only be read before
+   * the next entry is asked for.
+   */
+  detached?: boolean;
 }
 
 export interface TreeSource {
@@ -125,6 +131,7 @@ export function diskEntry(root: string, rel: string): TreeEntry | null {
       mode: fileMode((st.mode & 0o100) !== 0),
       size,
       read: () => readFile(abs, size, rel),
+      detached: true,
     };
   }
   throw new ArchiveError('unsafe-path', `${rel} is not a regular file, directory or symlink`);

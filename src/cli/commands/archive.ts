@@ -81,19 +81,36 @@ export function register(program: Command): void {
     program
       .command('build')
       .description(
-        'Build the byte-reproducible tar.gz of one subdirectory of a repository at a revision.\n' +
-          'The same tree always gives the same bytes, whichever kind of source it comes from.',
+        'Build the byte-reproducible tar.gz (and zip) of one subdirectory of a repository at a\n' +
+          'revision. The same tree always gives the same bytes, whichever kind of source it comes\n' +
+          'from, on any machine and with any number of threads.',
       ),
   )
     .requiredOption('--out <file.tar.gz>', 'where to write the archive (written atomically)')
+    .option(
+      '--zip-out <file.zip>',
+      'also write the zip of the same tree there (mozharness.zip; its sha256 and size are\n' +
+        'always printed)',
+    )
+    .option(
+      '--threads <n>',
+      'deflate threads (default: one per core; 0 = none). The bytes are the same whatever n',
+      (v: string) => {
+        if (!/^\d+$/.test(v))
+          throw new ArchiveError('usage', `--threads must be a whole number (got ${v})`);
+        return Number(v);
+      },
+    )
     .addHelpText(
       'after',
       '\nWith --json, prints the archive metadata document (schemas/archive-metadata.json):\n' +
-        '  {sha256, size, treeDigest, files, revision, subdir, format, formatVersion, repository}\n\n' +
+        '  {sha256, size, zip: {sha256, size}, treeDigest, files, revision, subdir, format,\n' +
+        '   formatVersion, repository}\n\n' +
         'Example:\n  mozharness-archive build --source https://hg.mozilla.org/mozilla-central \\\n' +
-        '    --revision tip --subdir testing/mozharness --out mozharness.tar.gz --json',
+        '    --revision tip --subdir testing/mozharness --out mozharness.tar.gz \\\n' +
+        '    --zip-out mozharness.zip --json',
     )
-    .action(async (flags: SourceFlags & { out: string }) => {
+    .action(async (flags: SourceFlags & { out: string; zipOut?: string; threads?: number }) => {
       const { spec, policy } = await resolveSource(flags);
       const { buildArchive, sourceRepository } = await engine();
       const r = await buildArchive({
@@ -102,6 +119,8 @@ export function register(program: Command): void {
         subdir: flags.subdir,
         policy,
         out: flags.out,
+        zipOut: flags.zipOut,
+        threads: flags.threads,
         log: log(),
       });
       const doc = { ...r, repository: sourceRepository(spec) };
@@ -109,6 +128,9 @@ export function register(program: Command): void {
         `archive:     ${flags.out}`,
         `sha256:      ${r.sha256}`,
         `size:        ${r.size} bytes`,
+        ...(flags.zipOut ? [`zip:         ${flags.zipOut}`] : []),
+        `zip sha256:  ${r.zip?.sha256}`,
+        `zip size:    ${r.zip?.size} bytes`,
         `tree digest: ${r.treeDigest}`,
         `files:       ${r.files}`,
         `revision:    ${r.revision}`,

@@ -1,0 +1,267 @@
+// Block-parallel, deterministic raw deflate. A stream is cut into fixed-size blocks; each block is
+// compressed on its own (zlib level 6), primed with the previous 32 KiB of input as its
+// dictionary, and ends with a sync flush (the last one with Z_FINISH). The concatenated outputs
+// are one valid deflate stream whose bytes depend only on the input, the level and the block
+// size, never on how many threads compressed it or in what order they finished (the scheme pigz
+// uses). Blocks run on a small pool of worker threads, results are written in input order.
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import zlib from 'node:zlib';
+import { ArchiveError } from '../util/errors.js';
+
+/** Input bytes per independently compressed block: part of the archive format. */
+export const DEFLATE_BLOCK_SIZE = 128 * 1024;
+/** History each block is primed with (deflate's whole window). */
+export const DICTIONARY_SIZE = 32 * 1024;
+export const DEFLATE_LEVEL = 6;
+
+export interface DeflateJob {
+  data: Uint8Array;
+  dictionary?: Uint8Array;
+  final: boolean;
+}
+
+/** One block, compressed the way every thread does it. */
+export function deflateBlock(job: DeflateJob): Buffer {
+  return zlib.deflateRawSync(job.data, {
+    level: DEFLATE_LEVEL,
+    memLevel: 8,
+    windowBits: 15,
+    strategy: zlib.constants.Z_DEFAULT_STRATEGY,
+    finishFlush: job.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+    ...(job.dictionary && job.dictionary.length ? { dictionary: job.dictionary } : {}),
+  });
+}
+
+// The worker's whole program (CommonJS, evaluated: no file to resolve, no loader to inherit).
+// It must compress exactly as deflateBlock does.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const zlib = require('node:zlib');
+const c = zlib.constants;
+parentPort.on('message', (m) => {
+  try {
+    const opts = { level: ${DEFLATE_LEVEL}, memLevel: 8, windowBits: 15, strategy: c.Z_DEFAULT_STRATEGY,
+      finishFlush: m.final ? c.Z_FINISH : c.Z_SYNC_FLUSH };
+    if (m.dictionary && m.dictionary.length) opts.dictionary = m.dictionary;
+    const out = new Uint8Array(zlib.deflateRawSync(m.data, opts));
+    parentPort.postMessage({ id: m.id, out }, [out.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
+  }
+});
+`;
+
+interface Pending {
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+/** The default thread count: one per core the process may use. */
+export const defaultThreads = () =>
+  typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+
+/**
+ * A fixed set of deflate threads. `threads: 0` compresses on the calling thread (synchronously,
+ * same bytes). Jobs are queued when all threads are busy.
+ */
+export class DeflatePool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: Array<{ job: DeflateJob; p: Pending }> = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly busy = new Map<Worker, number>();
+  private nextId = 0;
+  private failure: Error | null = null;
+  readonly threads: number;
+
+  constructor(threads: number) {
+    if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
+      throw new ArchiveError('usage', `threads must be an integer from 0 to 256 (got ${threads})`);
+    }
+    this.threads = threads;
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], env: {}, stdout: false });
+    w.unref();
+    w.on('message', (m: { id: number; out?: Uint8Array; error?: string }) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      this.busy.delete(w);
+      this.idle.push(w);
+      this.pump();
+      if (!p) return;
+      if (m.error !== undefined) p.reject(new ArchiveError('internal', `deflate: ${m.error}`));
+      else {
+        const out = m.out!;
+        p.resolve(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+      }
+    });
+    w.on('error', (e) => this.fail(e));
+    w.on('exit', (code) => {
+      if (this.busy.has(w)) this.fail(new Error(`deflate thread exited (code ${code})`));
+    });
+    this.workers.push(w);
+    return w;
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= new ArchiveError('internal', `deflate thread failed: ${e.message}`);
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+    for (const q of this.queue.splice(0)) q.p.reject(this.failure);
+  }
+
+  private pump(): void {
+    while (this.queue.length) {
+      let w = this.idle.pop();
+      if (!w && this.workers.length < this.threads) w = this.spawn();
+      if (!w) return;
+      const { job, p } = this.queue.shift()!;
+      const id = this.nextId++;
+      this.pending.set(id, p);
+      this.busy.set(w, id);
+      w.postMessage({ id, data: job.data, dictionary: job.dictionary, final: job.final });
+    }
+  }
+
+  /** Compress one block. `job.data` must not change until the promise settles. */
+  deflate(job: DeflateJob): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.threads === 0) {
+      try {
+        return Promise.resolve(deflateBlock(job));
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      this.queue.push({ job, p: { resolve, reject } });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    const all = this.workers.splice(0);
+    this.idle.length = 0;
+    await Promise.all(all.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * Hands promised items to a consumer in the order they were queued, keeping at most `depth`
+ * outstanding (push() waits while it is full: backpressure for the producer). The first failure,
+ * of an item or of the consumer, is thrown by the next push() or by flush().
+ */
+export class OrderedOutput<T> {
+  private tail: Promise<void> = Promise.resolve();
+  private outstanding = 0;
+  private waiters: Array<() => void> = [];
+  private error: unknown = null;
+
+  constructor(
+    private readonly consume: (item: T) => void | Promise<void>,
+    private readonly depth: number,
+  ) {}
+
+  async push(item: Promise<T> | T): Promise<void> {
+    this.check();
+    while (this.outstanding >= this.depth) {
+      await new Promise<void>((r) => this.waiters.push(r));
+      this.check();
+    }
+    this.outstanding++;
+    const p = Promise.resolve(item);
+    p.catch(() => {}); // observed through the chain below
+    this.tail = this.tail.then(async () => {
+      try {
+        if (this.error === null) await this.consume(await p);
+      } catch (e) {
+        this.error ??= e;
+      } finally {
+        this.outstanding--;
+        this.waiters.shift()?.();
+      }
+    });
+  }
+
+  private check(): void {
+    if (this.error !== null) throw this.error;
+  }
+
+  /** Wait for everything queued to be consumed. */
+  async flush(): Promise<void> {
+    await this.tail;
+    this.check();
+  }
+}
+
+/**
+ * One raw deflate stream cut into DEFLATE_BLOCK_SIZE blocks, compressed on `pool`. Compressed
+ * output goes to `out` in order. The CRC-32 and length of the input are kept on the way.
+ */
+export class BlockDeflater {
+  private block: Buffer;
+  private fill = 0;
+  private dictionary: Buffer | undefined;
+  /** Input bytes handed to blocks already emitted. */
+  private emitted = 0;
+  crc = 0;
+  size = 0;
+
+  /** `sizeHint`: the input's length when known, so a small stream gets a small buffer. */
+  constructor(
+    private readonly pool: DeflatePool,
+    private readonly out: (chunk: Promise<Buffer>) => Promise<void>,
+    private readonly sizeHint?: number,
+    private readonly blockSize = DEFLATE_BLOCK_SIZE,
+  ) {
+    if (blockSize < DICTIONARY_SIZE) throw new ArchiveError('internal', 'block size under 32 KiB');
+    this.block = this.newBlock();
+  }
+
+  private newBlock(): Buffer {
+    const left = this.sizeHint === undefined ? this.blockSize : this.sizeHint - this.emitted;
+    return Buffer.allocUnsafe(Math.max(1, Math.min(this.blockSize, left)));
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.crc = zlib.crc32(chunk, this.crc);
+    this.size += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.fill === this.blockSize) await this.emit(false);
+      if (this.fill === this.block.length) this.grow();
+      const n = Math.min(this.block.length - this.fill, chunk.length - off);
+      chunk.copy(this.block, this.fill, off, off + n);
+      this.fill += n;
+      off += n;
+    }
+  }
+
+  /** The input is longer than its hint said: make room for a whole block. */
+  private grow(): void {
+    const bigger = Buffer.allocUnsafe(this.blockSize);
+    this.block.copy(bigger, 0, 0, this.fill);
+    this.block = bigger;
+  }
+
+  private async emit(final: boolean): Promise<void> {
+    const data = this.block.subarray(0, this.fill);
+    const job: DeflateJob = { data, dictionary: this.dictionary, final };
+    const done = this.pool.deflate(job);
+    // only a full block is ever followed by another, so it holds the whole dictionary
+    this.dictionary = final ? undefined : Buffer.from(data.subarray(data.length - DICTIONARY_SIZE));
+    // the block buffer now belongs to the job; the next block gets a fresh one
+    this.emitted += this.fill;
+    this.fill = 0;
+    this.block = final ? Buffer.alloc(0) : this.newBlock();
+    await this.out(done);
+  }
+
+  /** Compress what is left with Z_FINISH. */
+  async end(): Promise<void> {
+    await this.emit(true);
+  }
+}
