@@ -12,8 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EMPTY_ACTIONS, writeDecisionArtifacts } from '../src/decision/artifacts.js';
+import { ARCHIVE_KIND } from '../src/contract/index.js';
 import {
-  ARCHIVE_KIND,
   loadGraphConfig,
   type ArchiveKind,
   type DownstreamKind,

@@ -15,7 +15,11 @@ import { pathToFileURL } from 'node:url';
 import { buildArchive } from '../src/archive/index.js';
 import { startEmbedded } from '../src/local/embedded.js';
 import { checkLookupConfig } from '../src/lookup/config.js';
-import { ARCHIVE_ARTIFACT, METADATA_ARTIFACT, revisionNamespace } from '../src/lookup/find.js';
+import {
+  DEFAULT_ARCHIVE_ARTIFACT as ARCHIVE_ARTIFACT,
+  METADATA_ARTIFACT,
+  revisionNamespace,
+} from '../src/contract/index.js';
 import { createLookupService } from '../src/lookup/serve.js';
 import { ArchiveStore, createS3Client, type S3Settings } from '../src/storage/index.js';
 import { makeClients, queueClient, slugid } from '../src/taskcluster/client.js';

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { findArchive, checkRevision, revisionNamespace } from '../src/lookup/find.js';
+import { revisionNamespace } from '../src/contract/index.js';
+import { findArchive, checkRevision } from '../src/lookup/find.js';
 import { isArchiveError } from '../src/util/errors.js';
 import { spawnCli, type CliResult } from './helpers/cli.js';
 import { assertUpstream } from './helpers/upstream.js';

@@ -12,12 +12,12 @@ import { ArchiveStore, createS3Client, type S3Settings } from '../src/storage/in
 import { makeClients, queueClient, slugid, type Clients } from '../src/taskcluster/client.js';
 import type { TaskDefinition } from '../src/taskcluster/types.js';
 import {
-  digestNamespace,
+  cacheNamespace as digestNamespace,
   latestNamespace,
   revisionNamespace,
-  ARCHIVE_ARTIFACT,
+  DEFAULT_ARCHIVE_ARTIFACT as ARCHIVE_ARTIFACT,
   METADATA_ARTIFACT,
-} from '../src/lookup/find.js';
+} from '../src/contract/index.js';
 import {
   createHgRepo,
   SAMPLE_SUBDIR,

@@ -6,7 +6,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { revisionNamespace } from '../src/lookup/find.js';
+import { revisionNamespace } from '../src/contract/index.js';
 import {
   parseManifestLocation,
   readManifest,

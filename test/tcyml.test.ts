@@ -17,8 +17,11 @@ import {
 } from '../src/decision/parameters.js';
 import { runDecision } from '../src/decision/decision.js';
 import type { HarnessDigest } from '../src/decision/digest.js';
-import { cacheNamespace, readableCacheNamespaces } from '../src/decision/optimize.js';
-import { pushIndexNamespaces } from '../src/decision/resolve.js';
+import {
+  cacheNamespace,
+  pushIndexNamespaces,
+  readableCacheNamespaces,
+} from '../src/contract/index.js';
 import { deterministicSlugid } from '../src/decision/taskids.js';
 import {
   producerContext,
@@ -412,9 +415,7 @@ describe('.taskcluster.yml', () => {
     assert.deepEqual(t.scopes, [
       'assume:repo:hg.mozilla.org/mozilla-central:branch:default',
       'in-tree:hook-action:project-mozharness/in-tree-action-3-*',
-      ...pushIndexNamespaces('mozharness', { ...HG, tasks_for: 'hg-push' }).map(
-        (ns) => `index:insert-task:${ns}`,
-      ),
+      ...pushIndexNamespaces('mozharness', HG).map((ns) => `index:insert-task:${ns}`),
     ]);
     assert.equal(t.payload.command[0], '/bin/bash');
     assert.match(t.payload.command[2], /hg clone --noupdate "\$MOZHARNESS_ARCHIVE_REPOSITORY"/);
@@ -538,7 +539,7 @@ describe('.taskcluster.yml', () => {
   it('action: renders through the in-tree action hook (actions.json hookPayload → hook template)', () => {
     const hook = actionHookDefinition({ tcyml: TCYML, trustDomain: 'mozharness', level: '3' });
     const action = ACTIONS.find((a) => a.name === 'retrigger-multiple')!;
-    const params = { ...HG, tasks_for: 'hg-push' };
+    const params = HG;
     const template = hookPayloadTemplate(
       action,
       {
@@ -591,9 +592,7 @@ describe('.taskcluster.yml', () => {
       const p = { ...HG, pushdate };
       const [t] = jsone({ tasks: doc.tasks }, producerContext('hg-push', p, { now: NOW }))
         .tasks as any[];
-      const want = pushIndexNamespaces('mozharness', { ...p, tasks_for: 'hg-push' }).find((n) =>
-        n.includes('.pushdate.'),
-      )!;
+      const want = pushIndexNamespaces('mozharness', p).find((n) => n.includes('.pushdate.'))!;
       assert.ok(
         t.scopes.includes(`index:insert-task:${want}`),
         `${pushdate}: ${new Date(pushdate * 1000).toISOString()} → ${t.scopes.find((s: string) => s.includes('pushdate'))}`,

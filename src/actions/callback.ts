@@ -18,7 +18,8 @@ import {
   type PlanOracle,
   type PlanRequest,
 } from './plan.js';
-import { actionByCallback, contextMatches, ARCHIVE_KIND, type CallbackName } from './registry.js';
+import { ARCHIVE_KIND } from '../contract/index.js';
+import { actionByCallback, contextMatches, type CallbackName } from './registry.js';
 import { validateActionInput } from './schemas.js';
 
 export interface ActionContext {

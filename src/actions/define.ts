@@ -7,27 +7,28 @@ import fs from 'node:fs';
 import { slugid } from '../taskcluster/client.js';
 import type { TaskDefinition } from '../taskcluster/types.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { ARCHIVE_LABEL } from '../decision/config.js';
+import {
+  ARCHIVE_LABEL,
+  cacheRouteOf,
+  expectedArchive,
+  indexRoute,
+  pushIndexNamespaces,
+  type ExpectedArchive,
+} from '../contract/index.js';
 import { loadGraphs } from '../decision/decision.js';
 import { validateParameters } from '../decision/parameters.js';
-import { pushIndexNamespaces, resolveTaskGraph, treeherderRoute } from '../decision/resolve.js';
+import { resolveTaskGraph, treeherderRoute } from '../decision/resolve.js';
 import type { KnownTask, PushView } from './graph.js';
 
-/** sha256 (and digest facts) of the push's archive, from what the push already scheduled. */
-function archiveFacts(view: PushView): {
-  sha256?: string;
-  treeDigest?: string;
-  size?: number;
-  formatVersion?: number;
-} {
+/** The push's archive, as its archive task (else any task depending on it) expects it. */
+function archiveFacts(view: PushView): Partial<ExpectedArchive> {
   for (const t of view.tasks.values()) {
-    const data = (t.task.extra as any)?.index?.data;
-    if (t.label === ARCHIVE_LABEL && data?.sha256) return data;
+    const e = t.label === ARCHIVE_LABEL ? expectedArchive(t.task) : undefined;
+    if (e) return e;
   }
   for (const t of view.tasks.values()) {
-    const sha =
-      (t.task.extra as any)?.mozharness?.sha256 ?? (t.task.payload as any)?.env?.MOZHARNESS_SHA256;
-    if (typeof sha === 'string') return { sha256: sha };
+    const e = expectedArchive(t.task);
+    if (e) return e;
   }
   return {};
 }
@@ -121,13 +122,10 @@ export function retargetArchiveTask(
     } catch {
       return task;
     }
-    const digestRoute = (task.routes ?? []).find((r) =>
-      /\.cache\.level-[1-3]\.mozharness\.hash\./.test(r),
-    );
-    const prefix = digestRoute ? /^index\.(.+)\.cache\./.exec(digestRoute)![1]! : undefined;
+    const cache = cacheRouteOf(task.routes);
     const routes = [
-      ...(prefix ? pushIndexNamespaces(prefix, p).map((ns) => `index.${ns}`) : []),
-      ...(digestRoute ? [digestRoute] : []),
+      ...(cache ? pushIndexNamespaces(cache.prefix, p).map(indexRoute) : []),
+      ...(cache ? [cache.route] : []),
       treeherderRoute(p),
     ];
     const extra = JSON.parse(JSON.stringify(task.extra ?? {}));

@@ -8,7 +8,7 @@ import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
-import { ARCHIVE_KIND } from './registry.js';
+import { ARCHIVE_KIND } from '../contract/index.js';
 
 /** One entry of task-graph.json (taskId → entry). `dependencies` maps name → taskId (or label). */
 export interface TaskGraphEntry {

@@ -3,8 +3,9 @@
 // `project-<trustDomain>/in-tree-action-<level>-<perm>/<tcymlHash>` whose task template is
 // `.taskcluster.yml`'s first task wrapped in a `$let` that turns the trigger payload into the
 // `tasks_for: action` context. The embedded services (`local up`) install these so the whole
-// retrigger path runs on one machine; `installActionHooks` is what the lead's setup calls.
+// retrigger path runs on one machine; `installActionHooks` is what local replay calls.
 import * as yaml from 'js-yaml';
+import { cacheLevelNamespace, projectNamespace } from '../contract/index.js';
 import type { AuthClient, HooksClient } from '../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { hookGroupIdFor, hookIdFor, tcymlHash } from './registry.js';
@@ -226,8 +227,8 @@ export function actionRoles(opts: LevelRoleOptions): RoleDefinition[] {
         `queue:scheduler-id:${schedulerId}`,
         `queue:cancel-task:${schedulerId}/*`,
         `queue:route:tc-treeherder.v2.${project}.*`,
-        `queue:route:index.${opts.indexPrefix}.v1.${project}.*`,
-        `queue:route:index.${opts.indexPrefix}.cache.level-${L}.*`,
+        `queue:route:index.${projectNamespace(opts.indexPrefix, project)}.*`,
+        `queue:route:index.${cacheLevelNamespace(opts.indexPrefix, L)}.*`,
         `queue:route:index.${opts.trustDomain}.v2.${project}.*`,
         'queue:get-task:*',
         'queue:status:*',

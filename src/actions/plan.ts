@@ -7,10 +7,20 @@
 //  - another label re-created in the same run → that new task;
 //  - an existing task that completed and outlives the new task's deadline (for the harness
 //    archive: whose archive artifact does) → reused;
-//  - the harness archive otherwise → looked up again by its tree digest in the index (this level
-//    and the levels above, never below); failing that a new archive task is scheduled first;
+//  - the harness archive otherwise → looked up again by its tree digest in the index (the levels
+//    the contract lets this level read, most trusted first); failing that a new archive task is
+//    scheduled first;
 //  - anything else → re-created first (once per action, shared by every `times` copy).
 import type { IndexedTask, TaskDefinition, TaskStatus } from '../taskcluster/types.js';
+import {
+  cacheRouteOf,
+  DEFAULT_ARCHIVE_ARTIFACT,
+  expectedArchive,
+  indexRoute,
+  isLatestRoute,
+  readableCacheNamespaces,
+  routeNamespace,
+} from '../contract/index.js';
 import { ArchiveError } from '../util/errors.js';
 import {
   isArchive,
@@ -21,8 +31,6 @@ import {
   type KnownTask,
   type PushView,
 } from './graph.js';
-
-export const DEFAULT_ARCHIVE_ARTIFACT = 'public/build/mozharness.tar.gz';
 
 /** The reads a plan needs (the callback gives the queue and index; tests give fakes). */
 export interface PlanOracle {
@@ -85,36 +93,14 @@ export interface Plan {
   labelToTaskId: Record<string, string>;
 }
 
-const DIGEST_ROUTE = /^index\.(.+)\.cache\.level-([1-3])\.mozharness\.hash\.([0-9a-f]{64})$/;
-
 /** The content-digest namespaces to try for an archive task: its level and the levels above. */
 export function digestNamespaces(task: TaskDefinition): string[] {
-  for (const r of task.routes ?? []) {
-    const m = DIGEST_ROUTE.exec(r);
-    if (m) {
-      const [, prefix, level, digest] = m;
-      const out: string[] = [];
-      for (let l = Number(level); l <= 3; l++)
-        out.push(`${prefix}.cache.level-${l}.mozharness.hash.${digest}`);
-      return out;
-    }
-  }
-  return [];
+  const cache = cacheRouteOf(task.routes);
+  return cache ? readableCacheNamespaces(cache.prefix, cache.level, cache.treeDigest) : [];
 }
 
 function archiveArtifactName(task: TaskDefinition): string {
-  return (task.payload as { artifactName?: string })?.artifactName ?? DEFAULT_ARCHIVE_ARTIFACT;
-}
-
-/** sha256 values a task expects of its archive (docker-worker env, generic-worker mounts). */
-function expectedSha256s(task: TaskDefinition): string[] {
-  const out: string[] = [];
-  const env = (task.payload as any)?.env;
-  if (env && typeof env.MOZHARNESS_SHA256 === 'string') out.push(env.MOZHARNESS_SHA256);
-  for (const m of (task.payload as any)?.mounts ?? []) {
-    if (typeof m?.content?.sha256 === 'string') out.push(m.content.sha256);
-  }
-  return out;
+  return expectedArchive(task)?.artifactName ?? DEFAULT_ARCHIVE_ARTIFACT;
 }
 
 function deadlineAfterRebase(task: TaskDefinition, now: Date): number {
@@ -301,11 +287,13 @@ export async function planTasks(input: PlanInput): Promise<Plan> {
     const namespaces = digestNamespaces(src.task);
     if (!namespaces.length) return undefined;
     const found = await oracle.findIndexed(namespaces);
-    // same level first, then higher levels
+    // in the contract's level order, whatever order the index answered in
     found.sort((a, b) => namespaces.indexOf(a.namespace) - namespaces.indexOf(b.namespace));
     const expected = new Set<string>();
-    for (const t of recreate)
-      for (const sha of expectedSha256s(sources.get(t)!.task)) expected.add(sha);
+    for (const t of recreate) {
+      const sha = expectedArchive(sources.get(t)!.task)?.sha256;
+      if (sha) expected.add(sha);
+    }
     for (const f of found) {
       if (Date.parse(f.expires) < until) continue;
       const sha = f.data?.sha256;
@@ -344,12 +332,12 @@ export async function planTasks(input: PlanInput): Promise<Plan> {
     const s = sources.get(label)!;
     const rank = Number((s.task.extra as any)?.index?.rank ?? 0) + 1;
     const drop = new Set<string>();
-    const latest = (s.task.routes ?? []).filter((r) => /^index\..*\.latest(\.|$)/.test(r));
+    const latest = (s.task.routes ?? []).filter(isLatestRoute);
     if (latest.length) {
-      const found = await oracle.findIndexed(latest.map((r) => r.slice('index.'.length)));
+      const found = await oracle.findIndexed(latest.map((r) => routeNamespace(r)!));
       const current = view.labelToTaskId[label];
       for (const f of found)
-        if (f.taskId !== current && f.rank >= rank) drop.add(`index.${f.namespace}`);
+        if (f.taskId !== current && f.rank >= rank) drop.add(indexRoute(f.namespace));
     }
     rebuildRoutes.set(label, { rank, drop });
   }

@@ -5,11 +5,9 @@
 // `.taskcluster.yml`'s `tasks_for: action` branch, whose task runs `mozharness-archive
 // action-callback` (src/actions/callback.ts).
 import crypto from 'node:crypto';
+import { ARCHIVE_KIND } from '../contract/index.js';
 import { ArchiveError } from '../util/errors.js';
 import { publishedSchema, type ActionSchemaName } from './schemas.js';
-
-/** The kind (and `tags.kind`) of the harness archive task. */
-export const ARCHIVE_KIND = 'mozharness-archive';
 
 export type CallbackName =
   | 'retrigger-multiple'

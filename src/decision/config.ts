@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { ARCHIVE_KIND } from '../contract/index.js';
 import { validateAgainst } from './schema.js';
 
 export type WorkerImplementation = 'mozharness-archive' | 'docker-worker' | 'generic-worker';
@@ -29,10 +30,6 @@ export interface GraphConfig {
   publicBaseUrl?: string;
   archive: { artifactName: string; expiresAfter: string };
 }
-
-export const ARCHIVE_KIND = 'mozharness-archive';
-/** The label of the push's archive task. */
-export const ARCHIVE_LABEL = 'mozharness-archive';
 
 export interface ArchiveKind {
   name: typeof ARCHIVE_KIND;

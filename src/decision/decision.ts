@@ -9,24 +9,14 @@ import { fromNow, type IndexClient, type QueueClient } from '../taskcluster/clie
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { EMPTY_ACTIONS, writeDecisionArtifacts } from './artifacts.js';
-import {
-  ARCHIVE_LABEL,
-  loadGraphConfig,
-  loadKinds,
-  type GraphConfig,
-  type Kinds,
-} from './config.js';
+import { ARCHIVE_LABEL, pushIndexNamespaces } from '../contract/index.js';
+import { loadGraphConfig, loadKinds, type GraphConfig, type Kinds } from './config.js';
 import { computeHarnessDigest, type Archiver, type HarnessDigest } from './digest.js';
 import { graphToJson, loadFullGraph, selectTargetTasks, type TaskGraph } from './graph.js';
 import { checkLimits } from './limits.js';
 import { optimizeGraph, type OptimizeResult } from './optimize.js';
 import { dumpParameters, type Parameters } from './parameters.js';
-import {
-  pushIndexNamespaces,
-  resolvedToJson,
-  resolveTaskGraph,
-  type ResolvedGraph,
-} from './resolve.js';
+import { resolvedToJson, resolveTaskGraph, type ResolvedGraph } from './resolve.js';
 import { submitTaskGraph, type SubmitReport } from './submit.js';
 import { assignTaskIds } from './taskids.js';
 

@@ -2,13 +2,8 @@
 // then select the target tasks for this push. Graphs are plain data: printable, diffable, and
 // written as full-task-graph.json.
 import { ArchiveError } from '../util/errors.js';
-import {
-  ARCHIVE_KIND,
-  ARCHIVE_LABEL,
-  type ArchiveKind,
-  type DownstreamTaskSpec,
-  type Kinds,
-} from './config.js';
+import { ARCHIVE_KIND, ARCHIVE_LABEL } from '../contract/index.js';
+import type { ArchiveKind, DownstreamTaskSpec, Kinds } from './config.js';
 import type { Parameters } from './parameters.js';
 
 export interface ArchiveGraphTask {

@@ -7,7 +7,8 @@ import type { IndexClient, QueueClient } from '../taskcluster/client.js';
 import type { IndexedTask } from '../taskcluster/types.js';
 import { errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { ARCHIVE_LABEL, type GraphConfig } from './config.js';
+import { ARCHIVE_LABEL, indexedArchive, readableCacheNamespaces } from '../contract/index.js';
+import type { GraphConfig } from './config.js';
 import type { HarnessDigest } from './digest.js';
 import type { TaskGraph } from './graph.js';
 import type { Parameters } from './parameters.js';
@@ -55,26 +56,6 @@ export interface OptimizeOptions {
   log?: Logger;
 }
 
-/** `<prefix>.cache.level-<L>.mozharness.hash.<treeDigest>` */
-export function cacheNamespace(
-  indexPrefix: string,
-  level: string | number,
-  treeDigest: string,
-): string {
-  return `${indexPrefix}.cache.level-${level}.mozharness.hash.${treeDigest}`;
-}
-
-/** The cache namespaces a push of `level` may read, most trusted first (never below `level`). */
-export function readableCacheNamespaces(
-  indexPrefix: string,
-  level: string,
-  treeDigest: string,
-): string[] {
-  const out: string[] = [];
-  for (let l = 3; l >= Number(level); l--) out.push(cacheNamespace(indexPrefix, l, treeDigest));
-  return out;
-}
-
 async function findAll(index: IndexClient, indexes: string[]): Promise<IndexedTask[]> {
   const found: IndexedTask[] = [];
   let continuationToken: string | undefined;
@@ -112,10 +93,9 @@ async function checkCandidate(
   o: OptimizeOptions,
 ): Promise<{ usable: boolean; reason: string; replacement?: Replacement }> {
   const until = o.requiredUntil.getTime();
-  const sha256 = entry.data?.sha256;
-  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
-    return { usable: false, reason: 'index entry carries no sha256 in its data' };
-  }
+  const indexed = indexedArchive(entry.data);
+  if (!indexed) return { usable: false, reason: 'index entry carries no sha256 in its data' };
+  const { sha256 } = indexed;
   if (!o.queue) return { usable: false, reason: 'no queue client to check the task' };
   let status;
   try {
@@ -154,7 +134,7 @@ async function checkCandidate(
       taskId: entry.taskId,
       namespace: entry.namespace,
       sha256,
-      ...(typeof entry.data.size === 'number' ? { size: entry.data.size } : {}),
+      ...(indexed.size !== undefined ? { size: indexed.size } : {}),
       data: entry.data,
       indexExpires: entry.expires,
       taskExpires: status.expires,

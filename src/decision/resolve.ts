@@ -5,7 +5,15 @@
 import { fromNow, queueClient, type QueueClient } from '../taskcluster/client.js';
 import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError } from '../util/errors.js';
-import { ARCHIVE_LABEL, type GraphConfig, type WorkerAlias } from './config.js';
+import {
+  ARCHIVE_LABEL,
+  BUILD_ARTIFACT,
+  cacheNamespace,
+  downstreamExpectation,
+  indexRoute,
+  pushIndexNamespaces,
+} from '../contract/index.js';
+import type { GraphConfig, WorkerAlias } from './config.js';
 import type { HarnessDigest } from './digest.js';
 import {
   isArchiveTask,
@@ -14,7 +22,6 @@ import {
   type TaskGraph,
 } from './graph.js';
 import type { Replacement } from './optimize.js';
-import { cacheNamespace } from './optimize.js';
 import type { Parameters } from './parameters.js';
 
 export interface ResolvedTask {
@@ -44,30 +51,7 @@ export interface ResolveOptions {
   created: Date;
 }
 
-export const BUILD_ARTIFACT = 'public/build/target.tar.gz';
 export const RUN_MOZHARNESS = 'taskcluster/scripts/run-mozharness.sh';
-
-/** YYYY, MM, DD, YYYYMMDDhhmmss of a unix time, UTC. */
-export function pushdateParts(pushdate: number): [string, string, string, string] {
-  const iso = new Date(pushdate * 1000).toISOString(); // 2026-11-28T01:15:43.000Z
-  const [y, m, d] = [iso.slice(0, 4), iso.slice(5, 7), iso.slice(8, 10)];
-  return [y, m, d, `${y}${m}${d}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`];
-}
-
-/**
- * The per-push index namespaces of the archive (what `find` looks up): revision, pushlog-id
- * (hg pushes only), pushdate and latest.
- */
-export function pushIndexNamespaces(indexPrefix: string, params: Parameters): string[] {
-  const base = `${indexPrefix}.v1.${params.project}`;
-  const [y, m, d, full] = pushdateParts(params.pushdate);
-  return [
-    `${base}.revision.${params.revision}.mozharness`,
-    ...(params.pushlog_id !== '0' ? [`${base}.pushlog-id.${params.pushlog_id}.mozharness`] : []),
-    `${base}.pushdate.${y}.${m}.${d}.${full}.mozharness`,
-    `${base}.latest.mozharness`,
-  ];
-}
 
 export function treeherderRoute(params: Parameters): string {
   return `tc-treeherder.v2.${params.project}.${params.revision}.${params.pushlog_id}`;
@@ -145,8 +129,8 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
       ...common,
       dependencies: [params.decision_task_id],
       routes: [
-        ...pushIndexNamespaces(config.indexPrefix, params).map((ns) => `index.${ns}`),
-        `index.${cacheNamespace(config.indexPrefix, params.level, o.digest.treeDigest)}`,
+        ...pushIndexNamespaces(config.indexPrefix, params).map(indexRoute),
+        indexRoute(cacheNamespace(config.indexPrefix, params.level, o.digest.treeDigest)),
         treeherderRoute(params),
       ],
       expires: archiveExpires,
@@ -290,11 +274,11 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
           collection: { [s.treeherder.collection ?? 'opt']: true },
         },
         parent: params.decision_task_id,
-        mozharness: {
-          archiveTaskId: deps.mozharness!,
-          sha256: archiveSha256,
-          reused: Boolean(reused),
-        },
+        mozharness: downstreamExpectation(
+          deps.mozharness!,
+          { sha256: archiveSha256, treeDigest: o.digest.treeDigest },
+          Boolean(reused),
+        ),
       },
     };
   };

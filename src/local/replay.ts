@@ -13,8 +13,15 @@ import { decisionTaskDefiner, retargetArchiveTask } from '../actions/define.js';
 import { actionHookDefinition, actionRoles, installActionHooks } from '../actions/hooks.js';
 import { runActionClaim, s3Publisher } from '../actions/local-runner.js';
 import { triggerAction } from '../actions/trigger.js';
-import { ARCHIVE_LABEL, loadGraphConfig, type GraphConfig } from '../decision/config.js';
-import { cacheNamespace } from '../decision/optimize.js';
+import {
+  ARCHIVE_LABEL,
+  cacheNamespace,
+  latestNamespace,
+  METADATA_ARTIFACT,
+  pushlogIdNamespace,
+  revisionNamespace,
+} from '../contract/index.js';
+import { loadGraphConfig, type GraphConfig } from '../decision/config.js';
 import type { Parameters } from '../decision/parameters.js';
 import { taskQueueId as aliasQueue } from '../decision/resolve.js';
 import { renderDecisionTask } from '../decision/tcyml.js';
@@ -478,18 +485,18 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
       const archiveTaskId: string = rec.replacement?.taskId ?? labels[ARCHIVE_LABEL] ?? '';
       const meta = archiveTaskId
         ? await fetchJson(
-            queue.buildUrl(queue.getLatestArtifact, archiveTaskId, 'public/build/mozharness.json'),
+            queue.buildUrl(queue.getLatestArtifact, archiveTaskId, METADATA_ARTIFACT),
           ).catch(() => ({}))
         : {};
       const url = archiveTaskId
         ? queue.buildUrl(queue.getLatestArtifact, archiveTaskId, config.archive.artifactName)
         : '';
-      const ns = `${config.indexPrefix}.v1.${project}`;
+      const prefix = config.indexPrefix;
       const candidates = [
-        `${ns}.revision.${revision}.mozharness`,
-        `${ns}.pushlog-id.${pushlogId}.mozharness`,
-        `${ns}.latest.mozharness`,
-        ...(meta.treeDigest ? [cacheNamespace(config.indexPrefix, level, meta.treeDigest)] : []),
+        revisionNamespace(prefix, project, revision),
+        ...[pushlogIdNamespace(prefix, project, pushlogId)].filter((n) => n !== undefined),
+        latestNamespace(prefix, project),
+        ...(meta.treeDigest ? [cacheNamespace(prefix, level, meta.treeDigest)] : []),
       ];
       const namespaces: string[] = [];
       for (const n of candidates) {

@@ -1,23 +1,23 @@
 // Finding an archive in the Taskcluster Index: by full or short revision, by content digest, or the
-// latest one of a project. The index namespaces are the ones the decision task writes
-// (issue 5 "Routes on the archive task"):
-//   <prefix>.v1.<project>.revision.<40hex>.mozharness
-//   <prefix>.v1.<project>.pushlog-id.<id>.mozharness
-//   <prefix>.v1.<project>.latest.mozharness
-//   <prefix>.cache.level-<L>.mozharness.hash.<treeDigest>
-// The archive's sha256/size/revision come from the task's metadata artifact
-// (public/build/mozharness.json), the object URL from the archive's reference artifact.
+// latest one of a project, in the namespaces the archive contract (src/contract) defines and the
+// decision task writes. The archive's sha256/size/revision come from the task's metadata artifact,
+// the object URL from the archive's reference artifact, whose name the index entry's data gives.
 import type { IndexClient, QueueClient } from '../taskcluster/client.js';
 import type { IndexedTask } from '../taskcluster/types.js';
+import {
+  archiveArtifactOf,
+  cacheNamespace,
+  latestNamespace,
+  METADATA_ARTIFACT,
+  readableLevels,
+  revisionNamespace,
+  revisionParentNamespace,
+} from '../contract/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { getJson, type HostCheck } from './http.js';
 
 /** Default index prefix (the trust domain of taskcluster/config.yml). */
 export const DEFAULT_INDEX_PREFIX = 'mozharness';
-export const ARCHIVE_ARTIFACT = 'public/build/mozharness.tar.gz';
-export const METADATA_ARTIFACT = 'public/build/mozharness.json';
-/** Levels searched for a content digest when none is given, most trusted first. */
-export const DIGEST_LEVELS = [3, 2, 1] as const;
 
 export const PROJECT_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 export const REVISION_RE = /^[0-9a-f]{12,40}$/;
@@ -46,7 +46,10 @@ export interface FindQuery {
   digest?: string;
   latest?: boolean;
   prefix?: string;
-  /** Trust level for digest lookups; default: 3, then 2, then 1. */
+  /**
+   * The reader's trust level for digest lookups: caches of this level and above are read, most
+   * trusted first (default 1: every level).
+   */
   level?: number;
 }
 
@@ -75,7 +78,7 @@ export interface FoundArchive {
   namespace: string;
 }
 
-/** The archive metadata document (public/build/mozharness.json). */
+/** The archive metadata document (the METADATA_ARTIFACT of an archive task). */
 export interface MetadataDocument {
   sha256: string;
   size: number;
@@ -137,26 +140,6 @@ export function checkPrefix(prefix: string): string {
     throw new ArchiveError('usage', `invalid index prefix ${JSON.stringify(prefix)}`);
   }
   return prefix;
-}
-
-export function revisionNamespace(prefix: string, project: string, revision: string): string {
-  return `${prefix}.v1.${project}.revision.${revision}.mozharness`;
-}
-export function revisionParentNamespace(prefix: string, project: string): string {
-  return `${prefix}.v1.${project}.revision`;
-}
-export function latestNamespace(prefix: string, project: string): string {
-  return `${prefix}.v1.${project}.latest.mozharness`;
-}
-export function pushlogNamespace(
-  prefix: string,
-  project: string,
-  pushlogId: string | number,
-): string {
-  return `${prefix}.v1.${project}.pushlog-id.${pushlogId}.mozharness`;
-}
-export function digestNamespace(prefix: string, level: number, treeDigest: string): string {
-  return `${prefix}.cache.level-${level}.mozharness.hash.${treeDigest}`;
 }
 
 function statusOf(e: unknown): number | undefined {
@@ -265,22 +248,26 @@ export async function readMetadata(
   return { metadata: doc, metadataUrl: artifactUrl };
 }
 
-/** Everything known about the archive made by `taskId`, indexed at `namespace`. */
+/**
+ * Everything known about the archive made by `taskId`, indexed at `namespace`. The archive
+ * artifact is the one the index entry's data names (the default when it names none).
+ */
 export async function describeArchive(
   clients: FindClients,
-  entry: { taskId: string; namespace: string; expires: string },
+  entry: { taskId: string; namespace: string; expires: string; data?: unknown },
 ): Promise<FoundArchive> {
   const { taskId } = entry;
+  const artifact = archiveArtifactOf(entry.data);
   const [{ metadata, metadataUrl }, objectUrl] = await Promise.all([
     readMetadata(clients, taskId),
-    artifactObjectUrl(clients.queue, taskId, ARCHIVE_ARTIFACT),
+    artifactObjectUrl(clients.queue, taskId, artifact),
   ]);
   if (!objectUrl) {
-    throw new ArchiveError('not-found', `task ${taskId} has no ${ARCHIVE_ARTIFACT} artifact`);
+    throw new ArchiveError('not-found', `task ${taskId} has no ${artifact} artifact`);
   }
   const out: FoundArchive = {
     taskId,
-    url: clients.queue.buildUrl(clients.queue.getLatestArtifact, taskId, ARCHIVE_ARTIFACT),
+    url: clients.queue.buildUrl(clients.queue.getLatestArtifact, taskId, artifact),
     objectUrl,
     metadataUrl,
     sha256: metadata.sha256,
@@ -340,12 +327,9 @@ export async function findIndexEntry(
   }
   if (q.digest !== undefined) {
     const digest = checkDigest(q.digest);
-    const levels = q.level !== undefined ? [q.level] : [...DIGEST_LEVELS];
+    const levels = readableLevels(q.level ?? 1);
     for (const level of levels) {
-      if (!Number.isInteger(level) || level < 1 || level > 3) {
-        throw new ArchiveError('usage', `invalid level ${level}: 1, 2 or 3`);
-      }
-      const namespace = digestNamespace(prefix, level, digest);
+      const namespace = cacheNamespace(prefix, level, digest);
       const entry = await findIndexed(index, namespace);
       if (entry) return { entry, namespace };
     }
@@ -375,6 +359,7 @@ export async function findArchive(clients: FindClients, q: FindQuery): Promise<F
     taskId: entry.taskId,
     namespace,
     expires: entry.expires,
+    data: entry.data,
   });
   // A push whose harness was unchanged is indexed under its own revision but points at the task
   // that archived an identical tree for an earlier revision: report both.

@@ -26,13 +26,12 @@ import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { LookupConfig, ProjectConfig } from './config.js';
+import { DEFAULT_ARCHIVE_ARTIFACT, indexRoute, revisionNamespace } from '../contract/index.js';
 import {
-  ARCHIVE_ARTIFACT,
   checkDigest,
   checkRevision,
   describeArchive,
   findArchive,
-  revisionNamespace,
   type FindClients,
   type FoundArchive,
   type IndexLookup,
@@ -348,14 +347,14 @@ export class LookupService {
       created: now.toISOString(),
       deadline: deadline.toISOString(),
       expires: expires.toISOString(),
-      routes: [`index.${revisionNamespace(this.config.indexPrefix, name, revision)}`],
+      routes: [indexRoute(revisionNamespace(this.config.indexPrefix, name, revision))],
       scopes: od.scopes ?? [],
       payload: {
         repository: p.repository,
         ...(p.repositoryType ? { repositoryType: p.repositoryType } : {}),
         revision,
         subdir: p.subdir,
-        artifactName: ARCHIVE_ARTIFACT,
+        artifactName: DEFAULT_ARCHIVE_ARTIFACT,
         maxRunTime: od.maxRunTime ?? 1800,
       },
       metadata: {

@@ -27,7 +27,6 @@ export {
 export {
   checkPayload,
   isAllowedRepository,
-  DEFAULT_ARTIFACT_NAME,
   METADATA_ARTIFACT,
   LOG_ARTIFACT,
   LIVE_LOG_ARTIFACT,

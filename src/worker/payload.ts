@@ -1,12 +1,12 @@
 // The archive task's payload: validated against schemas/worker-payload.json before any work, then
 // checked against the worker's repository allow-list. Every problem is one sentence naming the field.
 import { validateSubdir } from '../archive/index.js';
+import { METADATA_ARTIFACT } from '../contract/index.js';
 import { isArchiveError } from '../util/errors.js';
 import { redactUrl } from '../util/log.js';
 import { describeErrors, schemaValidator } from './schema.js';
 
-export const DEFAULT_ARTIFACT_NAME = 'public/build/mozharness.tar.gz';
-export const METADATA_ARTIFACT = 'public/build/mozharness.json';
+export { METADATA_ARTIFACT };
 export const LOG_ARTIFACT = 'public/logs/live_backing.log';
 export const LIVE_LOG_ARTIFACT = 'public/logs/live.log';
 export const PAYLOAD_ERROR_ARTIFACT = 'public/errors/malformed-payload';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { buildArchive } from '../../src/archive/index.js';
-import { cacheNamespace } from '../../src/decision/optimize.js';
+import { cacheNamespace } from '../../src/contract/index.js';
 import { runWorker } from '../../src/worker/index.js';
 import { waitFor } from '../helpers/backend.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';

@@ -116,7 +116,7 @@ export function register(program: Command): void {
       .option('--latest', 'the latest archive of the project')
       .option(
         '--level <level>',
-        'trust level for --digest (default: 3, then 2, then 1)',
+        'your trust level for --digest: caches of this level and above are read, most trusted first (default: 1, every level)',
         parseIntFlag('--level'),
       )
       .option('--json', 'print one JSON document'),
