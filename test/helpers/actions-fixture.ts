@@ -1,5 +1,6 @@
 // A small push for action tests: one archive task, one build, two tests (one left out of the
 // target set), written the way the decision task writes task-graph.json and label-to-taskid.json.
+import { downstreamExpectation } from '../../src/contract/index.js';
 import { slugid } from '../../src/taskcluster/client.js';
 import type { TaskDefinition } from '../../src/taskcluster/types.js';
 
@@ -129,6 +130,14 @@ export function makePush(
     command: ['taskcluster/scripts/run-mozharness.sh', 'scripts/desktop_unittest.py'],
     maxRunTime: 3600,
   };
+  // what the decision task records of the archive each downstream task expects
+  for (const t of [build, test1]) {
+    t.extra!.mozharness = downstreamExpectation(
+      ids.archive,
+      { sha256: SHA256, treeDigest: digest },
+      false,
+    );
+  }
   const taskGraph: Record<string, any> = {
     [ids.archive]: {
       label: 'mozharness-archive',
