@@ -248,9 +248,13 @@ describe('embedded services: authentication and scopes', function () {
     assertUpstream(upstreamMethodSchema('index', 'findTask', 'output')!, found);
     await anon.index.listNamespaces('public', {});
     await anon.index.listTasks('public.read', {});
-    await assert.rejects(anon.index.insertTask('public.read.you', entry()), status(401));
-    await assert.rejects(anon.auth.currentScopes(), status(401));
-    await assert.rejects(anon.auth.expandScopes({ scopes: [] }), status(401));
+    // as upstream: missing scopes without credentials are a 403, not a 401
+    await assert.rejects(
+      anon.index.insertTask('public.read.you', entry()),
+      status(403, 'InsufficientScopes'),
+    );
+    await assert.rejects(anon.auth.currentScopes(), status(403, 'InsufficientScopes'));
+    await assert.rejects(anon.auth.expandScopes({ scopes: [] }), status(403, 'InsufficientScopes'));
   });
 
   it('expands roles (also parameterized ones) and manages clients and roles over the API', async () => {

@@ -138,7 +138,7 @@ describe('embedded services: hooks (recording createTask)', function () {
     const anon = hooksClient({ rootUrl, retries: 0 });
     await assert.rejects(
       anon.triggerHook('project-mh', 'in-tree-action-1-generic/abc', { revision: rev }),
-      (e: any) => e.statusCode === 401,
+      (e: any) => e.statusCode === 403 && e.code === 'InsufficientScopes',
     );
   });
 

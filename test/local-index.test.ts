@@ -222,7 +222,7 @@ describe('embedded services: index', function () {
     const denied = await fetch(url.replace('public%2Fa%2Fb.tar.gz', 'private%2Fsecret.log'), {
       redirect: 'manual',
     });
-    assert.equal(denied.status, 401);
+    assert.equal(denied.status, 403, 'unauthenticated: 403 InsufficientScopes, as upstream');
     const missing = await fetch(url.replace('artifacts.latest', 'artifacts.none'), {
       redirect: 'manual',
     });

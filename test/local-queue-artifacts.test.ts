@@ -123,10 +123,10 @@ describe('local queue: artifacts', function () {
 
   it('needs queue:get-artifact:<name> for other names, also behind a link', async () => {
     const anon = await raw(`/task/${taskId}/artifacts/private%2Fsecret.json`);
-    assert.equal(anon.status, 401);
+    assert.equal(anon.status, 403, 'unauthenticated: 403 InsufficientScopes, as upstream');
     assert.equal(
       (await rejection(h.anonymous.getArtifact(taskId, 0, 'public/leak'))).statusCode,
-      401,
+      403,
     );
     const limited = h.clientWith(['queue:get-artifact:private/other']);
     assert.equal(
@@ -200,7 +200,7 @@ describe('local queue: artifacts', function () {
     });
     const content = await call(h.client, 'artifact', taskId, 0, 'public/latest.tar.gz');
     assert.deepEqual(content, { storageType: 'reference', url });
-    assert.equal((await rejection(h.anonymous.listArtifacts(taskId, 0))).statusCode, 401);
+    assert.equal((await rejection(h.anonymous.listArtifacts(taskId, 0))).statusCode, 403);
     assert.equal((await rejection(h.client.listArtifacts(taskId, 4))).statusCode, 404);
   });
 

@@ -301,8 +301,8 @@ describe('local queue: scopes', function () {
   it('refuses unauthenticated reads of tasks and status', async () => {
     const taskId = slugid();
     await call(h.client, 'createTask', taskId, taskDef(h.clock));
-    assert.equal((await rejection(h.anonymous.task(taskId))).statusCode, 401);
-    assert.equal((await rejection(h.anonymous.status(taskId))).statusCode, 401);
+    assert.equal((await rejection(h.anonymous.task(taskId))).statusCode, 403);
+    assert.equal((await rejection(h.anonymous.status(taskId))).statusCode, 403);
     const reader = h.clientWith([`queue:status:${taskId}`]);
     await call(reader, 'status', taskId);
     assert.equal((await rejection(reader.task(taskId))).statusCode, 403);
@@ -619,7 +619,7 @@ describe('local queue: life cycle', function () {
     assert.equal((await call(h.client, 'pendingTasks', TASK_QUEUE_ID)).pendingTasks, 0);
     const group = await call(h.client, 'getTaskGroup', low1);
     assert.equal(group.schedulerId, '-');
-    assert.equal((await rejection(h.anonymous.pendingTasks(TASK_QUEUE_ID))).statusCode, 401);
+    assert.equal((await rejection(h.anonymous.pendingTasks(TASK_QUEUE_ID))).statusCode, 403);
   });
 });
 

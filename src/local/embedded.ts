@@ -1,5 +1,5 @@
 // Start the embedded Taskcluster services in-process: one database under the state directory,
-// one HTTP server (queue, index, hooks, auth under `<rootUrl>/api/<service>/v1`), a periodic
+// one HTTP server (queue, index, hooks, auth, worker-manager under `<rootUrl>/api/<service>/v1`), a periodic
 // sweep driven by the clock, and an s3rver on loopback for artifacts. `local up` and the tests
 // use this typed API; production code talks to it through the real taskcluster-client.
 import fs from 'node:fs';
@@ -13,6 +13,7 @@ import { systemClock, type Clock, type Service, type ServiceDeps } from './frame
 import { HooksService } from './hooks-service.js';
 import { IndexService } from './index-service.js';
 import { QueueService } from './queue-service.js';
+import { WorkerManagerService } from './worker-manager-service.js';
 import { listenWithFallback } from './listen.js';
 import { ApiServer } from './server.js';
 import { lockStateDir } from './state-lock.js';
@@ -61,6 +62,7 @@ export interface Embedded {
   queue: QueueService;
   index: IndexService;
   hooks: HooksService;
+  workerManager: WorkerManagerService;
   /** Run every service's sweep once (claim expiry, deadlines, expiry) as of the clock. */
   sweep(): Promise<void>;
   /** Create or re-key a configured client with these scopes (for tests, limited workers…). */
@@ -162,7 +164,11 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       log: log.child({ service: 'hooks' }),
     });
     const authService = new AuthService({ ...deps, auth });
-    const services: Service[] = [queue, index, hooks, authService];
+    const workerManager = new WorkerManagerService({
+      ...deps,
+      issueCredentials: auth.issueCredentials,
+    });
+    const services: Service[] = [queue, index, hooks, authService, workerManager];
     services.forEach((svc) => server.register(svc));
     const rootUrl = await server.listen();
     cleanup.unshift(() => server.close());
@@ -211,6 +217,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       queue,
       index,
       hooks,
+      workerManager,
       sweep,
       createClient: (clientId, scopes) => {
         const creds = createClient(db, clientId, scopes, { clock });

@@ -97,6 +97,11 @@ export interface RequestContext {
   /** Throws ApiError('InsufficientScopes', …) naming the missing scopes, or 'AuthenticationFailed'
    * (401) when the request was unauthenticated and the expression is not satisfied. */
   requireScopes(expr: ScopeExpression): void;
+  /**
+   * Check the method's scope expression from its API reference, rendered with the URL parameters
+   * and `params` (as upstream's `req.authorize(params)`); no-op for a method without scopes.
+   */
+  authorize(params?: Record<string, unknown>): void;
 }
 
 export interface HandlerResult {

@@ -1,4 +1,4 @@
-// Runtime validation of the request bodies the embedded Queue accepts, against the project's own
+// Runtime validation of the request bodies the embedded Queue and Worker Manager accept, against the project's own
 // schemas in schemas/taskcluster/ (written from the upstream API documentation; the upstream
 // schema files themselves are only used by the tests). Defaults in the schemas are applied to the
 // validated copy, as the upstream queue does.
@@ -20,7 +20,13 @@ export type QueueRequestSchema =
   | 'claim-work-request'
   | 'task-exception-request'
   | 'post-artifact-request'
-  | 'finish-artifact-request';
+  | 'finish-artifact-request'
+  | 'worker-manager/create-worker-pool-request'
+  | 'worker-manager/static-config'
+  | 'worker-manager/create-worker-request'
+  | 'worker-manager/register-worker-request'
+  | 'worker-manager/reregister-worker-request'
+  | 'worker-manager/report-worker-error-request';
 
 let ajv: Ajv | undefined;
 const compiled = new Map<QueueRequestSchema, ValidateFunction>();

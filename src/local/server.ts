@@ -8,6 +8,7 @@ import { removeGivenScopes, satisfiesExpression } from 'taskcluster-lib-scopes';
 import { apiEntries, type ApiEntry } from '../taskcluster/references.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { AuthProvider, AuthResult } from './auth.js';
+import { renderScopeTemplate, type ScopeTemplate } from './authorize.js';
 import { listenWithFallback } from './listen.js';
 import { BodyTooLarge, parseRequestBody, readBody } from './request-body.js';
 import {
@@ -22,7 +23,7 @@ import {
 } from './framework.js';
 
 /** The upstream services the embedded server hosts. */
-export const EMBEDDED_SERVICES = ['queue', 'index', 'hooks', 'auth'] as const;
+export const EMBEDDED_SERVICES = ['queue', 'index', 'hooks', 'auth', 'worker-manager'] as const;
 
 /** Request bodies larger than this answer 413 InputTooLarge. */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -52,6 +53,7 @@ const PARAM_PATTERNS: Record<string, RegExp> = {
   workerGroup: IDENT,
   workerId: IDENT,
   taskQueueId: /^[a-zA-Z0-9-_]{1,38}\/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$/,
+  workerPoolId: /^[a-zA-Z0-9-_]{1,38}\/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$/,
   name: /^[\x20-\x7e]+$/,
 };
 
@@ -97,7 +99,7 @@ export const UPSTREAM_ADDITIONS: Record<string, ApiEntry[]> = {
 };
 
 /** Parameters that may span several raw path segments when they come last (`{*name}` upstream). */
-const GREEDY_PARAMS = new Set(['name', 'taskQueueId']);
+const GREEDY_PARAMS = new Set(['name', 'taskQueueId', 'workerPoolId']);
 
 type Segment = { literal: string } | { param: string };
 
@@ -398,6 +400,10 @@ export class ApiServer {
         rootUrl: this.rootUrl,
         satisfies: (expr: ScopeExpression) => satisfiesExpression(who.scopes, expr),
         requireScopes: (expr: ScopeExpression) => requireScopes(who, expr),
+        authorize: (extra: Record<string, unknown> = {}) => {
+          const template = entry!.scopes as ScopeTemplate | null | undefined;
+          if (template) requireScopes(who, renderScopeTemplate(template, { ...params, ...extra }));
+        },
       };
       const handler: Handler | undefined = this.registered.get(service)?.handlers[entry.name];
       let result: HandlerResult;
@@ -436,16 +442,22 @@ export class ApiServer {
   }
 }
 
-/** The scope check behind `ctx.requireScopes`: 401 for anonymous callers, else 403 naming what is missing. */
+/**
+ * The scope check behind `ctx.requireScopes` and `ctx.authorize`: 403 InsufficientScopes naming
+ * what is missing. As upstream, an unauthenticated request (anonymous scopes only) gets the same
+ * 403, worded "This request requires Taskcluster credentials that satisfy …"; 401 is only for
+ * credentials that fail to authenticate.
+ */
 export function requireScopes(who: AuthResult, expr: ScopeExpression): void {
   if (satisfiesExpression(who.scopes, expr)) return;
   const missing = removeGivenScopes(who.scopes, expr);
+  const shown = typeof expr === 'string' ? expr : JSON.stringify(expr, null, 2);
   if (who.clientId === null) {
     throw new ApiError(
-      'AuthenticationFailed',
-      'This request requires Taskcluster credentials that satisfy the scope expression ' +
-        JSON.stringify(expr),
-      { required: expr },
+      'InsufficientScopes',
+      'This request requires Taskcluster credentials that satisfy the following scope ' +
+        `expression:\n\n\`\`\`\n${shown}\n\`\`\`\n`,
+      { required: expr, missing },
     );
   }
   throw new ApiError(

@@ -31,7 +31,7 @@ export function connectionInfo(e: Embedded): Record<string, unknown> {
 
 function humanLines(e: Embedded): string[] {
   const lines = [
-    `Embedded Taskcluster services (queue, index, hooks, auth) at ${e.rootUrl}`,
+    `Embedded Taskcluster services (queue, index, hooks, auth, worker-manager) at ${e.rootUrl}`,
     `State directory: ${e.stateDir}`,
     '',
     'Use them from a shell:',
@@ -114,7 +114,7 @@ export function register(program: Command): void {
   local
     .command('up')
     .description(
-      'Start the embedded Taskcluster services (queue, index, hooks, auth) and an s3rver on\n' +
+      'Start the embedded Taskcluster services (queue, index, hooks, auth, worker-manager) and an s3rver on\n' +
         'loopback, print how to reach them, and run until SIGINT/SIGTERM',
     )
     .option('--state-dir <dir>', 'where the database and S3 objects live', DEFAULT_STATE_DIR)
