@@ -6,7 +6,8 @@ import crypto from 'node:crypto';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { ArchiveError } from '../util/errors.js';
+import { ArchiveError, isArchiveError } from '../util/errors.js';
+import { TreeModel } from './tree-model.js';
 import { BlockDeflater, DeflatePool, OrderedOutput, defaultThreads } from './deflate.js';
 import { END_OF_ARCHIVE, entryHeader, padding } from './tar.js';
 import { checkEntryPath, linkStaysInside, type TreeEntry } from './tree.js';
@@ -42,6 +43,7 @@ export class TreeDigester {
   files = 0;
   bytes = 0;
   private last: Buffer | null = null;
+  private readonly tree = new TreeModel();
   constructor(
     version: number,
     private readonly limits: PackLimits,
@@ -63,6 +65,7 @@ export class TreeDigester {
         `symlink ${JSON.stringify(e.path)} -> ${JSON.stringify(e.linkTarget)} points outside the archived tree`,
       );
     }
+    this.model(e);
     if (e.type === 'dir') return;
     if (++this.files > this.limits.maxFiles) {
       throw new ArchiveError(
@@ -82,6 +85,19 @@ export class TreeDigester {
         'limit-exceeded',
         `tree is over the limit of ${this.limits.maxTotalBytes} bytes (at ${e.path})`,
       );
+    }
+  }
+
+  /**
+   * Record the entry in the tree model, which resolves every symlink through the links before
+   * and after it (a link made to escape by a later one is refused when that one comes).
+   */
+  private model(e: TreeEntry): void {
+    try {
+      this.tree.add(e.path, e.type, e.linkTarget ?? '');
+    } catch (err) {
+      if (!isArchiveError(err)) throw err;
+      throw new ArchiveError(err.code, `the tree cannot be archived: ${err.message}`, err.details);
     }
   }
 
