@@ -80,6 +80,48 @@ export function readEnvFile(file: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The `anonymous` role of a public deployment (firefox-ci; upstream's
+ * ui/docs/manual/deploying/anonymous-role.mdx), which ../shared/real-taskcluster/up.sh gives the
+ * real services. The embedded services start with a narrower role (artifact and index reads
+ * only); the embedded backend gets this one so both answer anonymous reads alike.
+ */
+export const PUBLIC_ANONYMOUS_SCOPES = [
+  'auth:current-scopes',
+  'auth:expand-scopes',
+  'auth:get-client:*',
+  'auth:get-role:*',
+  'auth:list-clients',
+  'auth:list-roles',
+  'hooks:get:*',
+  'hooks:list-hooks:*',
+  'hooks:list-last-fires:*',
+  'hooks:status:*',
+  'index:find-task:*',
+  'index:list-namespaces:*',
+  'index:list-tasks:*',
+  'queue:get-artifact:public/*',
+  'queue:get-provisioner:*',
+  'queue:get-task:*',
+  'queue:get-worker-type:*',
+  'queue:get-worker:*',
+  'queue:list-artifacts:*',
+  'queue:list-dependent-tasks:*',
+  'queue:list-provisioners',
+  'queue:list-task-group:*',
+  'queue:list-worker-types:*',
+  'queue:list-workers:*',
+  'queue:pending-count:*',
+  'queue:status:*',
+  'worker-manager:get-worker-pool:*',
+  'worker-manager:get-worker:*',
+  'worker-manager:list-providers',
+  'worker-manager:list-worker-pool-errors:*',
+  'worker-manager:list-worker-pools',
+  'worker-manager:list-workers:*',
+  'worker-manager:should-worker-terminate:*',
+];
+
 let counter = 0;
 function uniqueName(prefix: string): string {
   const rand = Math.random().toString(36).slice(2, 8).padEnd(6, '0');
@@ -159,6 +201,7 @@ export async function startBackend(opts: StartBackendOptions = {}): Promise<Back
     throw e;
   }
   const helpers = authHelpers(embedded.rootUrl, embedded.credentials, 'embedded');
+  embedded.setRole('anonymous', PUBLIC_ANONYMOUS_SCOPES);
   return {
     kind,
     rootUrl: embedded.rootUrl,
