@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { checkLookupConfig, type LookupConfig } from '../src/lookup/config.js';
-import { createLookupService, type LookupService } from '../src/lookup/serve.js';
+import { createLookupService, onDemandTaskId, type LookupService } from '../src/lookup/serve.js';
 import type { IndexLookup } from '../src/lookup/find.js';
 import { createLogger } from '../src/util/log.js';
 import { assertUpstream } from './helpers/upstream.js';
@@ -65,7 +65,7 @@ describe('lookup: serve', function () {
     );
 
   before(async () => {
-    w = await startLookupWorld(['a', 'b', 'c', 'd', 'e']);
+    w = await startLookupWorld(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
     a = await w.archive(w.repo.revisions[0]!);
     counting = {
       findTask: (ns: string) => {
@@ -342,23 +342,162 @@ describe('lookup: serve', function () {
     }
   });
 
-  it('logs one structured line per request', async () => {
-    const before = lines.filter((l) => l.event === 'lookup.request').length;
-    await get(base, `/v1/${PROJECT}/revision/${a.revision}`);
-    await get(base, '/v1/nope/latest');
-    await get(base, '/__heartbeat__');
-    const mine = lines.filter((l) => l.event === 'lookup.request').slice(before);
-    assert.equal(mine.length, 3);
-    assert.deepEqual(
-      mine.map((l) => [l.method, l.path, l.status]),
-      [
-        ['GET', `/v1/${PROJECT}/revision/${a.revision}`, 302],
-        ['GET', '/v1/nope/latest', 400],
-        ['GET', '/__heartbeat__', 200],
-      ],
+  it('logs every answer but cached hits, of which it logs one in requestLogSampleRate', async () => {
+    const sampled = makeService({ requestLogSampleRate: 4 }, 'sampled-state');
+    const b2 = await sampled.listen(0);
+    try {
+      const before = lines.filter((l) => l.event === 'lookup.request').length;
+      await get(b2, `/v1/${PROJECT}/revision/${a.revision}`); // a miss: logged
+      for (let i = 0; i < 8; i++) await get(b2, `/v1/${PROJECT}/revision/${a.revision}`); // hits
+      await get(b2, '/v1/nope/latest');
+      await get(b2, '/__heartbeat__');
+      const mine = lines.filter((l) => l.event === 'lookup.request').slice(before);
+      assert.deepEqual(
+        mine.map((l) => [l.method, l.path, l.status, l.sampled ?? null]),
+        [
+          ['GET', `/v1/${PROJECT}/revision/${a.revision}`, 302, null],
+          ['GET', `/v1/${PROJECT}/revision/${a.revision}`, 302, '1/4'],
+          ['GET', `/v1/${PROJECT}/revision/${a.revision}`, 302, '1/4'],
+          ['GET', '/v1/nope/latest', 400, null],
+          ['GET', '/__heartbeat__', 200, null],
+        ],
+      );
+      assert.equal(mine[0].taskId, a.taskId);
+      assert.equal(mine[1].cache, 'hit');
+      assert.equal(typeof mine[0].ms, 'number');
+    } finally {
+      await sampled.close();
+    }
+  });
+
+  it('refuses Mercurial pseudo-revisions without asking the repository or creating a task', async () => {
+    const asked = { ...service.repositoryLookups };
+    for (const rev of ['0'.repeat(40), 'f'.repeat(40), '0'.repeat(12), 'F'.repeat(12)]) {
+      const r = await get(base, `/v1/${PROJECT}/revision/${rev}`);
+      assert.equal(r.status, 400, rev);
+      assert.match(r.body.error, /null revision|working-directory pseudo-revision/);
+      const legacy = await get(base, `/archiver/hgmo/mozilla-central/${rev}`);
+      assert.equal(legacy.status, 400, rev);
+    }
+    assert.deepEqual(service.repositoryLookups, asked);
+  });
+
+  it('looks up revisions it does not know at a bounded rate per project (429 + Retry-After past it)', async () => {
+    const limited = makeService(
+      {
+        projects: {
+          [PROJECT]: {
+            ...config.projects[PROJECT]!,
+            onDemand: { ...config.projects[PROJECT]!.onDemand!, repositoryLookupsPerMinute: 2 },
+          },
+        },
+      },
+      'limited-state',
     );
-    assert.equal(mine[0].taskId, a.taskId);
-    assert.equal(typeof mine[0].ms, 'number');
+    const b2 = await limited.listen(0);
+    try {
+      const unknown = (i: number) => createHash('sha1').update(`nobody pushed ${i}`).digest('hex');
+      assert.equal((await get(b2, `/v1/${PROJECT}/revision/${unknown(1)}`)).status, 404);
+      assert.equal((await get(b2, `/v1/${PROJECT}/revision/${unknown(2)}`)).status, 404);
+      const third = await get(b2, `/v1/${PROJECT}/revision/${unknown(3)}`);
+      assert.equal(third.status, 429);
+      assert.match(third.body.error, /too many lookups/);
+      assert.ok(Number(third.headers.get('retry-after')) >= 1);
+      assert.equal(limited.repositoryLookups[PROJECT], 2);
+      // a minute later the bucket has refilled
+      now += 60_000;
+      assert.equal((await get(b2, `/v1/${PROJECT}/revision/${unknown(3)}`)).status, 404);
+      assert.equal(limited.repositoryLookups[PROJECT], 3);
+      // known-unknown revisions are answered from memory, without a token
+      assert.equal((await get(b2, `/v1/${PROJECT}/revision/${unknown(1)}`)).status, 404);
+      assert.equal(limited.repositoryLookups[PROJECT], 3);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('three replicas on their own state directories create one task per revision, with the id each derives', async () => {
+    const rev = w.repo.revisions[5]!;
+    const replicas = [0, 1, 2].map((i) => makeService({}, `replica-${i}`));
+    const urls = await Promise.all(replicas.map((r) => r.listen(0)));
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 9 }, (_, i) => get(urls[i % 3]!, `/v1/${PROJECT}/revision/${rev}`)),
+      );
+      assert.deepEqual(
+        answers.map((x) => x.status),
+        Array(9).fill(202),
+      );
+      const expected = onDemandTaskId(PROJECT, config.projects[PROJECT]!, rev);
+      assert.deepEqual([...new Set(answers.map((x) => x.headers.get('x-task-id')))], [expected]);
+      const created = await Promise.all(
+        replicas.map(async (r) =>
+          (await r.metrics.builds.get()).values.reduce((n, v) => n + v.value, 0),
+        ),
+      );
+      assert.equal(
+        created.reduce((n, c) => n + c, 0),
+        1,
+        `one replica created the task, the others joined it: ${created}`,
+      );
+      const built = await w.workOne({ complete: true });
+      assert.equal(built?.taskId, expected);
+      assert.equal(await w.workOne(), undefined);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+    }
+  });
+
+  it('keeps a trailing slash of the repository URL as configured', async () => {
+    const url = `${w.hg.url}/`;
+    const slash = makeService(
+      { projects: { [PROJECT]: { ...config.projects[PROJECT]!, repository: url } } },
+      'slash-state',
+    );
+    const b2 = await slash.listen(0);
+    try {
+      const rev = w.repo.revisions[6]!;
+      const r = await get(b2, `/archiver/hgmo/mozilla-central/${rev}`);
+      assert.equal(r.status, 202);
+      const taskId = r.headers.get('x-task-id')!;
+      const task = await w.lookup.queue.task(taskId);
+      assert.equal(task.payload.repository, url);
+      assert.equal(r.body.src_url, `${w.hg.url}/archive/${rev}.tar.gz/testing/mozharness`);
+      assert.equal((await w.workOne({ complete: true }))?.taskId, taskId);
+    } finally {
+      await slash.close();
+    }
+  });
+
+  it('answers /__version__ (Dockerflow) and serves Prometheus metrics on their own port', async () => {
+    const v = await get(base, '/__version__');
+    assert.equal(v.status, 200);
+    for (const k of ['source', 'version', 'commit', 'build'])
+      assert.equal(typeof v.body[k], 'string', k);
+    const m = await service.metrics.listen(0);
+    try {
+      const text = await (await fetch(m.url)).text();
+      assert.match(
+        text,
+        /^mozharness_lookup_requests_total\{route="revision",outcome="hit",status="302"\} \d+$/m,
+      );
+      assert.match(
+        text,
+        /^mozharness_lookup_requests_total\{route="revision",outcome="miss",status="302"\} \d+$/m,
+      );
+      assert.match(text, /^mozharness_lookup_request_seconds_count\{route="revision"\} \d+$/m);
+      assert.match(
+        text,
+        /^mozharness_lookup_on_demand_builds_total\{project="mozilla-central"\} [1-9]/m,
+      );
+      assert.match(
+        text,
+        /^mozharness_lookup_repository_lookups_total\{project="mozilla-central"\} [1-9]/m,
+      );
+      assert.equal((await fetch(m.url.replace('/metrics', '/other'))).status, 404);
+    } finally {
+      await m.close();
+    }
   });
 
   it('CLI serve: --config YAML, --json address, answers, exits 0 on SIGTERM', async () => {
@@ -387,6 +526,8 @@ describe('lookup: serve', function () {
         '--port',
         '0',
         '--json',
+        '--metrics-port',
+        '0',
         '--state-dir',
         path.join(w.tmp, 'cli-state'),
       ],
@@ -416,9 +557,10 @@ describe('lookup: serve', function () {
           throw new Error(`serve did not start: ${stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
-      const { url } = JSON.parse(stdout.split('\n')[0]!);
+      const { url, metricsUrl } = JSON.parse(stdout.split('\n')[0]!);
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal((await get(url, '/__heartbeat__')).status, 200);
+      assert.match(await (await fetch(metricsUrl)).text(), /mozharness_lookup_requests_total/);
       const hit = await get(url, `/v1/${PROJECT}/revision/${a.revision}`);
       assert.equal(hit.status, 302);
       assert.equal(hit.headers.get('x-archive-sha256'), a.sha256);

@@ -25,6 +25,8 @@ export interface OnDemandConfig {
   expiresDays?: number;
   /** Seconds the worker may spend (default 1800). */
   maxRunTime?: number;
+  /** Revisions not indexed yet that may be looked up in the repository per minute (default 60). */
+  repositoryLookupsPerMinute?: number;
 }
 
 export interface ProjectConfig {
@@ -51,6 +53,8 @@ export interface LookupConfig {
   retryFailedAfterSeconds: number;
   /** Region name in the legacy status document's `s3_urls`. */
   legacyRegion: string;
+  /** One in this many cached hits is logged (every other answer is logged); 1 logs every request. */
+  requestLogSampleRate: number;
   projects: Record<string, ProjectConfig>;
 }
 
@@ -85,7 +89,6 @@ export function checkLookupConfig(doc: unknown, where = 'lookup configuration'):
   cfg.indexPrefix ??= DEFAULT_INDEX_PREFIX;
   for (const [name, p] of Object.entries(cfg.projects)) {
     p.subdir ??= DEFAULT_SUBDIR;
-    p.repository = p.repository.replace(/\/+$/, '');
     p.legacyPath ??= new URL(p.repository).pathname.replace(/^\/+|\/+$/g, '');
     if (!p.legacyPath) {
       throw new ArchiveError('invalid-config', `${where}: projects.${name}.legacyPath is empty`);

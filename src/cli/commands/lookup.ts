@@ -189,6 +189,11 @@ export function register(program: Command): void {
       .option('--port <port>', 'port (0: any free port)', parseIntFlag('--port'), 8080)
       .option('--host <host>', 'address to listen on', '127.0.0.1')
       .option('--state-dir <dir>', 'where on-demand builds are recorded (default: config stateDir)')
+      .option(
+        '--metrics-port <port>',
+        'serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)',
+        parseIntFlag('--metrics-port'),
+      )
       .option('--json', 'print the listening address as one JSON line'),
   ).action(async (flags) => {
     const [{ loadLookupConfig }, { createLookupService }] = await Promise.all([
@@ -218,13 +223,23 @@ export function register(program: Command): void {
       log,
     });
     const url = await service.listen(flags.port, flags.host);
-    if (flags.json) process.stdout.write(JSON.stringify({ url, stateDir }) + '\n');
-    else process.stdout.write(`lookup service listening on ${url}\n`);
+    const metrics =
+      flags.metricsPort === undefined
+        ? undefined
+        : await service.metrics.listen(flags.metricsPort, flags.host);
+    if (flags.json) {
+      const doc = { url, stateDir, ...(metrics ? { metricsUrl: metrics.url } : {}) };
+      process.stdout.write(JSON.stringify(doc) + '\n');
+    } else {
+      process.stdout.write(`lookup service listening on ${url}\n`);
+      if (metrics) process.stdout.write(`metrics on ${metrics.url}\n`);
+    }
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    await metrics?.close();
     await service.close();
   });
 
