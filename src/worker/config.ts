@@ -47,6 +47,8 @@ export interface WorkerConfig {
   testIsolation: 'required' | 'best-effort';
   /** Where each test command's scratch directory is created (default the system temp dir). */
   testDir?: string;
+  /** generic-worker-format ed25519 key file; when set, completed tasks get a signed chain of trust. */
+  chainOfTrustSigningKey?: string;
   once: boolean;
 }
 

@@ -9,13 +9,26 @@ import type { WorkerS3Settings } from './config.js';
 export interface TaskLogStore {
   /** Store the finished log of one run; returns its public URL. */
   putTaskLog(taskId: string, runId: number, file: string): Promise<string>;
+  /** Store another file of one run (the chain of trust) beside its log; returns its public URL. */
+  putRunFile(
+    taskId: string,
+    runId: number,
+    name: string,
+    body: Buffer,
+    contentType: string,
+  ): Promise<string>;
 }
 
 export { publicBaseUrl };
 
-export function taskLogKey(s: WorkerS3Settings, taskId: string, runId: number): string {
+export function taskLogKey(
+  s: WorkerS3Settings,
+  taskId: string,
+  runId: number,
+  name = 'live_backing.log',
+): string {
   const prefix = (s.prefix ?? '').replace(/^\/+|\/+$/g, '');
-  return `${prefix ? prefix + '/' : ''}logs/${taskId}/${runId}/live_backing.log`;
+  return `${prefix ? prefix + '/' : ''}logs/${taskId}/${runId}/${name}`;
 }
 
 /** An S3 client for the worker's settings (path-style with an endpoint; checksums when required). */
@@ -30,22 +43,32 @@ export class S3TaskLogStore implements TaskLogStore {
   ) {}
 
   async putTaskLog(taskId: string, runId: number, file: string): Promise<string> {
-    const key = taskLogKey(this.settings, taskId, runId);
     const body = await fs.promises.readFile(file);
+    return this.putRunFile(taskId, runId, 'live_backing.log', body, 'text/plain; charset=utf-8');
+  }
+
+  async putRunFile(
+    taskId: string,
+    runId: number,
+    name: string,
+    body: Buffer,
+    contentType: string,
+  ): Promise<string> {
+    const key = taskLogKey(this.settings, taskId, runId, name);
     try {
       await this.client.send(
         new PutObjectCommand({
           Bucket: this.settings.bucket,
           Key: key,
           Body: body,
-          ContentType: 'text/plain; charset=utf-8',
+          ContentType: contentType,
           ContentLength: body.length,
         }),
       );
     } catch (e) {
       throw new ArchiveError(
         'unavailable',
-        `storing the task log in S3 failed: ${errorMessage(e)}`,
+        `storing ${name} of task ${taskId} in S3 failed: ${errorMessage(e)}`,
         {
           key,
         },

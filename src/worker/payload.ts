@@ -4,6 +4,7 @@ import { validateSubdir } from '../archive/index.js';
 import { METADATA_ARTIFACT } from '../contract/index.js';
 import { isArchiveError } from '../util/errors.js';
 import { redactUrl } from '../util/log.js';
+import { COT_ARTIFACT, COT_SIGNATURE_ARTIFACT } from './cot.js';
 import { describeErrors, schemaValidator } from './schema.js';
 
 export { METADATA_ARTIFACT };
@@ -84,7 +85,14 @@ export function checkPayload(raw: unknown, allowRepos: readonly string[]): Paylo
       );
     }
   }
-  const reserved = [METADATA_ARTIFACT, LOG_ARTIFACT, LIVE_LOG_ARTIFACT, PAYLOAD_ERROR_ARTIFACT];
+  const reserved = [
+    METADATA_ARTIFACT,
+    LOG_ARTIFACT,
+    LIVE_LOG_ARTIFACT,
+    PAYLOAD_ERROR_ARTIFACT,
+    COT_ARTIFACT,
+    COT_SIGNATURE_ARTIFACT,
+  ];
   if (reserved.includes(payload.artifactName)) {
     errors.push(
       `payload.artifactName ${JSON.stringify(payload.artifactName)} is reserved for the worker's own artifacts`,

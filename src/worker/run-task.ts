@@ -4,6 +4,7 @@
 //   → reportCompleted.
 // Everything about the task uses the run's temporary credentials. A lost claim (409) abandons the
 // run and publishes nothing; a failure uploads the task log and resolves failed/exception.
+import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,14 @@ import {
   type ArchivePayload,
 } from './payload.js';
 import { TaskLog } from './task-log.js';
+import {
+  COT_ARTIFACT,
+  COT_SIGNATURE_ARTIFACT,
+  encodeChainOfTrust,
+  readSigningKey,
+  sha256Hex,
+  signChainOfTrust,
+} from './cot.js';
 import { chownTree, resolveIsolation, runTestCommand, type Isolation } from './test-command.js';
 
 /** What the worker needs of the S3 store (src/storage ArchiveStore satisfies it). */
@@ -81,6 +90,8 @@ export interface TaskDeps {
   onStep?: (event: StepEvent) => void;
   /** How test commands are confined (default: resolved from config.taskUser/testIsolation). */
   isolation?: Isolation;
+  /** Signs the chain of trust of completed runs (default: read from config.chainOfTrustSigningKey). */
+  signingKey?: KeyObject;
 }
 
 export interface StepEvent {
@@ -575,6 +586,14 @@ export async function runOneClaim(
           contentType: 'text/plain; charset=utf-8',
           artifact: LOG_ARTIFACT,
         });
+        const key =
+          deps.signingKey ??
+          (config.chainOfTrustSigningKey
+            ? readSigningKey(config.chainOfTrustSigningKey)
+            : undefined);
+        if (r.state === 'completed' && key && result.archive && payload) {
+          await publishChainOfTrust(key, payload, result.archive);
+        }
       },
       true,
     );
@@ -625,6 +644,63 @@ export async function runOneClaim(
       throw e;
     }
   }
+  // generic-worker's chain of trust: the sha256 of every artifact with content, signed.
+  async function publishChainOfTrust(
+    key: KeyObject,
+    p: ArchivePayload,
+    archive: NonNullable<TaskResult['archive']>,
+  ): Promise<void> {
+    const metadata = await fetch(archive.metadataUrl);
+    if (!metadata.ok) {
+      throw new Error(
+        `reading back ${archive.metadataUrl} for the chain of trust: HTTP ${metadata.status}`,
+      );
+    }
+    const artifacts: Record<string, { sha256: string }> = {
+      [p.artifactName]: { sha256: archive.sha256 },
+      [METADATA_ARTIFACT]: { sha256: sha256Hex(Buffer.from(await metadata.arrayBuffer())) },
+      [LOG_ARTIFACT]: { sha256: sha256Hex(await fs.promises.readFile(tlog.file)) },
+    };
+    const doc = encodeChainOfTrust({
+      chainOfTrustVersion: 1,
+      artifacts,
+      task: task as unknown as Record<string, unknown>,
+      taskId,
+      runId,
+      workerGroup: config.workerGroup,
+      workerId: config.workerId,
+      environment: {},
+    });
+    const sig = signChainOfTrust(doc, key);
+    const docUrl = await deps.logs.putRunFile(
+      taskId,
+      runId,
+      'chain-of-trust.json',
+      doc,
+      'application/json',
+    );
+    const sigUrl = await deps.logs.putRunFile(
+      taskId,
+      runId,
+      'chain-of-trust.json.sig',
+      sig,
+      'application/octet-stream',
+    );
+    await createArtifactNoStop(COT_ARTIFACT, {
+      storageType: 'reference',
+      expires,
+      contentType: 'application/json',
+      url: docUrl,
+    });
+    await createArtifactNoStop(COT_SIGNATURE_ARTIFACT, {
+      storageType: 'reference',
+      expires,
+      contentType: 'application/octet-stream',
+      url: sigUrl,
+    });
+    workerLog.info('chain-of-trust', { artifacts: Object.keys(artifacts) });
+  }
+
   async function createLogArtifact(body: ArtifactRequest): Promise<void> {
     await createArtifactNoStop(LOG_ARTIFACT, body);
   }

@@ -10,6 +10,7 @@ import type { WorkerConfig } from './config.js';
 import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.js';
 import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
 import { resolveIsolation } from './test-command.js';
+import { publicKeyBase64, readSigningKey } from './cot.js';
 import { sleepUnlessAborted } from '../util/sleep.js';
 
 export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
@@ -54,7 +55,18 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     network: isolation.unshare.length ? 'none' : 'host',
     missing: isolation.missing.length ? isolation.missing : undefined,
   });
-  const taskDeps: TaskDeps = { ...deps, logs, log: deps.log ?? silentLogger, isolation };
+  // A missing or unreadable signing key is a configuration error: the worker does not start.
+  const signingKey =
+    deps.signingKey ??
+    (config.chainOfTrustSigningKey ? readSigningKey(config.chainOfTrustSigningKey) : undefined);
+  if (signingKey) log.info('chain-of-trust-key', { publicKey: publicKeyBase64(signingKey) });
+  const taskDeps: TaskDeps = {
+    ...deps,
+    logs,
+    log: deps.log ?? silentLogger,
+    isolation,
+    signingKey,
+  };
   const signal = deps.signal;
   const capacity = config.once ? 1 : config.capacity;
   const summary: WorkerSummary = {

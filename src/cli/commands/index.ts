@@ -4,6 +4,7 @@ import { register as archive } from './archive.js';
 import { register as upload } from './upload.js';
 import { register as local } from './local.js';
 import { register as worker } from './worker.js';
+import { register as cot } from './cot.js';
 import { register as decision } from './decision.js';
 import { register as actions } from './actions.js';
 import { register as lookup } from './lookup.js';
@@ -14,6 +15,7 @@ export const commandModules: Array<(program: Command) => void> = [
   upload,
   decision,
   worker,
+  cot,
   actions,
   lookup,
   ciConfig,
