@@ -1,7 +1,10 @@
-// Benchmark: buildArchive from a directory (~2,000 files, ~20 MB) against the shell baseline
-// `tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - DIR | gzip -n -6`.
-// Prints both wall times, the ratio, and peak memory (RSS sampled for ours, /usr/bin/time -v for
-// the baseline when available). Run: node --import tsx bench/pack.ts
+// Benchmark: buildArchive from a directory (2,000 files / 20 MB, and 20,000 files / 200 MB)
+// against the shell baseline over the same files,
+// `tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - DIR | gzip -n -6`,
+// and `pigz -p N` in its place when pigz is installed. Each of our runs is a fresh child process
+// that times buildArchive in process and reports its peak RSS (getrusage maxrss), so memory is
+// not inherited from earlier runs. Prints medians, ratios and whether the bytes were the same
+// for every thread count. Run: node --import tsx bench/pack.ts
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -9,12 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildArchive } from '../src/archive/index.js';
-
-const FILES = 2000;
-const TARGET_BYTES = 20 * 1024 * 1024;
+import { defaultThreads } from '../src/archive/deflate.js';
 
 /** A deterministic tree: nested dirs, text-like (compressible) and random (incompressible) files. */
-function generateTree(root: string): { files: number; bytes: number } {
+export function generateTree(
+  root: string,
+  FILES = 2000,
+  TARGET_BYTES = 20 * 1024 * 1024,
+): { files: number; bytes: number } {
   let seed = 42;
   const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const words = [
@@ -55,8 +60,10 @@ function generateTree(root: string): { files: number; bytes: number } {
   return { files: FILES, bytes };
 }
 
-function baseline(dir: string, out: string): { ms: number; peakKb?: number } {
-  const script = `tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - -C "${dir}" . | gzip -n -6 > "${out}"`;
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const hasCmd = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+
+function shell(script: string): { ms: number; peakKb?: number } {
   const hasTime = fs.existsSync('/usr/bin/time');
   const t0 = process.hrtime.bigint();
   const r = hasTime
@@ -69,74 +76,142 @@ function baseline(dir: string, out: string): { ms: number; peakKb?: number } {
   return { ms, peakKb: m ? Number(m[1]) : undefined };
 }
 
-async function ours(
-  dir: string,
-  out: string,
-): Promise<{ ms: number; peakRssMb: number; baseRssMb: number; sha256: string }> {
-  if (global.gc) global.gc();
-  const baseRss = process.memoryUsage().rss;
-  let peak = baseRss;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+const tarCmd = (dir: string) =>
+  `tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - -C "${dir}" .`;
+
+interface ChildResult {
+  ms: number;
+  peakRssMb: number;
+  sha256: string;
+  zipSha256?: string;
+  size: number;
+}
+
+/** One buildArchive in a fresh process: in-process time and the process's peak RSS. */
+function ours(dir: string, out: string, threads: number, zip: boolean): ChildResult {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      '--child',
+      dir,
+      out,
+      String(threads),
+      String(zip),
+    ],
+    { encoding: 'utf8', cwd: path.dirname(fileURLToPath(import.meta.url)) },
+  );
+  if (r.status !== 0) throw new Error(`buildArchive child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+}
+
+async function child(dir: string, out: string, threads: number, zip: boolean): Promise<void> {
   const t0 = process.hrtime.bigint();
   const r = await buildArchive({
     source: { kind: 'dir', path: path.dirname(dir) },
     revision: '0'.repeat(40),
     subdir: path.basename(dir),
     out,
+    zipOut: zip ? out + '.zip' : undefined,
+    zip,
+    threads,
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  clearInterval(sampler);
-  peak = Math.max(peak, process.memoryUsage().rss);
-  return { ms, peakRssMb: peak / 2 ** 20, baseRssMb: baseRss / 2 ** 20, sha256: r.sha256 };
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const res: ChildResult = {
+    ms,
+    peakRssMb,
+    sha256: r.sha256,
+    zipSha256: r.zip?.sha256,
+    size: r.size,
+  };
+  console.log(JSON.stringify(res));
+}
+
+async function measure(label: string, files: number, bytes: number, runs: number, tmp: string) {
+  const tree = path.join(tmp, label, 'mozharness');
+  const gen = generateTree(tree, files, bytes);
+  console.log(`\n### ${label}: ${gen.files} files, ${(gen.bytes / 2 ** 20).toFixed(1)} MB`);
+  // warm the page cache for every contestant
+  execFileSync('tar', ['-cf', '/dev/null', '-C', tree, '.']);
+  const cores = defaultThreads();
+  const out = (n: string) => path.join(tmp, label, n);
+  const rows: Array<{ name: string; ms: number[]; peak: number; note?: string }> = [];
+  const base = { name: 'baseline: tar --sort=name | gzip -n -6', ms: [] as number[], peak: 0 };
+  const pigz = hasCmd('pigz')
+    ? { name: `baseline: tar --sort=name | pigz -p ${cores} -6`, ms: [] as number[], peak: 0 }
+    : null;
+  const configs: Array<{ name: string; threads: number; zip: boolean }> = [
+    { name: 'buildArchive tar.gz, 1 deflate thread', threads: 1, zip: false },
+    {
+      name: `buildArchive tar.gz, ${cores} deflate threads (all cores)`,
+      threads: cores,
+      zip: false,
+    },
+    { name: `buildArchive tar.gz + zip, ${cores} threads`, threads: cores, zip: true },
+  ];
+  const mine = configs.map((c) => ({ ...c, ms: [] as number[], peak: 0, shas: new Set<string>() }));
+  const tarShas = new Set<string>();
+  for (let i = 0; i < runs; i++) {
+    const b = shell(`${tarCmd(tree)} | gzip -n -6 > "${out('baseline.tar.gz')}"`);
+    base.ms.push(b.ms);
+    base.peak = Math.max(base.peak, (b.peakKb ?? 0) / 1024);
+    if (pigz) {
+      const p = shell(`${tarCmd(tree)} | pigz -n -6 -p ${cores} > "${out('pigz.tar.gz')}"`);
+      pigz.ms.push(p.ms);
+      pigz.peak = Math.max(pigz.peak, (p.peakKb ?? 0) / 1024);
+    }
+    for (const m of mine) {
+      const r = ours(tree, out('ours.tar.gz'), m.threads, m.zip);
+      m.ms.push(r.ms);
+      m.peak = Math.max(m.peak, r.peakRssMb);
+      tarShas.add(r.sha256);
+      if (r.zipSha256) m.shas.add(r.zipSha256);
+    }
+  }
+  rows.push(base);
+  if (pigz) rows.push(pigz);
+  const bm = median(base.ms);
+  for (const r of rows) {
+    console.log(
+      `  ${r.name.padEnd(52)} median ${median(r.ms).toFixed(0).padStart(6)} ms of ${runs}, ratio ${(median(r.ms) / bm).toFixed(2)}x, peak RSS ${r.peak.toFixed(0)} MB (largest process)`,
+    );
+  }
+  for (const m of mine) {
+    console.log(
+      `  ${m.name.padEnd(52)} median ${median(m.ms).toFixed(0).padStart(6)} ms of ${runs}, ratio ${(median(m.ms) / bm).toFixed(2)}x, peak RSS ${m.peak.toFixed(0)} MB (whole process)`,
+    );
+  }
+  console.log(
+    `  archive: ours ${fs.statSync(out('ours.tar.gz')).size} bytes, gzip -6 ${fs.statSync(out('baseline.tar.gz')).size} bytes; ` +
+      `tar.gz sha256 the same for every thread count and run: ${tarShas.size === 1 ? 'yes' : 'NO'} (${[...tarShas][0]})`,
+  );
+  fs.rmSync(path.join(tmp, label), { recursive: true, force: true });
 }
 
 export async function run(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pack-'));
   try {
-    const tree = path.join(tmp, 'src', 'mozharness');
-    const gen = generateTree(tree);
-    console.log(`bench/pack: tree of ${gen.files} files, ${(gen.bytes / 2 ** 20).toFixed(1)} MB`);
-    // warm the page cache for both contestants
-    execFileSync('tar', ['-cf', '/dev/null', '-C', tree, '.']);
-    const runs = 3;
-    const b: number[] = [];
-    const o: number[] = [];
-    let basePeak: number | undefined;
-    let ourPeak = 0;
-    let ourBase = 0;
-    let sha = '';
-    for (let i = 0; i < runs; i++) {
-      const bl = baseline(tree, path.join(tmp, `baseline-${i}.tar.gz`));
-      b.push(bl.ms);
-      basePeak = bl.peakKb ?? basePeak;
-      const r = await ours(tree, path.join(tmp, `ours-${i}.tar.gz`));
-      o.push(r.ms);
-      ourPeak = Math.max(ourPeak, r.peakRssMb);
-      ourBase = r.baseRssMb;
-      if (sha && sha !== r.sha256) throw new Error('buildArchive is not reproducible across runs');
-      sha = r.sha256;
+    console.log(
+      `bench/pack: ${os.availableParallelism()} cores, load average ${os.loadavg()[0].toFixed(1)} at start` +
+        (hasCmd('pigz') ? '' : ' (pigz not installed: no pigz baseline)'),
+    );
+    await measure('20 MB tree', 2000, 20 * 2 ** 20, 3, tmp);
+    if (process.env.BENCH_PACK_SMALL_ONLY !== '1') {
+      await measure('200 MB tree', 20_000, 200 * 2 ** 20, 1, tmp);
     }
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-    const bm = median(b);
-    const om = median(o);
-    const size = (f: string) => fs.statSync(path.join(tmp, f)).size;
-    console.log(
-      `  baseline (tar --sort=name | gzip -n -6): median ${bm.toFixed(0)} ms of ${runs}, archive ${size('baseline-0.tar.gz')} bytes` +
-        (basePeak
-          ? `, peak RSS ${(basePeak / 1024).toFixed(1)} MB (largest process, /usr/bin/time -v)`
-          : ''),
-    );
-    console.log(
-      `  buildArchive (dir source):               median ${om.toFixed(0)} ms of ${runs}, archive ${size('ours-0.tar.gz')} bytes, peak RSS ${ourPeak.toFixed(1)} MB (process at start ${ourBase.toFixed(1)} MB)`,
-    );
-    console.log(`  ratio buildArchive / baseline: ${(om / bm).toFixed(2)}x`);
-    console.log(`  sha256 (same on every run): ${sha}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]);
+if (isMain && process.argv[2] === '--child') {
+  const [dir, out, threads, zip] = process.argv.slice(3);
+  await child(dir, out, Number(threads), zip === 'true');
+} else if (isMain) {
   run().catch((e) => {
     console.error(e);
     process.exitCode = 1;

@@ -92,7 +92,37 @@ export function completeTree(items: TreeEntry[]): TreeEntry[] {
   return out;
 }
 
+/** Files up to this size are read with one read call into a buffer of their size. */
+const WHOLE_READ = 1024 * 1024;
+
+async function readWhole(abs: string, size: number, rel: string): Promise<Buffer> {
+  const fh = await fs.promises.open(abs, 'r');
+  try {
+    // one byte more than expected tells a file that grew from one that did not
+    const buf = Buffer.allocUnsafe(size + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    if (n !== size) {
+      throw new ArchiveError(
+        'corrupt',
+        `${rel} changed size while being archived (${size} → ${n > size ? `over ${size}` : n})`,
+      );
+    }
+    return buf.subarray(0, size);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function* readFile(abs: string, size: number, rel: string): AsyncIterable<Buffer> {
+  if (size <= WHOLE_READ) {
+    yield await readWhole(abs, size, rel);
+    return;
+  }
   let n = 0;
   for await (const chunk of fs.createReadStream(abs, { highWaterMark: 256 * 1024 })) {
     n += (chunk as Buffer).length;
