@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { main } from '../src/cli/main.js';
 import { runDecision } from '../src/decision/decision.js';
 import type { HarnessDigest } from '../src/decision/digest.js';
-import type { Parameters } from '../src/decision/parameters.js';
+import { makeParameters, type Parameters } from '../src/decision/parameters.js';
 import { renderDecisionTask } from '../src/decision/tcyml.js';
 import { deterministicSlugid } from '../src/decision/taskids.js';
 import { startEmbedded, type Embedded } from '../src/local/embedded.js';
@@ -63,20 +63,20 @@ describe('decision: against the embedded services', function () {
   });
 
   function pushParams(n: number): Parameters {
-    return {
+    return makeParameters({
       project: 'mozilla-central',
       level: '3',
-      repository: 'https://hg.mozilla.org/mozilla-central',
+      head_repository: 'https://hg.mozilla.org/mozilla-central',
       repository_type: 'hg',
-      revision: String(n).repeat(40).slice(0, 40),
-      base_revision: '',
+      head_rev: String(n).repeat(40).slice(0, 40),
+      base_rev: '',
       owner: 'ffxbld@mozilla.com',
       pushlog_id: String(1000 + n),
       pushdate: Math.floor(Date.now() / 1000) - 600 + n,
       tasks_for: 'hg-push',
       decision_task_id: slugid(),
       taskcluster_root_url: embedded.rootUrl,
-    };
+    });
   }
 
   /** Create the decision task exactly as the hg-push hook would, and claim it. */
@@ -151,7 +151,7 @@ describe('decision: against the embedded services', function () {
     await queue.reportCompleted(p1.decision_task_id, run1);
     await completeArchive(archive1);
     const byRevision = await index.findTask(
-      `mozharness.v1.mozilla-central.revision.${p1.revision}.mozharness`,
+      `mozharness.v1.mozilla-central.revision.${p1.head_rev}.mozharness`,
     );
     assert.equal(byRevision.taskId, archive1);
     assert.equal(byRevision.data.sha256, DIGEST.sha256);
@@ -183,7 +183,7 @@ describe('decision: against the embedded services', function () {
       );
     }
     const reusedByRevision = await index.findTask(
-      `mozharness.v1.mozilla-central.revision.${p2.revision}.mozharness`,
+      `mozharness.v1.mozilla-central.revision.${p2.head_rev}.mozharness`,
     );
     assert.equal(reusedByRevision.taskId, archive1);
     assert.equal(reusedByRevision.rank, p2.pushdate);
@@ -202,7 +202,8 @@ describe('decision: against the embedded services', function () {
       ...pushParams(3),
       project: 'try',
       level: '1',
-      repository: 'https://hg.mozilla.org/try',
+      head_repository: 'https://hg.mozilla.org/try',
+      base_repository: 'https://hg.mozilla.org/try',
     };
     const { taskId, ...def } = renderDecisionTask(TCYML, 'hg-push', tryPush);
     await queue.createTask(taskId!, def as any);
@@ -259,7 +260,7 @@ describe('decision: against the embedded services', function () {
       params: {
         ...tryPush,
         decision_task_id: deterministicSlugid('try 2'),
-        revision: 'e'.repeat(40),
+        head_rev: 'e'.repeat(40),
       },
       root: ROOT,
       digest,
@@ -282,8 +283,8 @@ describe('decision: against the embedded services', function () {
       TASKCLUSTER_ACCESS_TOKEN: embedded.credentials.accessToken,
       MOZHARNESS_ARCHIVE_PROJECT: p.project,
       MOZHARNESS_ARCHIVE_LEVEL: p.level,
-      MOZHARNESS_ARCHIVE_REPOSITORY: p.repository,
-      MOZHARNESS_ARCHIVE_REVISION: p.revision,
+      MOZHARNESS_ARCHIVE_REPOSITORY: p.head_repository,
+      MOZHARNESS_ARCHIVE_REVISION: p.head_rev,
       MOZHARNESS_ARCHIVE_OWNER: p.owner,
       MOZHARNESS_ARCHIVE_PUSHLOG_ID: p.pushlog_id,
       MOZHARNESS_ARCHIVE_PUSHDATE: String(p.pushdate),
@@ -350,7 +351,12 @@ describe('decision: against the embedded services', function () {
     const revision = await hgCommit(repo.path, files, 'in-tree taskgraph');
     const server = await startHgServe(repo.path);
     try {
-      const p: Parameters = { ...pushParams(6), repository: server.url, revision };
+      const p: Parameters = {
+        ...pushParams(6),
+        head_repository: server.url,
+        base_repository: server.url,
+        head_rev: revision,
+      };
       await startDecisionTask(p);
       const { payload } = await queue.task(p.decision_task_id);
       // `mozharness-archive` on PATH, as in the decision image

@@ -23,7 +23,12 @@ import { loadFullGraph } from '../src/decision/graph.js';
 import { checkLimits, limitProblems } from '../src/decision/limits.js';
 import { cacheNamespace, pushIndexNamespaces } from '../src/contract/index.js';
 import type { Parameters } from '../src/decision/parameters.js';
-import { loadParametersFile, parsePushdate } from '../src/decision/parameters.js';
+import {
+  loadParametersFile,
+  makeParameters,
+  parsePushdate,
+  pushFacts,
+} from '../src/decision/parameters.js';
 import { submitTaskGraph } from '../src/decision/submit.js';
 import { deterministicSlugid } from '../src/decision/taskids.js';
 import type { IndexClient, QueueClient } from '../src/taskcluster/client.js';
@@ -31,7 +36,7 @@ import { queueClient } from '../src/taskcluster/client.js';
 import type { IndexedTask } from '../src/taskcluster/types.js';
 import { isArchiveError } from '../src/util/errors.js';
 import { writeSampleTree } from './helpers/repos.js';
-import { assertUpstream } from './helpers/upstream.js';
+import { assertUpstream, SHARED_TASKCLUSTER } from './helpers/upstream.js';
 
 const ROOT = path.resolve('taskcluster');
 const GOLDEN = path.resolve('test/fixtures/golden');
@@ -47,13 +52,13 @@ const DIGEST: HarnessDigest = {
 };
 
 function params(over: Partial<Parameters> = {}): Parameters {
-  return {
+  return makeParameters({
     project: 'mozilla-central',
     level: '3',
-    repository: 'https://hg.mozilla.org/mozilla-central',
+    head_repository: 'https://hg.mozilla.org/mozilla-central',
     repository_type: 'hg',
-    revision: 'c0ffee'.padEnd(40, '0'),
-    base_revision: 'bada55'.padEnd(40, '1'),
+    head_rev: 'c0ffee'.padEnd(40, '0'),
+    base_rev: 'bada55'.padEnd(40, '1'),
     owner: 'ffxbld@mozilla.com',
     pushlog_id: '40123',
     pushdate: 1764290000,
@@ -61,15 +66,16 @@ function params(over: Partial<Parameters> = {}): Parameters {
     decision_task_id: deterministicSlugid('decision mozilla-central'),
     taskcluster_root_url: 'https://firefox-ci-tc.services.mozilla.com',
     ...over,
-  };
+  });
 }
 
 const PARAM_SETS: Record<string, Parameters> = {
   'hg-push-level-3': params(),
   'github-push': params({
     project: 'mozharness-archive',
-    repository: 'https://github.com/mozilla-releng/mozharness-archive',
+    head_repository: 'https://github.com/mozilla-releng/mozharness-archive',
     repository_type: 'git',
+    head_ref: 'refs/heads/main',
     pushlog_id: '0',
     tasks_for: 'github-push',
     owner: 'someone@example.com',
@@ -78,7 +84,7 @@ const PARAM_SETS: Record<string, Parameters> = {
   'try-level-1': params({
     project: 'try',
     level: '1',
-    repository: 'https://hg.mozilla.org/try',
+    head_repository: 'https://hg.mozilla.org/try',
     pushlog_id: '777',
     owner: 'dev@example.com',
     decision_task_id: deterministicSlugid('decision try'),
@@ -266,12 +272,12 @@ describe('decision: generator', function () {
       const archiveId = r.labelToTaskId['mozharness-archive']!;
       const archive = r.resolved.tasks[archiveId]!.task;
       assert.deepEqual(archive.routes, [
-        `index.mozharness.v1.mozilla-central.revision.${p.revision}.mozharness`,
+        `index.mozharness.v1.mozilla-central.revision.${p.head_rev}.mozharness`,
         'index.mozharness.v1.mozilla-central.pushlog-id.40123.mozharness',
         'index.mozharness.v1.mozilla-central.pushdate.2025.11.28.20251128003320.mozharness',
         'index.mozharness.v1.mozilla-central.latest.mozharness',
         `index.mozharness.cache.level-3.mozharness.hash.${DIGEST.treeDigest}`,
-        `tc-treeherder.v2.mozilla-central.${p.revision}.40123`,
+        `tc-treeherder.v2.mozilla-central.${p.head_rev}.40123`,
       ]);
       assert.equal(archive.extra!.index.rank, p.pushdate);
       assert.deepEqual(
@@ -474,7 +480,7 @@ describe('decision: generator', function () {
         dryRun: false,
         now: () => new Date(p.pushdate * 1000),
       });
-      const nss = pushIndexNamespaces('mozharness', p);
+      const nss = pushIndexNamespaces('mozharness', pushFacts(p));
       assert.deepEqual(r.indexed, nss);
       assert.deepEqual(
         f.calls.insertTask.map(([ns]) => ns),
@@ -744,11 +750,11 @@ describe('decision: generator', function () {
         '--level',
         p.level,
         '--repository',
-        p.repository,
+        p.head_repository,
         '--revision',
-        p.revision,
+        p.head_rev,
         '--base-revision',
-        p.base_revision,
+        p.base_rev,
         '--owner',
         p.owner,
         '--pushlog-id',
@@ -867,6 +873,154 @@ describe('decision: generator', function () {
       assert.equal(Object.keys(doc.taskGraph).length, 6);
       const bad = await run('everything');
       assert.equal(bad.code, 2);
+    });
+
+    it("parameters.yml uses taskgraph's names and types and validates against its schema", async () => {
+      const out = path.join(tmp, 'taskgraph-params');
+      await decide(PARAM_SETS['github-push']!, { out });
+      const doc = yaml.load(fs.readFileSync(path.join(out, 'parameters.yml'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      const schema = JSON.parse(
+        fs.readFileSync(path.join(SHARED_TASKCLUSTER, 'taskgraph-parameters.schema.json'), 'utf8'),
+      );
+      const validate = new Ajv({ strict: false, allErrors: true }).compile(schema);
+      assert.ok(validate(doc), JSON.stringify(validate.errors));
+      // every base parameter taskgraph defines, none missing
+      for (const k of schema.required as string[]) assert.ok(k in doc, k);
+      assert.equal(doc.head_rev, PARAM_SETS['github-push']!.head_rev);
+      assert.equal(doc.head_ref, 'refs/heads/main');
+      assert.equal(doc.build_date, doc.pushdate);
+      assert.equal(doc.moz_build_date, '20251128003320');
+      // and the project's own keys, which taskgraph allows
+      assert.equal(doc.decision_task_id, PARAM_SETS['github-push']!.decision_task_id);
+      assert.deepEqual(
+        Object.keys(doc),
+        Object.keys(doc).sort(),
+        'keys sorted, as taskgraph writes',
+      );
+    });
+
+    const graphCli = async (pfile: string, ...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const [w, e] = [process.stdout.write, process.stderr.write];
+      process.stdout.write = ((x: string) => (out.push(String(x)), true)) as typeof w;
+      process.stderr.write = ((x: string) => (err.push(String(x)), true)) as typeof e;
+      try {
+        const code = await main([
+          'node',
+          'mozharness-archive',
+          'graph',
+          ...args,
+          '--params',
+          pfile,
+          '--root',
+          ROOT,
+        ]);
+        return { code, text: out.join(''), err: err.join('') };
+      } finally {
+        process.stdout.write = w;
+        process.stderr.write = e;
+      }
+    };
+
+    it("graph --params reads a real taskgraph parameters.yml (gecko's shape, extra keys and all)", async () => {
+      // as taskgraph's decision task writes it for a mozilla-central push: sorted keys, taskgraph's
+      // base parameters plus gecko's own, no decision task id or root URL of this project
+      const pfile = path.join(tmp, 'gecko-parameters.yml');
+      fs.writeFileSync(
+        pfile,
+        [
+          'app_version: 150.0a1',
+          'backstop: false',
+          'base_ref: null',
+          'base_repository: https://hg.mozilla.org/mozilla-unified',
+          'base_rev: bada551111111111111111111111111111111111',
+          'build_date: 1764290000',
+          'build_number: 1',
+          'do_not_optimize: []',
+          'enable_always_target:',
+          '- docker-image',
+          'existing_tasks: {}',
+          'files_changed:',
+          '- testing/mozharness/mozharness/base/script.py',
+          'filters:',
+          '- target_tasks_method',
+          'head_ref: c0ffee0000000000000000000000000000000000',
+          'head_repository: https://hg.mozilla.org/mozilla-central',
+          'head_rev: c0ffee0000000000000000000000000000000000',
+          "head_tag: ''",
+          'hg_branch: default',
+          "level: '3'",
+          'message: Bug 1 - fix the harness',
+          "moz_build_date: '20251128003320'",
+          'next_version: null',
+          'optimize_strategies: null',
+          'optimize_target_tasks: true',
+          'owner: ffxbld@mozilla.com',
+          'phabricator_diff: null',
+          'project: mozilla-central',
+          'pushdate: 1764290000',
+          "pushlog_id: '40123'",
+          'release_type: nightly',
+          'repository_type: hg',
+          'target_tasks_method: default',
+          'tasks_for: hg-push',
+          'test_manifest_loader: default',
+          'try_mode: null',
+          'version: 150.0a1',
+          '',
+        ].join('\n'),
+      );
+      const r = await graphCli(pfile, 'target', '--json');
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.err, '', 'no warning for a taskgraph file');
+      const labels = Object.keys(JSON.parse(r.text));
+      assert.deepEqual(labels, (await decide(params())).target.order, 'same target as the push');
+      const loaded = await loadParametersFile(pfile, {
+        taskId: params().decision_task_id,
+        rootUrl: 'https://tc.example.com/',
+      });
+      assert.equal((loaded as unknown as Record<string, unknown>).release_type, 'nightly');
+      assert.equal(loaded.taskcluster_root_url, 'https://tc.example.com');
+    });
+
+    it('an old-style parameters file is read with a migration message', async () => {
+      const p = params();
+      const old = {
+        project: p.project,
+        level: p.level,
+        repository: p.head_repository,
+        repository_type: p.repository_type,
+        revision: p.head_rev,
+        base_revision: p.base_rev,
+        owner: p.owner,
+        pushlog_id: p.pushlog_id,
+        pushdate: p.pushdate,
+        tasks_for: p.tasks_for,
+        decision_task_id: p.decision_task_id,
+        taskcluster_root_url: p.taskcluster_root_url,
+      };
+      const pfile = path.join(tmp, 'old-parameters.yml');
+      fs.writeFileSync(pfile, yaml.dump(old));
+      const warnings: string[] = [];
+      const loaded = await loadParametersFile(pfile, { warn: (m) => warnings.push(m) });
+      assert.deepEqual(loaded, p);
+      assert.equal(warnings.length, 1);
+      assert.match(
+        warnings[0]!,
+        /old-style parameter names, read as taskgraph's: repository → head_repository, revision → head_rev, base_revision → base_rev\. Rename them/,
+      );
+      const r = await graphCli(pfile, 'target');
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, /warning: .*old-style parameter names/);
+      // a file with neither spelling is an error naming what is missing
+      fs.writeFileSync(pfile, yaml.dump({ project: 'x', level: '3' }));
+      const bad = await graphCli(pfile, 'target');
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /head_rev: is required/);
     });
 
     it('bad push parameters are usage errors naming the flag', async () => {

@@ -10,7 +10,9 @@ import { actionHookDefinition } from '../src/actions/hooks.js';
 import { ACTIONS, hookPayloadTemplate } from '../src/actions/registry.js';
 import { main } from '../src/cli/main.js';
 import {
+  makeParameters,
   mergeFlagsWithEnv,
+  pushFacts,
   parametersFromFlags,
   type Parameters,
   type TasksFor,
@@ -39,10 +41,10 @@ const NOW = '2026-11-28T01:00:00.000Z';
 const HG: PushParameters = {
   project: 'mozilla-central',
   level: '3',
-  repository: 'https://hg.mozilla.org/mozilla-central',
+  head_repository: 'https://hg.mozilla.org/mozilla-central',
   repository_type: 'hg',
-  revision: '0123456789abcdef0123456789abcdef01234567',
-  base_revision: 'fedcba9876543210fedcba9876543210fedcba98',
+  head_rev: '0123456789abcdef0123456789abcdef01234567',
+  base_rev: 'fedcba9876543210fedcba9876543210fedcba98',
   owner: 'ffxbld@mozilla.com',
   pushlog_id: '40123',
   pushdate: 1764290000,
@@ -52,7 +54,7 @@ const HG: PushParameters = {
 const GH: PushParameters = {
   ...HG,
   project: 'mozharness-archive',
-  repository: 'https://github.com/mozilla-releng/mozharness-archive',
+  head_repository: 'https://github.com/mozilla-releng/mozharness-archive',
   repository_type: 'git',
   pushlog_id: '0',
   owner: 'dev@example.com',
@@ -61,7 +63,7 @@ const GH: PushParameters = {
 const FIREFOX: PushParameters = {
   ...GH,
   project: 'firefox',
-  repository: 'https://github.com/mozilla-firefox/firefox',
+  head_repository: 'https://github.com/mozilla-firefox/firefox',
   owner: 'sheriff@mozilla.com',
 };
 const NOW_SECONDS = Math.floor(Date.parse(NOW) / 1000);
@@ -70,7 +72,7 @@ const DIGEST: HarnessDigest = {
   sha256: 'b'.repeat(64),
   size: 1234,
   files: 10,
-  revision: HG.revision,
+  revision: HG.head_rev,
   subdir: 'testing/mozharness',
   formatVersion: 1,
 };
@@ -213,7 +215,7 @@ describe('.taskcluster.yml', () => {
       assert.equal(t.taskQueueId, 'mozharness-3/decision');
       assert.equal(
         t.metadata.source,
-        `${FIREFOX.repository}/raw/${FIREFOX.revision}/.taskcluster.yml`,
+        `${FIREFOX.head_repository}/raw/${FIREFOX.head_rev}/.taskcluster.yml`,
       );
       const p = paramsOf(t);
       assert.equal(p.tasks_for, 'git-push');
@@ -224,14 +226,14 @@ describe('.taskcluster.yml', () => {
       assert.equal(p.pushdate, NOW_SECONDS, "the push date is the decision task's created");
       assert.equal(Date.parse(t.created), Date.parse(NOW));
       assert.deepEqual(t.routes, [
-        `tc-treeherder.v2.firefox.${FIREFOX.revision}.0`,
+        `tc-treeherder.v2.firefox.${FIREFOX.head_rev}.0`,
         'index.mozharness.v2.firefox.latest.taskgraph.decision',
-        `index.mozharness.v2.firefox.revision.${FIREFOX.revision}.taskgraph.decision`,
+        `index.mozharness.v2.firefox.revision.${FIREFOX.head_rev}.taskgraph.decision`,
       ]);
       assert.deepEqual(t.scopes, [
         'assume:repo:github.com/mozilla-firefox/firefox:branch:main',
         'in-tree:hook-action:project-mozharness/in-tree-action-3-*',
-        ...pushIndexNamespaces('mozharness', p).map((ns) => `index:insert-task:${ns}`),
+        ...pushIndexNamespaces('mozharness', pushFacts(p)).map((ns) => `index:insert-task:${ns}`),
       ]);
       assert.match(t.payload.command[2], /git -C "\$src" fetch --quiet --depth=1/);
     });
@@ -259,13 +261,13 @@ describe('.taskcluster.yml', () => {
     it('an unlisted branch, a fork or a tag runs at level 1 as <name>-try', () => {
       for (const [p0, ref] of [
         [FIREFOX, 'refs/heads/some-feature'],
-        [{ ...FIREFOX, repository: 'https://github.com/someone/firefox' }, 'refs/heads/main'],
+        [{ ...FIREFOX, head_repository: 'https://github.com/someone/firefox' }, 'refs/heads/main'],
         [FIREFOX, 'refs/tags/FIREFOX_150_0_RELEASE'],
         [FIREFOX, 'refs/heads/mainline'], // 'main' is an exact name, not a prefix
       ] as Array<[PushParameters, string]>) {
         const t = render('git-push', p0, { githubRef: ref });
         conforms(t, `git-push ${ref}`);
-        assert.equal(t.schedulerId, 'mozharness-level-1', `${p0.repository} ${ref}`);
+        assert.equal(t.schedulerId, 'mozharness-level-1', `${p0.head_repository} ${ref}`);
         assert.equal(paramsOf(t).project, 'firefox-try');
         assert.ok(t.scopes.includes('in-tree:hook-action:project-mozharness/in-tree-action-1-*'));
         for (const ns of indexNamespaces(t)) assert.ok(ns.includes('.firefox-try.'), ns);
@@ -294,7 +296,7 @@ describe('.taskcluster.yml', () => {
           assert.deepEqual(t.scopes, [
             'assume:repo:github.com/mozilla-firefox/firefox:pull-request',
             'in-tree:hook-action:project-mozharness/in-tree-pr-action-1-*',
-            ...pushIndexNamespaces('mozharness', paramsOf(t)).map(
+            ...pushIndexNamespaces('mozharness', pushFacts(paramsOf(t))).map(
               (ns) => `index:insert-task:${ns}`,
             ),
           ]);
@@ -302,10 +304,14 @@ describe('.taskcluster.yml', () => {
           assert.equal(p.level, '1');
           assert.equal(p.project, 'firefox-pr');
           assert.equal(p.tasks_for, 'github-pull-request');
-          assert.equal(p.revision, FIREFOX.revision, 'the head sha');
+          assert.equal(p.head_rev, FIREFOX.head_rev, 'the head sha');
           assert.equal(p.owner, 'contributor@users.noreply.github.com');
           assert.equal(p.pushdate, NOW_SECONDS);
-          assert.equal(p.repository, FIREFOX.repository, 'fetched from the base repository');
+          assert.equal(
+            p.head_repository,
+            FIREFOX.head_repository,
+            'fetched from the base repository',
+          );
           for (const ns of indexNamespaces(t)) assert.ok(ns.includes('.firefox-pr.'), ns);
         }
       });
@@ -402,20 +408,25 @@ describe('.taskcluster.yml', () => {
     assert.equal(t.taskGroupId, HG.decision_task_id);
     assert.equal(t.schedulerId, 'mozharness-level-3');
     assert.match(t.metadata.name, /Decision Task$/);
-    assert.equal(t.metadata.source, `${HG.repository}/raw-file/${HG.revision}/.taskcluster.yml`);
+    assert.equal(
+      t.metadata.source,
+      `${HG.head_repository}/raw-file/${HG.head_rev}/.taskcluster.yml`,
+    );
     assert.deepEqual(t.extra.treeherder, { machine: { platform: 'gecko-decision' }, symbol: 'D' });
     assert.equal(t.tags.kind, 'decision-task');
     assert.deepEqual(t.routes, [
-      `tc-treeherder.v2.mozilla-central.${HG.revision}.40123`,
+      `tc-treeherder.v2.mozilla-central.${HG.head_rev}.40123`,
       'index.mozharness.v2.mozilla-central.latest.taskgraph.decision',
-      `index.mozharness.v2.mozilla-central.revision.${HG.revision}.taskgraph.decision`,
+      `index.mozharness.v2.mozilla-central.revision.${HG.head_rev}.taskgraph.decision`,
       'index.mozharness.v2.mozilla-central.pushlog-id.40123.decision',
     ]);
     // scopes by level, and exactly the index entries a reusing decision task inserts
     assert.deepEqual(t.scopes, [
       'assume:repo:hg.mozilla.org/mozilla-central:branch:default',
       'in-tree:hook-action:project-mozharness/in-tree-action-3-*',
-      ...pushIndexNamespaces('mozharness', HG).map((ns) => `index:insert-task:${ns}`),
+      ...pushIndexNamespaces('mozharness', pushFacts(makeParameters(HG))).map(
+        (ns) => `index:insert-task:${ns}`,
+      ),
     ]);
     assert.equal(t.payload.command[0], '/bin/bash');
     assert.match(t.payload.command[2], /hg clone --noupdate "\$MOZHARNESS_ARCHIVE_REPOSITORY"/);
@@ -433,12 +444,12 @@ describe('.taskcluster.yml', () => {
     it(`${tf}: the payload env round-trips into the decision parameters`, () => {
       const t = render(tf, p);
       const got = paramsOf(t, p.taskcluster_root_url);
-      const want: Parameters = {
+      const want: Parameters = makeParameters({
         ...p,
         tasks_for: tf,
         owner: tf === 'cron' ? 'cron@noreply.mozilla.org' : p.owner,
         ...(tf === 'git-push' ? { pushdate: NOW_SECONDS } : {}),
-      };
+      });
       assert.deepEqual(got, want);
       assert.equal(t.payload.env.MOZHARNESS_ARCHIVE_TASK_ID, t.taskId);
     });
@@ -448,7 +459,7 @@ describe('.taskcluster.yml', () => {
     const t = render('github-push', GH);
     assert.equal(t.taskId, GH.decision_task_id, 'as_slugid("decision")');
     assert.equal(t.schedulerId, 'mozharness-level-3');
-    assert.equal(t.metadata.source, `${GH.repository}/raw/${GH.revision}/.taskcluster.yml`);
+    assert.equal(t.metadata.source, `${GH.head_repository}/raw/${GH.head_rev}/.taskcluster.yml`);
     assert.ok(!t.routes.some((r: string) => r.includes('pushlog-id')), 'no pushlog on GitHub');
     assert.ok(
       t.scopes.includes('assume:repo:github.com/mozilla-releng/mozharness-archive:branch:main'),
@@ -464,7 +475,7 @@ describe('.taskcluster.yml', () => {
     assert.ok(branch.scopes.includes('in-tree:hook-action:project-mozharness/in-tree-action-1-*'));
     const fork = render('github-push', {
       ...GH,
-      repository: 'https://github.com/someone/mozharness-archive',
+      head_repository: 'https://github.com/someone/mozharness-archive',
     });
     assert.equal(fork.schedulerId, 'mozharness-level-1');
     // the producer context has no ownTaskId, only as_slugid
@@ -515,7 +526,7 @@ describe('.taskcluster.yml', () => {
     assert.ok(!/mozharness-archive decision/.test(t.payload.command[2]));
     assert.ok(
       t.routes.includes(
-        `index.mozharness.v2.mozilla-central.revision.${HG.revision}.taskgraph.actions.${HG.decision_task_id}`,
+        `index.mozharness.v2.mozilla-central.revision.${HG.head_rev}.taskgraph.actions.${HG.decision_task_id}`,
       ),
     );
     // a per-task action: ACTION_TASK_ID is the JSON of the target task id
@@ -545,9 +556,9 @@ describe('.taskcluster.yml', () => {
       {
         project: HG.project,
         level: HG.level,
-        repository: HG.repository,
-        revision: HG.revision,
-        baseRevision: HG.base_revision,
+        repository: HG.head_repository,
+        revision: HG.head_rev,
+        baseRevision: HG.base_rev,
         owner: HG.owner,
         pushlogId: HG.pushlog_id,
       },
@@ -592,7 +603,9 @@ describe('.taskcluster.yml', () => {
       const p = { ...HG, pushdate };
       const [t] = jsone({ tasks: doc.tasks }, producerContext('hg-push', p, { now: NOW }))
         .tasks as any[];
-      const want = pushIndexNamespaces('mozharness', p).find((n) => n.includes('.pushdate.'))!;
+      const want = pushIndexNamespaces('mozharness', pushFacts(makeParameters(p))).find((n) =>
+        n.includes('.pushdate.'),
+      )!;
       assert.ok(
         t.scopes.includes(`index:insert-task:${want}`),
         `${pushdate}: ${new Date(pushdate * 1000).toISOString()} → ${t.scopes.find((s: string) => s.includes('pushdate'))}`,
@@ -623,11 +636,11 @@ describe('.taskcluster.yml', () => {
         '--level',
         '3',
         '--repository',
-        HG.repository,
+        HG.head_repository,
         '--revision',
-        HG.revision,
+        HG.head_rev,
         '--base-revision',
-        HG.base_revision,
+        HG.base_rev,
         '--owner',
         HG.owner,
         '--pushlog-id',

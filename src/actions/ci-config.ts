@@ -7,7 +7,7 @@
 // APIs, for deployments that have no ci-admin.
 import * as yaml from 'js-yaml';
 import type { GraphConfig } from '../decision/config.js';
-import type { Parameters } from '../decision/parameters.js';
+import { makeParameters, type Parameters } from '../decision/parameters.js';
 import { taskQueueId } from '../decision/resolve.js';
 import { parseTaskclusterYml, renderDecisionTask } from '../decision/tcyml.js';
 import type { AuthClient, HooksClient } from '../taskcluster/client.js';
@@ -134,20 +134,20 @@ export function parseProjectFlag(flag: string): CiProject {
 
 /** The decision task .taskcluster.yml renders for a push to `p` (its queue, scheduler, scopes). */
 function sampleDecisionTask(tcyml: string, p: CiProject): Record<string, any> {
-  const params: Parameters = {
+  const params: Parameters = makeParameters({
     project: p.project,
     level: p.level,
-    repository: p.repository,
+    head_repository: p.repository,
     repository_type: 'hg',
-    revision: '0'.repeat(40),
-    base_revision: '',
+    head_rev: '0'.repeat(40),
+    base_rev: '',
     owner: 'ci-config@example.com',
     pushlog_id: '1',
     pushdate: 0,
     tasks_for: 'hg-push',
     decision_task_id: 'AAAAAAAAQAGAAAAAAAAAAA',
     taskcluster_root_url: 'https://tc.example.com',
-  };
+  });
   return renderDecisionTask(tcyml, 'hg-push', params, { now: '2000-01-01T00:00:00.000Z' });
 }
 

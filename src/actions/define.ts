@@ -16,7 +16,7 @@ import {
   type ExpectedArchive,
 } from '../contract/index.js';
 import { loadGraphs } from '../decision/decision.js';
-import { validateParameters } from '../decision/parameters.js';
+import { pushFacts, readParameters } from '../decision/parameters.js';
 import { resolveTaskGraph, treeherderRoute } from '../decision/resolve.js';
 import type { KnownTask, PushView } from './graph.js';
 
@@ -46,7 +46,7 @@ export function decisionTaskDefiner(opts: { root: string; now?: () => Date; log?
       log.warn('no-in-tree-config', { root: opts.root, label });
       return undefined;
     }
-    const params = validateParameters(view.parameters);
+    const params = readParameters(view.parameters);
     const { config, full } = await loadGraphs({ params, root: opts.root });
     const spec = full.tasks[label];
     if (!spec) return undefined;
@@ -76,7 +76,7 @@ export function decisionTaskDefiner(opts: { root: string; now?: () => Date; log?
           sha256: facts.sha256,
           size: facts.size ?? 0,
           files: 0,
-          revision: params.revision,
+          revision: params.head_rev,
           subdir: '',
           formatVersion: facts.formatVersion ?? 1,
         },
@@ -116,15 +116,15 @@ export function retargetArchiveTask(
   params: Record<string, unknown>,
 ): (task: TaskDefinition) => TaskDefinition {
   return (task) => {
-    let p: ReturnType<typeof validateParameters>;
+    let p: ReturnType<typeof readParameters>;
     try {
-      p = validateParameters(params);
+      p = readParameters(params, undefined, { warn: () => {} });
     } catch {
       return task;
     }
     const cache = cacheRouteOf(task.routes);
     const routes = [
-      ...(cache ? pushIndexNamespaces(cache.prefix, p).map(indexRoute) : []),
+      ...(cache ? pushIndexNamespaces(cache.prefix, pushFacts(p)).map(indexRoute) : []),
       ...(cache ? [cache.route] : []),
       treeherderRoute(p),
     ];

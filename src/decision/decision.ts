@@ -15,7 +15,7 @@ import { computeHarnessDigest, type Archiver, type HarnessDigest } from './diges
 import { graphToJson, loadFullGraph, selectTargetTasks, type TaskGraph } from './graph.js';
 import { checkLimits } from './limits.js';
 import { optimizeGraph, type OptimizeResult } from './optimize.js';
-import { dumpParameters, type Parameters } from './parameters.js';
+import { dumpParameters, pushFacts, type Parameters } from './parameters.js';
 import { resolvedToJson, resolveTaskGraph, type ResolvedGraph } from './resolve.js';
 import { submitTaskGraph, type SubmitReport } from './submit.js';
 import { assignTaskIds } from './taskids.js';
@@ -147,7 +147,7 @@ export async function runDecision(
     }
     digest = await computeHarnessDigest(
       o.checkout,
-      params.revision,
+      params.head_rev,
       kinds.archive.subdir,
       o.archiver,
     );
@@ -194,7 +194,7 @@ export async function runDecision(
     if (reuse) {
       if (!o.index)
         throw new ArchiveError('usage', 'indexing a reused archive needs an index client');
-      for (const ns of pushIndexNamespaces(config.indexPrefix, params)) {
+      for (const ns of pushIndexNamespaces(config.indexPrefix, pushFacts(params))) {
         try {
           await o.index.insertTask(ns, {
             taskId: reuse.taskId,

@@ -3,29 +3,118 @@
 // schemas/parameters.json, and are written as the decision task's parameters.yml.
 import fs from 'node:fs/promises';
 import * as yaml from 'js-yaml';
+import type { PushFacts } from '../contract/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { validateAgainst } from './schema.js';
 
 import type { TasksFor } from './producers.js';
 export { TASKS_FOR, type TasksFor } from './producers.js';
 
+/**
+ * The decision parameters (parameters.yml). Every key of taskgraph's base schema, with its name
+ * and type, so taskgraph tooling can read the file; then the project's own keys.
+ */
 export interface Parameters {
-  project: string;
+  /** The repository the push is based on (the same as head_repository for a push). */
+  base_repository: string;
+  /** The branch the push or pull request is based on, when the producer names one. */
+  base_ref: string | null;
+  /** The revision before the push; '' when unknown (first push of a branch). */
+  base_rev: string;
+  /** Unix seconds (the push date). */
+  build_date: number;
+  build_number: number;
+  /** Labels never optimised away. */
+  do_not_optimize: string[];
+  enable_always_target: boolean | string[];
+  /** label → taskId of tasks to reuse instead of scheduling. */
+  existing_tasks: Record<string, string>;
+  files_changed: string[];
+  filters: string[];
+  /** The pushed ref: refs/heads/<branch> for git, the hg branch ('default') for hg. */
+  head_ref: string;
+  /** The repository the revision is fetched from. */
+  head_repository: string;
+  /** The pushed revision (40 hex). */
+  head_rev: string;
+  head_tag: string;
   /** Trust level, a string as the hg-push producer gives it: '1' (try), '2', '3'. */
   level: '1' | '2' | '3';
-  repository: string;
-  repository_type: 'hg' | 'git';
-  revision: string;
-  /** '' when unknown (first push of a branch). */
-  base_revision: string;
+  /** YYYYMMDDhhmmss of the push date (UTC). */
+  moz_build_date: string;
+  next_version: string | null;
+  optimize_strategies: string | null;
+  optimize_target_tasks: boolean;
   owner: string;
-  /** '0' when the producer has no pushlog (GitHub). */
-  pushlog_id: string;
+  project: string;
   /** Unix seconds. */
   pushdate: number;
+  /** '0' when the producer has no pushlog (git). */
+  pushlog_id: string;
+  repository_type: 'hg' | 'git';
+  target_tasks_method: string;
   tasks_for: TasksFor;
+  version: string | null;
+  /** The project's own: the decision task (the task group) and the deployment. */
   decision_task_id: string;
   taskcluster_root_url: string;
+}
+
+/** What a push says; every other parameter has a taskgraph default derived from it. */
+export type PushParameters = Pick<
+  Parameters,
+  | 'project'
+  | 'level'
+  | 'head_repository'
+  | 'repository_type'
+  | 'head_rev'
+  | 'base_rev'
+  | 'owner'
+  | 'pushlog_id'
+  | 'pushdate'
+  | 'decision_task_id'
+  | 'taskcluster_root_url'
+> &
+  Partial<Parameters>;
+
+/** The push facts the index namespaces are built from. */
+export function pushFacts(p: Parameters): PushFacts {
+  return {
+    project: p.project,
+    revision: p.head_rev,
+    pushlog_id: p.pushlog_id,
+    pushdate: p.pushdate,
+  };
+}
+
+/** YYYYMMDDhhmmss (UTC) of unix seconds. */
+export function mozBuildDate(pushdate: number): string {
+  return new Date(pushdate * 1000).toISOString().replace(/[-:T]|\.\d+Z$/g, '');
+}
+
+/** Full parameters from a push: taskgraph's defaults for every key the push does not set. */
+export function makeParameters(push: PushParameters & { tasks_for?: TasksFor }): Parameters {
+  return {
+    base_repository: push.head_repository,
+    base_ref: null,
+    build_date: push.pushdate,
+    build_number: 1,
+    do_not_optimize: [],
+    enable_always_target: false,
+    existing_tasks: {},
+    files_changed: [],
+    filters: ['target_tasks_method'],
+    head_ref: push.repository_type === 'git' ? 'refs/heads/main' : 'default',
+    head_tag: '',
+    moz_build_date: mozBuildDate(push.pushdate),
+    next_version: null,
+    optimize_strategies: null,
+    optimize_target_tasks: true,
+    target_tasks_method: 'default',
+    tasks_for: 'hg-push',
+    version: null,
+    ...push,
+  };
 }
 
 /** The push flags shared by render-tcyml, decision and graph, in commander's camelCase. */
@@ -36,6 +125,8 @@ export interface PushFlags {
   repositoryType?: string;
   revision?: string;
   baseRevision?: string;
+  headRef?: string;
+  baseRef?: string;
   owner?: string;
   pushlogId?: string;
   pushdate?: string;
@@ -52,6 +143,8 @@ export const PUSH_ENV: Record<keyof PushFlags, string> = {
   repositoryType: 'MOZHARNESS_ARCHIVE_REPOSITORY_TYPE',
   revision: 'MOZHARNESS_ARCHIVE_REVISION',
   baseRevision: 'MOZHARNESS_ARCHIVE_BASE_REVISION',
+  headRef: 'MOZHARNESS_ARCHIVE_HEAD_REF',
+  baseRef: 'MOZHARNESS_ARCHIVE_BASE_REF',
   owner: 'MOZHARNESS_ARCHIVE_OWNER',
   pushlogId: 'MOZHARNESS_ARCHIVE_PUSHLOG_ID',
   pushdate: 'MOZHARNESS_ARCHIVE_PUSHDATE',
@@ -108,20 +201,23 @@ export function parametersFromFlags(
     throw new ArchiveError('usage', `missing push parameters: ${missing.join(', ')}`);
   }
   const repository = flags.repository!.replace(/\/+$/, '');
-  const p = {
+  const repositoryType = flags.repositoryType ?? inferRepositoryType(repository);
+  const p = makeParameters({
     project: flags.project!,
-    level: flags.level!,
-    repository,
-    repository_type: flags.repositoryType ?? inferRepositoryType(repository),
-    revision: flags.revision!.toLowerCase(),
-    base_revision: (flags.baseRevision ?? '').toLowerCase(),
+    level: flags.level! as Parameters['level'],
+    head_repository: repository,
+    repository_type: repositoryType as Parameters['repository_type'],
+    head_rev: flags.revision!.toLowerCase(),
+    base_rev: (flags.baseRevision ?? '').toLowerCase(),
     owner: flags.owner!,
     pushlog_id: flags.pushlogId ?? '0',
     pushdate: parsePushdate(flags.pushdate!),
-    tasks_for: flags.tasksFor ?? 'hg-push',
+    tasks_for: (flags.tasksFor ?? 'hg-push') as TasksFor,
     decision_task_id: taskId!,
     taskcluster_root_url: (flags.rootUrl ?? defaults.rootUrl ?? '').replace(/\/+$/, ''),
-  };
+    ...(flags.headRef ? { head_ref: flags.headRef } : {}),
+    ...(flags.baseRef ? { base_ref: flags.baseRef } : {}),
+  });
   return validateParameters(p, 'push parameters');
 }
 
@@ -135,30 +231,61 @@ export function validateParameters(value: unknown, file = 'parameters.yml'): Par
   return value as Parameters;
 }
 
-const KEY_ORDER: Array<keyof Parameters> = [
-  'project',
-  'level',
-  'tasks_for',
-  'repository',
-  'repository_type',
-  'revision',
-  'base_revision',
-  'owner',
-  'pushlog_id',
-  'pushdate',
-  'decision_task_id',
-  'taskcluster_root_url',
-];
-
-/** parameters.yml: keys in a fixed order, strings quoted where YAML would retype them. */
+/** parameters.yml: keys sorted (as taskgraph writes it), strings quoted where YAML would retype them. */
 export function dumpParameters(p: Parameters): string {
-  const ordered: Record<string, unknown> = {};
-  for (const k of KEY_ORDER) ordered[k] = p[k];
-  return yaml.dump(ordered, { lineWidth: -1, noRefs: true });
+  return yaml.dump(p, { lineWidth: -1, noRefs: true, sortKeys: true });
 }
 
-/** Read a parameters file (YAML or JSON), e.g. a decision task's parameters.yml. */
-export async function loadParametersFile(file: string): Promise<Parameters> {
+/** The names parameters files used before they followed taskgraph's. */
+const OLD_NAMES: Record<string, keyof Parameters> = {
+  repository: 'head_repository',
+  revision: 'head_rev',
+  base_revision: 'base_rev',
+};
+
+/**
+ * Old-style parameters (repository, revision, base_revision) read as today's, with the message
+ * that says what to rename; undefined when `value` is not old-style.
+ */
+export function migrateOldParameters(
+  value: Record<string, unknown>,
+  file: string,
+): { value: Record<string, unknown>; message: string } | undefined {
+  const old = Object.keys(OLD_NAMES).filter((k) => k in value && !(OLD_NAMES[k]! in value));
+  if (!old.length) return undefined;
+  const out: Record<string, unknown> = { ...value };
+  for (const k of old) {
+    out[OLD_NAMES[k]!] = out[k];
+    delete out[k];
+  }
+  return {
+    value: out,
+    message:
+      `${file}: old-style parameter names, read as taskgraph's: ` +
+      old.map((k) => `${k} → ${OLD_NAMES[k]}`).join(', ') +
+      '. Rename them (or regenerate the file with `mozharness-archive decision --dry-run`); ' +
+      'missing taskgraph parameters take their defaults.',
+  };
+}
+
+export interface LoadParametersOptions {
+  /** Fills decision_task_id when the file has none (a taskgraph parameters.yml). */
+  taskId?: string;
+  /** Fills taskcluster_root_url when the file has none. */
+  rootUrl?: string;
+  /** Told about old-style files (default: stderr). */
+  warn?: (message: string) => void;
+}
+
+/**
+ * Read a parameters file (YAML or JSON): a decision task's parameters.yml, a taskgraph one
+ * (its extra keys kept, the project's own keys filled from `o`), or an old-style one (migrated,
+ * with a message).
+ */
+export async function loadParametersFile(
+  file: string,
+  o: LoadParametersOptions = {},
+): Promise<Parameters> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -171,8 +298,41 @@ export async function loadParametersFile(file: string): Promise<Parameters> {
   } catch (e) {
     throw new ArchiveError('usage', `${file}: not valid YAML: ${errorMessage(e)}`);
   }
-  if (value && typeof value === 'object' && typeof (value as any).level === 'number') {
-    (value as any).level = String((value as any).level);
+  return readParameters(value, file, o);
+}
+
+/**
+ * Parameters from a parsed parameters file or artifact: today's (validated), a taskgraph one
+ * (its extra keys kept, missing keys defaulted, the project's own filled from `o`), or an
+ * old-style one (migrated, with a message).
+ */
+export function readParameters(
+  value: unknown,
+  file = 'parameters.yml',
+  o: LoadParametersOptions = {},
+): Parameters {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ArchiveError('usage', `${file}: not a mapping of parameters`);
   }
-  return validateParameters(value, file);
+  let v = { ...(value as Record<string, unknown>) };
+  const migrated = migrateOldParameters(v, file);
+  if (migrated) {
+    v = migrated.value;
+    (o.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(migrated.message);
+  }
+  if (typeof v.level === 'number') v.level = String(v.level);
+  if (typeof v.pushlog_id === 'number') v.pushlog_id = String(v.pushlog_id);
+  if (v.decision_task_id === undefined && o.taskId) v.decision_task_id = o.taskId;
+  if (v.taskcluster_root_url === undefined && o.rootUrl !== undefined) {
+    v.taskcluster_root_url = o.rootUrl.replace(/\/+$/, '');
+  }
+  const required = ['project', 'level', 'head_repository', 'repository_type', 'head_rev'];
+  if (required.every((k) => k in v) && typeof v.pushdate === 'number') {
+    const defaults = { base_rev: '', owner: 'nobody@mozilla.com', pushlog_id: '0' };
+    v = makeParameters({ ...defaults, ...v } as PushParameters) as unknown as Record<
+      string,
+      unknown
+    >;
+  }
+  return validateParameters(v, file);
 }

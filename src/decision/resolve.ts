@@ -22,7 +22,7 @@ import {
   type TaskGraph,
 } from './graph.js';
 import type { Replacement } from './optimize.js';
-import type { Parameters } from './parameters.js';
+import { pushFacts, type Parameters } from './parameters.js';
 
 export interface ResolvedTask {
   taskId: string;
@@ -54,7 +54,7 @@ export interface ResolveOptions {
 export const RUN_MOZHARNESS = 'taskcluster/scripts/run-mozharness.sh';
 
 export function treeherderRoute(params: Parameters): string {
-  return `tc-treeherder.v2.${params.project}.${params.revision}.${params.pushlog_id}`;
+  return `tc-treeherder.v2.${params.project}.${params.head_rev}.${params.pushlog_id}`;
 }
 
 export function schedulerId(config: GraphConfig, params: Parameters): string {
@@ -67,11 +67,11 @@ export function taskQueueId(w: WorkerAlias, params: Parameters): string {
 
 function sourceUrl(params: Parameters, file: string): string {
   if (params.repository_type === 'hg')
-    return `${params.repository}/file/${params.revision}/${file}`;
-  if (/^https?:\/\/github\.com\//.test(params.repository)) {
-    return `${params.repository.replace(/\.git$/, '')}/blob/${params.revision}/${file}`;
+    return `${params.head_repository}/file/${params.head_rev}/${file}`;
+  if (/^https?:\/\/github\.com\//.test(params.head_repository)) {
+    return `${params.head_repository.replace(/\.git$/, '')}/blob/${params.head_rev}/${file}`;
   }
-  return params.repository;
+  return params.head_repository;
 }
 
 /** 'M(1)' → {groupSymbol: 'M', symbol: '1'}; 'B' → {symbol: 'B'} */
@@ -129,15 +129,15 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
       ...common,
       dependencies: [params.decision_task_id],
       routes: [
-        ...pushIndexNamespaces(config.indexPrefix, params).map(indexRoute),
+        ...pushIndexNamespaces(config.indexPrefix, pushFacts(params)).map(indexRoute),
         indexRoute(cacheNamespace(config.indexPrefix, params.level, o.digest.treeDigest)),
         treeherderRoute(params),
       ],
       expires: archiveExpires,
       payload: {
-        repository: params.repository,
+        repository: params.head_repository,
         repositoryType: params.repository_type,
-        revision: params.revision,
+        revision: params.head_rev,
         subdir: k.subdir,
         treeDigest: o.digest.treeDigest,
         test: {
@@ -170,8 +170,8 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
             treeDigest: o.digest.treeDigest,
             formatVersion: o.digest.formatVersion,
             artifactName: archiveArtifact,
-            repository: params.repository,
-            revision: params.revision,
+            repository: params.head_repository,
+            revision: params.head_rev,
             subdir: k.subdir,
             project: params.project,
             pushlogId: params.pushlog_id,
@@ -199,8 +199,8 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
       ...s.mozharness.extraArgs,
     ];
     const env: Record<string, string> = {
-      MOZ_SOURCE_REPO: params.repository,
-      MOZ_SOURCE_CHANGESET: params.revision,
+      MOZ_SOURCE_REPO: params.head_repository,
+      MOZ_SOURCE_CHANGESET: params.head_rev,
       ...s.env,
     };
     if (deps.build) env.MOZ_BUILD_URL = urlOf(deps.build, BUILD_ARTIFACT);

@@ -11,8 +11,8 @@ export function taskIdSeed(params: Parameters, label: string): string {
   return [
     'mozharness-archive/task-id/v1',
     params.project,
-    params.repository,
-    params.revision,
+    params.head_repository,
+    params.head_rev,
     params.pushlog_id,
     params.decision_task_id,
     label,

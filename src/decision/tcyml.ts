@@ -5,7 +5,7 @@
 import jsone from 'json-e';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
-import type { Parameters, TasksFor } from './parameters.js';
+import type { PushParameters, TasksFor } from './parameters.js';
 import { deterministicSlugid } from './taskids.js';
 
 export type RenderedTask = Record<string, any> & { taskId?: string };
@@ -82,8 +82,7 @@ export function pullRequestTasksFor(
   }
 }
 
-/** Push parameters as the producers know them (the decision task id is the producer's own). */
-export type PushParameters = Omit<Parameters, 'tasks_for'>;
+export type { PushParameters };
 
 function hostPath(url: string): string {
   return url.replace(/^[a-z]+:\/\//, '').replace(/\.git$/, '');
@@ -95,16 +94,21 @@ function hgPushFields(p: PushParameters) {
       owner: p.owner,
       pushlog_id: p.pushlog_id,
       pushdate: p.pushdate,
-      revision: p.revision,
-      base_revision: p.base_revision,
+      revision: p.head_rev,
+      base_revision: p.base_rev,
     },
     repository: {
-      url: p.repository,
+      url: p.head_repository,
       project: p.project,
       level: p.level,
       type: p.repository_type,
     },
   };
+}
+
+/** The pushed git ref: the parameters' head_ref when it is one, else main. */
+function gitRef(p: PushParameters): string {
+  return p.head_ref?.startsWith('refs/') ? p.head_ref : 'refs/heads/main';
 }
 
 /** `as_slugid` as the producers define it: one stable slugid per label per event. */
@@ -154,25 +158,25 @@ export function producerContext(
       // and ownTaskId
       const event = {
         base_ref: null,
-        ref: o.githubRef ?? 'refs/heads/main',
-        before: p.base_revision || '0'.repeat(40),
-        after: p.revision,
+        ref: o.githubRef ?? gitRef(p),
+        before: p.base_rev || '0'.repeat(40),
+        after: p.head_rev,
         pusher: { email: p.owner },
-        repository: githubRepository(p.repository),
+        repository: githubRepository(p.head_repository),
       };
       return { ...base, event, as_slugid: asSlugid(p), ownTaskId: p.decision_task_id };
     }
     case 'github-push': {
       // taskcluster-github: the webhook body and as_slugid, no ownTaskId
       const event = {
-        ref: o.githubRef ?? 'refs/heads/main',
-        before: p.base_revision || '0'.repeat(40),
-        after: p.revision,
+        ref: o.githubRef ?? gitRef(p),
+        before: p.base_rev || '0'.repeat(40),
+        after: p.head_rev,
         base_ref: null,
-        repository: { ...githubRepository(p.repository), pushed_at: p.pushdate },
+        repository: { ...githubRepository(p.head_repository), pushed_at: p.pushdate },
         pusher: { name: p.owner.split('@')[0], email: p.owner },
         head_commit: {
-          id: p.revision,
+          id: p.head_rev,
           timestamp: new Date(p.pushdate * 1000).toISOString().replace('.000Z', 'Z'),
         },
       };
@@ -187,8 +191,8 @@ export function producerContext(
         baseBranch: 'main',
         login: p.owner.split('@')[0]!,
       };
-      const baseRepo = githubRepository(p.repository);
-      const headRepo = githubRepository(pr.headRepository ?? p.repository);
+      const baseRepo = githubRepository(p.head_repository);
+      const headRepo = githubRepository(pr.headRepository ?? p.head_repository);
       const user = { login: pr.login, type: 'User' };
       const event = {
         action: pr.action,
@@ -200,13 +204,13 @@ export function producerContext(
           user,
           head: {
             ref: pr.headBranch,
-            sha: p.revision,
+            sha: p.head_rev,
             user,
             repo: headRepo,
           },
           base: {
             ref: pr.baseBranch,
-            sha: p.base_revision || '0'.repeat(40),
+            sha: p.base_rev || '0'.repeat(40),
             repo: baseRepo,
           },
         },
@@ -248,7 +252,7 @@ export function producerContext(
           taskGroupId: a.taskGroupId,
           symbol: a.symbol,
           cb_name: a.cb_name,
-          repo_scope: a.repo_scope ?? `assume:repo:${hostPath(p.repository)}:action:${perm}`,
+          repo_scope: a.repo_scope ?? `assume:repo:${hostPath(p.head_repository)}:action:${perm}`,
           action_perm: perm,
         },
         input: a.input ?? null,

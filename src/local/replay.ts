@@ -22,7 +22,7 @@ import {
   revisionNamespace,
 } from '../contract/index.js';
 import { loadGraphConfig, type GraphConfig } from '../decision/config.js';
-import type { Parameters } from '../decision/parameters.js';
+import { makeParameters, type Parameters } from '../decision/parameters.js';
 import { taskQueueId as aliasQueue } from '../decision/resolve.js';
 import { renderDecisionTask } from '../decision/tcyml.js';
 import { ArchiveStore } from '../storage/index.js';
@@ -451,20 +451,20 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         installed.add(tcyml);
       }
       const decisionTaskId = slugid();
-      const params: Parameters = {
+      const params: Parameters = makeParameters({
         project,
         level,
-        repository,
+        head_repository: repository,
         repository_type: vcs,
-        revision,
-        base_revision: previous,
+        head_rev: revision,
+        base_rev: previous,
         owner: 'developer@example.com',
         pushlog_id: pushlogId,
         pushdate,
         tasks_for: 'hg-push',
         decision_task_id: decisionTaskId,
         taskcluster_root_url: embedded.rootUrl,
-      };
+      });
       const { taskId, ...def } = renderDecisionTask(tcyml, 'hg-push', params);
       await queue.createTask(taskId ?? decisionTaskId, def as any);
       const before = server.requests.length;

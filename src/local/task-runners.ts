@@ -154,8 +154,8 @@ export function runDecisionClaim(
     const env = (claim.task.payload.env ?? {}) as Record<string, string>;
     const params = parametersFromFlags(mergeFlagsWithEnv({ rootUrl: ctx.rootUrl }, env));
     const checkout = path.join(dir, 'checkout');
-    log.add(`checking out ${params.revision} of ${params.repository}`);
-    await checkoutRevision(ctx.repo, params.revision, checkout);
+    log.add(`checking out ${params.head_rev} of ${params.head_repository}`);
+    await checkoutRevision(ctx.repo, params.head_rev, checkout);
     const result = await runDecision({
       params,
       root: path.join(checkout, 'taskcluster'),

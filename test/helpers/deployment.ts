@@ -16,7 +16,7 @@ import {
   type WorkerManagerClient,
 } from '../../src/actions/ci-config.js';
 import { loadGraphConfig, type GraphConfig } from '../../src/decision/config.js';
-import type { Parameters } from '../../src/decision/parameters.js';
+import { makeParameters, type Parameters } from '../../src/decision/parameters.js';
 import { renderDecisionTask } from '../../src/decision/tcyml.js';
 import {
   authClient,
@@ -92,20 +92,20 @@ export async function setUpDeployment(backend: Backend): Promise<Deployment> {
     queue,
     worker,
     pushParams(n) {
-      return {
+      return makeParameters({
         project: project.project,
         level: '3',
-        repository: project.repository,
+        head_repository: project.repository,
         repository_type: 'hg',
-        revision: String(n).repeat(40).slice(0, 40),
-        base_revision: '',
+        head_rev: String(n).repeat(40).slice(0, 40),
+        base_rev: '',
         owner: 'ffxbld@mozilla.com',
         pushlog_id: String(1000 + n),
         pushdate: Math.floor(Date.now() / 1000) - 600 + n,
         tasks_for: 'hg-push',
         decision_task_id: slugid(),
         taskcluster_root_url: backend.rootUrl,
-      };
+      });
     },
     async claim(taskQueueId, taskId, workerGroup) {
       const q = queueClient({ rootUrl: backend.rootUrl, credentials: worker });

@@ -87,7 +87,7 @@ describe(`integration: the decision task with the scopes of its claim (${backend
     for (const id of second.submitted!.created) {
       assert.ok((await root.task(id)).dependencies!.includes(archive1));
     }
-    const ns = `${d.tree.trustDomain}.v1.${d.project.project}.revision.${p2.revision}.mozharness`;
+    const ns = `${d.tree.trustDomain}.v1.${d.project.project}.revision.${p2.head_rev}.mozharness`;
     const byRevision = await waitFor(`${ns} indexed`, () => index.findTask(ns));
     assert.equal(byRevision.taskId, archive1);
     await d2.queue.reportCompleted(p2.decision_task_id, d2.run.runId);

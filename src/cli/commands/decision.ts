@@ -1,6 +1,7 @@
 // Commands of the decision stage: render-tcyml, decision, graph. Thin: parse flags, call
 // src/decision, print.
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { Clients } from '../../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../../util/errors.js';
@@ -212,7 +213,7 @@ export function register(program: Command): void {
         artifacts: r.artifacts,
       };
       printResult(opts.json, summary, () => [
-        `decision task ${params.decision_task_id} (${params.project}, level ${params.level}, ${params.revision})`,
+        `decision task ${params.decision_task_id} (${params.project}, level ${params.level}, ${params.head_rev})`,
         `tree digest ${summary.treeDigest}, archive sha256 ${summary.sha256}`,
         `archive: ${archive?.decision} (${archive?.result}): ${archive?.reason}`,
         `${summary.tasks} task(s) ${opts.dryRun ? 'generated (dry run, nothing submitted)' : `submitted: ${r.submitted?.created.length ?? 0} created, ${r.submitted?.existing.length ?? 0} already existed`}`,
@@ -227,7 +228,10 @@ export function register(program: Command): void {
       'Show one phase of the graph for a parameters file: full, target or optimized (resolved)',
     )
     .argument('<phase>', 'full | target | optimized')
-    .requiredOption('--params <file>', 'parameters.yml (e.g. from a decision task)')
+    .requiredOption(
+      '--params <file>',
+      "parameters.yml: a decision task's, or any taskgraph parameters.yml (old-style files are read with a migration warning)",
+    )
     .option('--root <dir>', 'in-tree taskcluster/ directory', 'taskcluster')
     .option('--checkout <path>', 'checkout, for the optimized phase (tree digest)')
     .option('--created <iso>', 'timestamp anchor for the optimized phase (default: push date)')
@@ -239,11 +243,13 @@ export function register(program: Command): void {
         { loadGraphs, runDecision },
         { graphToJson },
         { resolvedToJson },
+        { deterministicSlugid },
       ] = await Promise.all([
         load.parameters(),
         load.decision(),
         import('../../decision/graph.js'),
         import('../../decision/resolve.js'),
+        import('../../decision/taskids.js'),
       ]);
       if (!['full', 'target', 'optimized'].includes(phase)) {
         throw new ArchiveError(
@@ -251,7 +257,11 @@ export function register(program: Command): void {
           `graph: phase must be full, target or optimized, got '${phase}'`,
         );
       }
-      const params: Parameters = await loadParametersFile(opts.params);
+      // a taskgraph parameters.yml has no decision task id or root URL of ours: fill them
+      const params: Parameters = await loadParametersFile(opts.params, {
+        taskId: deterministicSlugid(`graph --params\n${path.resolve(opts.params)}`),
+        rootUrl: opts.rootUrl ?? (await defaultRootUrl(opts.root)) ?? '',
+      });
       if (phase !== 'optimized') {
         const { full, target } = await loadGraphs({ params, root: opts.root });
         const g = phase === 'full' ? full : target;
