@@ -1039,7 +1039,7 @@ describe('decision: generator', function () {
           '--project',
           'x',
         ]);
-        assert.equal(code, 2);
+        assert.equal(code, 2, err.join(''));
         assert.match(
           err.join(''),
           /missing push parameters: --level \(or MOZHARNESS_ARCHIVE_LEVEL\)/,

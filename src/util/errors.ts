@@ -15,7 +15,19 @@ export type ErrorCode =
   | 'conflict'
   | 'internal';
 
+/** Marks ArchiveErrors, so `instanceof` holds across two loaded copies of this module. */
+const ARCHIVE_ERROR = Symbol.for('mozharness-archive.ArchiveError');
+
 export class ArchiveError extends Error {
+  /**
+   * A module loaded both through require (a CommonJS test loader) and through a lazy import()
+   * has two ArchiveError classes; the brand makes either recognise the other's errors.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && ARCHIVE_ERROR in value;
+  }
+
+  readonly [ARCHIVE_ERROR] = true;
   readonly code: ErrorCode;
   /** True when retrying the same request cannot help (404, bad input, checksum mismatch). */
   readonly permanent: boolean;
