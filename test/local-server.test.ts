@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HawkAuthenticator } from '../src/local/auth.js';
+import { HawkAuthenticator, rootCredentials } from '../src/local/auth.js';
 import { openDatabase, type Database } from '../src/local/db.js';
 import { ApiError, type RequestContext } from '../src/local/framework.js';
 import { ApiServer, EMBEDDED_SERVICES, UPSTREAM_ADDITIONS } from '../src/local/server.js';
@@ -174,7 +174,7 @@ describe('embedded server framework', function () {
 
   it('passes query parameters and rejects malformed URL parameters', async () => {
     seen.length = 0;
-    const q = queueClient({ rootUrl, retries: 0 });
+    const q = queueClient({ rootUrl, retries: 0, credentials: rootCredentials(db) });
     const out = await q.listArtifacts(slugid(), 0, { limit: 5, continuationToken: 'abc' });
     assert.deepEqual(out.query, { limit: '5', continuationToken: 'abc' });
     const res = await fetch(`${rootUrl}/api/queue/v1/task/not-a-slug/artifacts/public%2Fx`);
@@ -280,5 +280,76 @@ describe('embedded server framework', function () {
       assert.match(b.message, reason);
       assert.equal(b.requestInfo.payload, text);
     }
+  });
+});
+
+describe('embedded server framework: scopes from the API references', function () {
+  let dir: string;
+  let db: Database;
+  let server: ApiServer;
+  let rootUrl: string;
+  let ran = 0;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'local-server-scopes-'));
+    db = openDatabase(dir);
+    server = new ApiServer(new HawkAuthenticator(db));
+    server.register({
+      name: 'queue',
+      handlers: {
+        task: () => {
+          ran++;
+          return { body: {} };
+        },
+        createTask: (ctx) => {
+          ran++;
+          ctx.authorize({
+            priority: 'lowest',
+            provisionerId: 'proj-x',
+            workerType: 'w',
+            projectId: 'none',
+            schedulerId: '-',
+            routes: ['index.a.b'],
+            scopes: [],
+            priorities: ['lowest'],
+          });
+          return { body: {} };
+        },
+      },
+    });
+    rootUrl = await server.listen();
+  });
+
+  after(async () => {
+    await server.close();
+    db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('checks a method whose scopes use only URL parameters before its handler runs', async () => {
+    const taskId = slugid();
+    const res = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`);
+    assert.equal(res.status, 403);
+    const body = await json(res);
+    assert.equal(body.code, 'InsufficientScopes');
+    assert.match(body.message, new RegExp(`queue:get-task:${taskId}`));
+    assert.equal(ran, 0, 'the handler did not run');
+    const q = queueClient({ rootUrl, retries: 0, credentials: rootCredentials(db) });
+    await q.task(taskId);
+    assert.equal(ran, 1);
+  });
+
+  it('renders for/each and parameters from the handler, as upstream req.authorize(params)', async () => {
+    const taskId = slugid();
+    const res = await fetch(`${rootUrl}/api/queue/v1/task/${taskId}`, {
+      method: 'PUT',
+      body: '{}',
+      headers: JSON_TYPE,
+    });
+    assert.equal(res.status, 403);
+    const body = await json(res);
+    assert.ok(body.details.missing, 'names what is missing');
+    assert.match(JSON.stringify(body.details.required), /queue:route:index\.a\.b/);
+    assert.match(JSON.stringify(body.details.required), /queue:scheduler-id:-/);
   });
 });

@@ -46,20 +46,16 @@ export class AuthService implements Service {
   constructor(private readonly deps: ServiceDeps & { auth: HawkAuthenticator }) {
     this.handlers = {
       currentScopes: (ctx) => {
-        ctx.requireScopes('auth:current-scopes');
         return { body: { scopes: ctx.scopes } };
       },
       expandScopes: (ctx) => {
-        ctx.requireScopes('auth:expand-scopes');
         const scopes = checkScopes(body(ctx).scopes, 'scopes');
         return { body: { scopes: this.deps.auth.expandScopes(scopes) } };
       },
       client: (ctx) => {
-        ctx.requireScopes(`auth:get-client:${ctx.params.clientId}`);
         return { body: this.clientResponse(this.mustGetClient(ctx.params.clientId!)) };
       },
       listClients: (ctx) => {
-        ctx.requireScopes('auth:list-clients');
         const clients = listClients(this.deps.db, ctx.query.prefix ?? '').map((c) =>
           this.clientResponse(c),
         );
@@ -69,7 +65,7 @@ export class AuthService implements Service {
         const clientId = ctx.params.clientId!;
         const b = body(ctx);
         const scopes = checkScopes(b.scopes ?? [], 'scopes');
-        ctx.requireScopes({ AllOf: [`auth:create-client:${clientId}`, ...scopes] });
+        ctx.authorize({ scopes });
         const expires = dateField(b.expires, 'expires');
         if (getClient(this.deps.db, clientId)) {
           throw new ApiError('RequestConflict', `client '${clientId}' already exists`);
@@ -88,24 +84,20 @@ export class AuthService implements Service {
       },
       deleteClient: (ctx) => {
         const clientId = ctx.params.clientId!;
-        ctx.requireScopes(`auth:delete-client:${clientId}`);
         this.deps.db.prepare('DELETE FROM auth_clients WHERE client_id = ?').run(clientId);
         return { status: 200, body: undefined };
       },
       role: (ctx) => {
-        ctx.requireScopes(`auth:get-role:${ctx.params.roleId}`);
         const role = this.deps.auth.roles.get(ctx.params.roleId!);
         if (!role) throw new ApiError('ResourceNotFound', `role '${ctx.params.roleId}' not found`);
         return { body: this.roleResponse(role) };
       },
-      listRoles: (ctx) => {
-        ctx.requireScopes('auth:list-roles');
+      listRoles: () => {
         return { body: this.deps.auth.roles.list().map((r) => this.roleResponse(r)) };
       },
       createRole: (ctx) => this.writeRole(ctx, 'create'),
       updateRole: (ctx) => this.writeRole(ctx, 'update'),
       deleteRole: (ctx) => {
-        ctx.requireScopes(`auth:delete-role:${ctx.params.roleId}`);
         this.deps.auth.roles.delete(ctx.params.roleId!);
         return { status: 200, body: undefined };
       },
@@ -151,7 +143,7 @@ export class AuthService implements Service {
     const scopes = checkScopes(b.scopes, 'scopes');
     const existing = this.deps.auth.roles.get(roleId);
     if (how === 'create') {
-      ctx.requireScopes({ AllOf: [`auth:create-role:${roleId}`, ...scopes] });
+      ctx.authorize({ scopes });
       if (existing) {
         const same =
           existing.description === (b.description ?? '') &&
@@ -162,7 +154,7 @@ export class AuthService implements Service {
     } else {
       if (!existing) throw new ApiError('ResourceNotFound', `role '${roleId}' not found`);
       const added = scopes.filter((s) => !satisfiesExpression(existing.scopes, s));
-      ctx.requireScopes({ AllOf: [`auth:update-role:${roleId}`, ...added] });
+      ctx.authorize({ scopesAdded: added });
     }
     const role = this.deps.auth.roles.set(
       roleId,

@@ -87,3 +87,42 @@ export function renderScopeTemplate(template: ScopeTemplate, params: ScopeParams
   if (Array.isArray(r)) return { AllOf: r };
   return r;
 }
+
+/** The parameters a template uses, with the type each needs (as upstream's extractParams). */
+export function templateParams(
+  template: ScopeTemplate,
+): Map<string, 'string' | 'array' | 'boolean'> {
+  const out = new Map<string, 'string' | 'array' | 'boolean'>();
+  const strings = (s: string, skip?: string) => {
+    for (const m of s.matchAll(/<([a-zA-Z][a-zA-Z0-9_.]*)>/g)) {
+      if (m[1] !== skip) out.set(m[1]!, 'string');
+    }
+  };
+  const walk = (t: ScopeTemplate) => {
+    if (typeof t === 'string') strings(t);
+    else if ('AllOf' in t) t.AllOf.forEach(walk);
+    else if ('AnyOf' in t) t.AnyOf.forEach(walk);
+    else if ('for' in t) {
+      out.set(t.in, 'array');
+      strings(t.each, t.for);
+    } else {
+      out.set(t.if, 'boolean');
+      walk(t.then);
+      if (t.else) walk(t.else);
+    }
+  };
+  walk(template);
+  return out;
+}
+
+/**
+ * Whether upstream checks a method's scopes itself before the handler runs: when every
+ * parameter of the template is a URL parameter of the route (libraries/api middleware/auth.js).
+ * The other methods call `authorize(params)` with values from the body or the stored resource.
+ */
+export function authorizedFromUrl(template: ScopeTemplate, routeParams: string[]): boolean {
+  for (const [name, type] of templateParams(template)) {
+    if (type !== 'string' || !routeParams.includes(name)) return false;
+  }
+  return true;
+}

@@ -148,19 +148,16 @@ export class IndexService implements Service {
     this.handlers = {
       findTask: (ctx) => {
         const path = ctx.params.indexPath!;
-        ctx.requireScopes(`index:find-task:${path}`);
         const found = this.find(path);
         if (!found) throw new ApiError('ResourceNotFound', `no task indexed at '${path}'`);
         return { body: found };
       },
       insertTask: (ctx) => {
         const namespace = ctx.params.namespace!;
-        ctx.requireScopes(`index:insert-task:${namespace}`);
         return { body: this.insert(namespace, this.insertBody(ctx.body)) };
       },
       deleteTask: (ctx) => {
         const namespace = ctx.params.namespace!;
-        ctx.requireScopes(`index:delete-task:${namespace}`);
         checkNamespace(namespace);
         const [parent, name] = split(namespace);
         this.deps.db
@@ -170,7 +167,6 @@ export class IndexService implements Service {
       },
       listNamespaces: (ctx) => {
         const namespace = ctx.params.namespace ?? '';
-        ctx.requireScopes(`index:list-namespaces:${namespace}`);
         if (namespace) checkNamespace(namespace);
         const { page, continuationToken } = this.page<NamespaceRow>(
           'SELECT * FROM index_namespaces WHERE parent = ?',
@@ -189,7 +185,6 @@ export class IndexService implements Service {
       },
       listTasks: (ctx) => {
         const namespace = ctx.params.namespace ?? '';
-        ctx.requireScopes(`index:list-tasks:${namespace}`);
         if (namespace) checkNamespace(namespace);
         const { page, continuationToken } = this.page<TaskRow>(
           'SELECT * FROM index_tasks WHERE namespace = ?',
@@ -213,7 +208,7 @@ export class IndexService implements Service {
         if (!Array.isArray(indexes) || !indexes.every((i: unknown) => typeof i === 'string')) {
           throw new ApiError('InputValidationError', 'indexes must be an array of index paths');
         }
-        ctx.requireScopes({ AllOf: indexes.map((p: string) => `index:find-task:${p}`) });
+        ctx.authorize({ indexPaths: indexes });
         const limit = limitOf(ctx);
         const afterRaw = decodeToken(ctx.query.continuationToken);
         let start = 0;
@@ -236,7 +231,6 @@ export class IndexService implements Service {
       findArtifactFromTask: (ctx) => {
         const path = ctx.params.indexPath!;
         const name = ctx.params.name!;
-        ctx.requireScopes(`queue:get-artifact:${name}`);
         const found = this.find(path);
         if (!found) throw new ApiError('ResourceNotFound', `no task indexed at '${path}'`);
         let url =

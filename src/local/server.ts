@@ -8,7 +8,7 @@ import { removeGivenScopes, satisfiesExpression } from 'taskcluster-lib-scopes';
 import { apiEntries, type ApiEntry } from '../taskcluster/references.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { AuthProvider, AuthResult } from './auth.js';
-import { renderScopeTemplate, type ScopeTemplate } from './authorize.js';
+import { authorizedFromUrl, renderScopeTemplate, type ScopeTemplate } from './authorize.js';
 import { listenWithFallback } from './listen.js';
 import { BodyTooLarge, parseRequestBody, readBody } from './request-body.js';
 import {
@@ -106,6 +106,8 @@ type Segment = { literal: string } | { param: string };
 interface Route {
   service: string;
   entry: ApiEntry;
+  /** The scope template is checked with the URL parameters before the handler runs. */
+  authorizeFromUrl: boolean;
   method: string;
   segments: Segment[];
   greedy: boolean;
@@ -121,9 +123,12 @@ function compile(service: string, entry: ApiEntry): Route {
       return m ? { param: m[1]! } : { literal: s };
     });
   const last = segments[segments.length - 1];
+  const routeParams = segments.flatMap((s) => ('param' in s ? [s.param] : []));
+  const template = entry.scopes as ScopeTemplate | null | undefined;
   return {
     service,
     entry,
+    authorizeFromUrl: !!template && authorizedFromUrl(template, routeParams),
     method: entry.method.toUpperCase(),
     segments,
     greedy: !!last && 'param' in last && GREEDY_PARAMS.has(last.param),
@@ -407,6 +412,7 @@ export class ApiServer {
       };
       const handler: Handler | undefined = this.registered.get(service)?.handlers[entry.name];
       let result: HandlerResult;
+      if (handler && route.authorizeFromUrl) ctx.authorize();
       if (handler) {
         result = await handler(ctx);
       } else if (BUILTIN[entry.name]) {

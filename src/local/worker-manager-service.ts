@@ -4,7 +4,9 @@
 // that secret (registerWorker, no credentials needed) for temporary credentials named
 // `worker/static/<pool>/<group>/<id>` and a one-time reregistration secret, then renews them with
 // reregisterWorker (each renewal issues a new secret and refuses the previous one). removeWorker
-// stops it; deleteWorkerPool hands the pool to `null-provider`, as upstream.
+// stops it; deleteWorkerPool hands the pool to `null-provider`, as upstream. Methods whose scope
+// expression uses only URL parameters are authorized by the framework before the handler runs;
+// the others call `ctx.authorize(params)` with the values from the body.
 import crypto from 'node:crypto';
 import slugid from 'slugid';
 import type { Database } from './db.js';
@@ -128,23 +130,16 @@ export class WorkerManagerService implements Service {
     this.clock = deps.clock;
     initTables(this.db);
     this.handlers = {
-      listProviders: (ctx) => {
-        ctx.authorize();
+      listProviders: () => {
         const providers = PROVIDERS.map((providerId) => ({ providerId, providerType: providerId }));
         return { body: { providers } };
       },
       createWorkerPool: (ctx) => ({ body: this.createWorkerPool(ctx) }),
-      workerPool: (ctx) => {
-        ctx.authorize();
-        return { body: this.serializePool(this.pool(ctx.params.workerPoolId!)) };
-      },
+      workerPool: (ctx) => ({ body: this.serializePool(this.pool(ctx.params.workerPoolId!)) }),
       deleteWorkerPool: (ctx) => ({ body: this.deleteWorkerPool(ctx) }),
       listWorkerPools: (ctx) => ({ body: this.listWorkerPools(ctx) }),
       createWorker: (ctx) => ({ body: this.createWorker(ctx) }),
-      worker: (ctx) => {
-        ctx.authorize();
-        return { body: serializeWorker(this.worker(ctx.params)) };
-      },
+      worker: (ctx) => ({ body: serializeWorker(this.worker(ctx.params)) }),
       removeWorker: (ctx) => ({ body: this.removeWorker(ctx) }),
       listWorkersForWorkerPool: (ctx) => ({ body: this.listWorkers(ctx) }),
       registerWorker: (ctx) => ({ body: this.registerWorker(ctx) }),
@@ -262,7 +257,6 @@ export class WorkerManagerService implements Service {
   }
 
   private deleteWorkerPool(ctx: RequestContext): Record<string, unknown> {
-    ctx.authorize();
     const row = this.pool(ctx.params.workerPoolId!);
     const previous = JSON.parse(row.previous_provider_ids) as string[];
     if (row.provider_id !== NULL_PROVIDER_ID && !previous.includes(row.provider_id)) {
@@ -283,7 +277,6 @@ export class WorkerManagerService implements Service {
   }
 
   private listWorkerPools(ctx: RequestContext): Record<string, unknown> {
-    ctx.authorize();
     const page = pageOf(
       ctx.query,
       (limit, offset) =>
@@ -298,7 +291,6 @@ export class WorkerManagerService implements Service {
   }
 
   private createWorker(ctx: RequestContext): Record<string, unknown> {
-    ctx.authorize();
     const p = ctx.params;
     const input = validateRequest<{
       expires: string;
@@ -340,7 +332,6 @@ export class WorkerManagerService implements Service {
   }
 
   private removeWorker(ctx: RequestContext): Record<string, never> {
-    ctx.authorize();
     const w = this.worker(ctx.params);
     this.db
       .prepare(
@@ -352,7 +343,6 @@ export class WorkerManagerService implements Service {
   }
 
   private listWorkers(ctx: RequestContext): Record<string, unknown> {
-    ctx.authorize();
     const workerPoolId = ctx.params.workerPoolId!;
     this.pool(workerPoolId, 'Worker Pool does not exist');
     const state = ctx.query.state;
