@@ -2,6 +2,7 @@
 // zip), against every consumer that unpacks an archive. Each must refuse, leave the destination as
 // it was (absent) and write nothing anywhere else; each must accept the benign tree.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -10,7 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { unpackArchive } from '../src/archive/index.js';
 import { isArchiveError } from '../src/util/errors.js';
-import { spawnCli } from './helpers/cli.js';
+import { installVersion } from '../src/lookup/deploy.js';
+import { downloadAndUnpack } from '../src/storage/fetch-archive.js';
+import { PROJECT_ROOT, spawnCli } from './helpers/cli.js';
 import {
   BENIGN,
   FORMATS,
@@ -28,6 +31,7 @@ interface Consumer {
     url: string;
     dest: string;
     sha256: string;
+    size: number;
     format: Format;
   }): Promise<string | null>;
   /** Checks the ArchiveError code too (in-process consumers). */
@@ -36,19 +40,97 @@ interface Consumer {
 
 let lastCode: string | undefined;
 
+const SCRIPT = path.join(PROJECT_ROOT, 'taskcluster/scripts/run-mozharness.sh');
+
+function runScript(env: Record<string, string>, cwd: string) {
+  return new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+    const child = spawn('sh', [SCRIPT, 'scripts/run.py'], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: cwd, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.resume();
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+}
+
+async function inProcess(f: () => Promise<unknown>): Promise<string | null> {
+  try {
+    await f();
+    return null;
+  } catch (e) {
+    assert.ok(isArchiveError(e), String(e));
+    lastCode = e.code;
+    return e.message;
+  }
+}
+
 const consumers: Consumer[] = [
   {
     name: 'unpack (core)',
     code: true,
-    async run({ file, dest, sha256 }) {
-      try {
-        await unpackArchive(file, dest, { sha256 });
+    run: ({ file, dest, sha256 }) => inProcess(() => unpackArchive(file, dest, { sha256 })),
+  },
+  {
+    // `fetch` and the generic-worker mount both download and unpack through this one function
+    name: 'fetch and mount verification (downloadAndUnpack, declared format)',
+    code: true,
+    run: ({ url, dest, sha256, format }) =>
+      inProcess(() => downloadAndUnpack(url, dest, { sha256, format, retries: 0 })),
+  },
+  {
+    name: 'deploy (installVersion)',
+    code: true,
+    async run({ url, dest, sha256, size }) {
+      const message = await inProcess(() =>
+        installVersion(
+          dest,
+          'release',
+          {
+            project: 'p',
+            revision: 'r',
+            treeDigest: 't',
+            sha256,
+            size,
+            taskId: 'x',
+            url,
+          } as never,
+          { manifest: 'test', retries: 0 },
+        ),
+      );
+      if (message === null) {
+        // the deployed version, where the other consumers put the tree
+        const v = path.join(dest, 'versions', sha256);
+        for (const n of fs.readdirSync(v)) fs.renameSync(path.join(v, n), path.join(dest, n));
         return null;
-      } catch (e) {
-        assert.ok(isArchiveError(e), String(e));
-        lastCode = e.code;
-        return e.message;
       }
+      // a refused version leaves no version, no staging dir and no download behind
+      assert.deepEqual(fs.readdirSync(path.join(dest, 'versions')), []);
+      assert.deepEqual(fs.readdirSync(path.join(dest, '.downloads')), []);
+      fs.rmSync(dest, { recursive: true });
+      return message;
+    },
+  },
+  {
+    name: 'run-mozharness.sh',
+    async run({ url, dest, sha256 }) {
+      const r = await runScript(
+        {
+          MOZHARNESS_URL: url,
+          MOZHARNESS_SHA256: sha256,
+          MOZHARNESS_DEST: dest,
+          MOZHARNESS_RETRIES: '0',
+        },
+        path.dirname(dest),
+      );
+      if (r.code === 0) return null;
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /^run-mozharness: error: /m);
+      assert.doesNotMatch(r.stderr, /Traceback/);
+      return r.stderr;
     },
   },
   {
@@ -147,7 +229,14 @@ describe('hostile archives: every consumer refuses them alike', function () {
             const { box, file, url, dest } = sandbox(a.bytes, format);
             const before = listing(box);
             lastCode = undefined;
-            const message = await consumer.run({ file, url, dest, sha256: a.sha256, format });
+            const message = await consumer.run({
+              file,
+              url,
+              dest,
+              sha256: a.sha256,
+              size: a.bytes.length,
+              format,
+            });
             assert.notEqual(message, null, 'accepted a hostile archive');
             if (c.names) assert.ok(message!.includes(c.names), message!);
             if (consumer.code) assert.equal(lastCode, c.code, message!);
@@ -159,7 +248,14 @@ describe('hostile archives: every consumer refuses them alike', function () {
         it('accepts the benign tree: exec bits, chained in-tree links', async () => {
           const a = archive('benign', format, BENIGN);
           const { file, url, dest } = sandbox(a.bytes, format);
-          const message = await consumer.run({ file, url, dest, sha256: a.sha256, format });
+          const message = await consumer.run({
+            file,
+            url,
+            dest,
+            sha256: a.sha256,
+            size: a.bytes.length,
+            format,
+          });
           assert.equal(message, null);
           assert.equal(fs.readlinkSync(path.join(dest, 'run')), 'link-to-scripts/run.py');
           assert.equal(fs.statSync(path.join(dest, 'scripts', 'run.sh')).mode & 0o777, 0o755);

@@ -12,10 +12,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { unpackArchive } from '../archive/index.js';
 import { runDecision } from '../decision/decision.js';
 import { mergeFlagsWithEnv, parametersFromFlags } from '../decision/parameters.js';
-import { downloadVerified } from '../storage/download.js';
+import { downloadAndUnpack } from '../storage/fetch-archive.js';
 import {
   indexClient,
   queueClient,
@@ -283,12 +282,10 @@ export function runGenericWorkerClaim(
     await fs.mkdir(work, { recursive: true });
     for (const m of payload.mounts ?? []) {
       const url = queue.buildUrl(queue.getLatestArtifact, m.content.taskId, m.content.artifact);
-      const file = path.join(dir, `mount-${path.basename(m.directory)}.tar.gz`);
       log.add(`mounting ${m.content.artifact} of ${m.content.taskId} at ${m.directory}`);
-      await downloadVerified(url, file, {
-        ...(m.content.sha256 ? { sha256: m.content.sha256 } : {}),
-      });
-      await unpackArchive(file, path.join(work, m.directory), {
+      // the same safe unpack as fetch and deploy, in the mount's declared format
+      await downloadAndUnpack(url, path.join(work, m.directory), {
+        format: m.format,
         ...(m.content.sha256 ? { sha256: m.content.sha256 } : {}),
       });
       log.add(`verified sha256 ${m.content.sha256 ?? '(none given)'} and unpacked`);

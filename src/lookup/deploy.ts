@@ -1,7 +1,7 @@
 // The deploy agent: follow one channel of a known-good manifest on a machine without a checkout.
 //
 //   DIR/.deploy.lock              O_EXCL lock file {pid, host, startedAt}; stale when its pid is gone
-//   DIR/.downloads/               verified downloads (temp + rename), removed after unpacking
+//   DIR/.downloads/               verified downloads (tar.gz or zip), removed after unpacking
 //   DIR/versions/<sha256>/        unpacked archive + .mozharness-deploy.json stamp (made in a staging
 //                                 dir and renamed into place, so it is complete or absent)
 //   DIR/current -> versions/<sha256>   switched atomically (new symlink + rename over the old one)
@@ -12,10 +12,9 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { unpackArchive } from '../archive/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { downloadVerified } from '../storage/download.js';
+import { downloadAndUnpack } from '../storage/fetch-archive.js';
 import {
   checkChannel,
   describeLocation,
@@ -263,10 +262,7 @@ export async function installVersion(
     // A version directory without a valid stamp is not ours to trust: rebuild it.
     await fs.promises.rm(dest, { recursive: true, force: true });
   }
-  const downloads = path.join(root, '.downloads');
-  await fs.promises.mkdir(downloads, { recursive: true });
   await fs.promises.mkdir(vdir, { recursive: true });
-  const file = path.join(downloads, `${entry.sha256}.tar.gz`);
   const staging = path.join(
     vdir,
     `.staging-${entry.sha256}-${process.pid}-${randomBytes(3).toString('hex')}`,
@@ -278,7 +274,8 @@ export async function installVersion(
       sha256: entry.sha256,
       size: entry.size,
     });
-    await downloadVerified(entry.url, file, {
+    await downloadAndUnpack(entry.url, staging, {
+      downloadDir: path.join(root, '.downloads'),
       sha256: entry.sha256,
       size: entry.size,
       progress: opts.progress ?? false,
@@ -287,7 +284,6 @@ export async function installVersion(
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.timeoutMs ? { idleTimeoutMs: opts.timeoutMs } : {}),
     });
-    await unpackArchive(file, staging, { sha256: entry.sha256 });
     const stamp: DeployStamp = {
       channel,
       project: entry.project,
@@ -307,7 +303,6 @@ export async function installVersion(
     return dest;
   } finally {
     await fs.promises.rm(staging, { recursive: true, force: true }).catch(() => undefined);
-    await fs.promises.rm(file, { force: true }).catch(() => undefined);
   }
 }
 

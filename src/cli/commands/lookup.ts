@@ -1,8 +1,6 @@
 // Lookups and known-good deploys: `find`, `fetch`, `serve`, `promote`, `deploy`. Thin: parse
 // flags, build clients, call src/lookup/, print (human lines, or one JSON document with --json).
 import type { Command } from 'commander';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { ClientOptions } from '../../taskcluster/client.js';
 import { ArchiveError } from '../../util/errors.js';
@@ -147,10 +145,9 @@ export function register(program: Command): void {
       .option('--json', 'print one JSON document'),
   ).action(async (flags) => {
     const { clients } = await clientsFor(flags);
-    const [{ findArchive }, { downloadVerified }, { unpackArchive }] = await Promise.all([
+    const [{ findArchive }, { downloadAndUnpack }] = await Promise.all([
       load.find(),
-      import('../../storage/download.js'),
-      import('../../archive/index.js'),
+      import('../../storage/fetch-archive.js'),
     ]);
     const found = await findArchive(clients, {
       project: flags.project,
@@ -158,23 +155,15 @@ export function register(program: Command): void {
       prefix: flags.indexPrefix,
     });
     const dest = path.resolve(flags.dest);
-    const parent = path.dirname(dest);
-    await fs.promises.mkdir(parent, { recursive: true });
-    const tmp = path.join(parent, `.mozharness-fetch-${randomBytes(6).toString('hex')}.tar.gz`);
-    try {
-      await downloadVerified(found.objectUrl ?? found.url, tmp, {
-        sha256: found.sha256,
-        size: found.size,
-        progress: true,
-      });
-      const unpacked = await unpackArchive(tmp, dest, { sha256: found.sha256 });
-      const out = { ...found, dest, files: unpacked.files, bytes: unpacked.bytes };
-      printResult(flags.json, out, () => [
-        `fetched ${found.revision} (${found.sha256}) into ${dest}: ${unpacked.files} files`,
-      ]);
-    } finally {
-      await fs.promises.rm(tmp, { force: true });
-    }
+    const unpacked = await downloadAndUnpack(found.objectUrl ?? found.url, dest, {
+      sha256: found.sha256,
+      size: found.size,
+      progress: true,
+    });
+    const out = { ...found, dest, files: unpacked.files, bytes: unpacked.bytes };
+    printResult(flags.json, out, () => [
+      `fetched ${found.revision} (${found.sha256}) into ${dest}: ${unpacked.files} files`,
+    ]);
   });
 
   withTcFlags(
