@@ -11,6 +11,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { backoffDelay, sleep } from '../util/retry.js';
 import { createProgress } from '../util/progress.js';
 
 export interface DownloadOptions {
@@ -72,21 +73,6 @@ function checkUrl(url: string): URL {
 interface Attempt {
   sha256: string;
   size: number;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** GET `url` (following redirects) into `tmp`, hashing on the way. */
@@ -292,7 +278,7 @@ export async function downloadVerified(
         }
         if (!(e instanceof Transient)) throw e;
         const elapsed = Date.now() - started;
-        const delay = Math.min(15_000, base * 2 ** attempt) * (0.5 + Math.random());
+        const delay = backoffDelay(attempt, base, 15_000);
         if (attempt >= retries || elapsed + delay > maxRetryTimeMs) {
           const truncated = /short body|broke off/.test(e.message);
           throw new ArchiveError(

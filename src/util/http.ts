@@ -7,6 +7,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { ArchiveError, errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
+import { backoffDelay, sleep } from './retry.js';
 
 export interface HttpOptions {
   connectTimeoutMs?: number;
@@ -41,29 +42,10 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_RETRIES = 4;
 export const DEFAULT_MAX_RETRY_TIME_MS = 60_000;
 
-/** Jittered exponential backoff: a random delay in [½, 1] × min(maxMs, baseMs × 2^attempt). */
-export function backoffDelay(attempt: number, baseMs = 500, maxMs = 10_000): number {
-  const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt));
-  return Math.round(cap / 2 + (Math.random() * cap) / 2);
-}
+export { backoffDelay };
 
 /** Network failures and 5xx: worth another try. */
 class Transient extends Error {}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(aborted());
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(aborted());
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 const aborted = () => new ArchiveError('unavailable', 'request aborted');
 
@@ -195,7 +177,9 @@ export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Http
     attempt++;
     log.warn('http.retry', { url: current, attempt, reason, delayMs });
     opts.onRetry?.(attempt, reason, delayMs);
-    await sleep(delayMs, opts.signal);
+    await sleep(delayMs, opts.signal).catch(() => {
+      throw aborted();
+    });
   }
 }
 
