@@ -68,6 +68,7 @@ describe('worker: chain of trust', function () {
     assert.deepEqual(Object.keys(doc.artifacts).sort(), [
       'public/build/mozharness.json',
       'public/build/mozharness.tar.gz',
+      'public/build/mozharness.zip',
       'public/logs/live_backing.log',
     ]);
     assert.equal(doc.artifacts['public/build/mozharness.tar.gz'].sha256, sha256);
@@ -80,7 +81,7 @@ describe('worker: chain of trust', function () {
 
     const r = await verifyWith(publicKey, taskId);
     assert.ok(r.ok, r.broken);
-    assert.equal(r.checked.length, 4);
+    assert.equal(r.checked.length, 5);
 
     const cli = await spawnCli(['verify-cot', taskId, '--public-key', publicKey], {
       PATH: process.env.PATH,

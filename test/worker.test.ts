@@ -18,7 +18,12 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 describe('worker end to end (embedded services, s3rver, hg serve)', function () {
   this.timeout(120_000);
   let env: WorkerEnv;
-  let expected: { sha256: string; size: number; treeDigest: string }[];
+  let expected: {
+    sha256: string;
+    size: number;
+    treeDigest: string;
+    zip?: { sha256: string; size: number };
+  }[];
 
   before(async () => {
     env = await startWorkerEnv();
@@ -117,6 +122,16 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     assert.equal(meta.treeDigest, expected[0]!.treeDigest);
     assert.equal(meta.revision, env.repo.revisions[0]);
     assert.equal(meta.repository, env.hg.url);
+    // the zip of the same tree: its own artifact and content-addressed object, named in the metadata
+    const zip = await follow(taskId, 'public/build/mozharness.zip');
+    assert.deepEqual(meta.zip, expected[0]!.zip);
+    assert.equal(sha256(zip), expected[0]!.zip!.sha256);
+    assert.equal(zip.length, expected[0]!.zip!.size);
+    assert.ok(
+      (await env.s3.listKeys()).includes(`mozharness/sha256/${expected[0]!.zip!.sha256}.zip`),
+    );
+    const extra = await env.index.findTask(payload.index.namespaces[0]!);
+    assert.deepEqual((extra.data as any).zip, expected[0]!.zip);
 
     const listed = await env.root.listArtifacts(taskId, 0);
     assertUpstream('/schemas/queue/v1/list-artifacts-response.json', listed);
@@ -124,6 +139,7 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     assert.deepEqual(names, [
       'public/build/mozharness.json',
       'public/build/mozharness.tar.gz',
+      'public/build/mozharness.zip',
       'public/logs/live.log',
       'public/logs/live_backing.log',
     ]);
@@ -307,11 +323,35 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     await assertNothingIndexed(q);
     assert.equal(await indexed(`project.mozharness.test.${q}.extra`), undefined);
 
+    // a wrong zip prediction fails the same way
+    const zipTask = await env.createTask(q, {
+      repository: env.hg.url,
+      revision: env.repo.revisions[1],
+      sha256: expected[1]!.sha256,
+      zipSha256: predicted,
+    });
+    const zipRun = await env.runOnce(q);
+    assert.equal(zipRun.failed, 1, JSON.stringify(zipRun.results));
+    const zr = zipRun.results[0]!.resolution;
+    assert.ok(
+      zr.state === 'failed' &&
+        zr.message.includes(predicted) &&
+        zr.message.includes(expected[1]!.zip!.sha256),
+      JSON.stringify(zr),
+    );
+    assert.equal((await env.root.status(zipTask)).status.state, 'failed');
+    assert.deepEqual(
+      (await env.s3.listKeys()).filter((k) => !k.includes('/logs/')),
+      keysBefore,
+      'an archive was stored',
+    );
+
     // the right prediction passes
     await env.createTask(q, {
       repository: env.hg.url,
       revision: env.repo.revisions[0],
       sha256: expected[0]!.sha256,
+      zipSha256: expected[0]!.zip!.sha256,
     });
     const ok = await env.runOnce(q);
     assert.equal(ok.completed, 1, JSON.stringify(ok.results));

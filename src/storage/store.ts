@@ -31,6 +31,10 @@ export interface PutResult {
   metadataUrl: string;
   /** True when an identical object was already stored (nothing uploaded). */
   reused: boolean;
+  /** The zip beside the tar.gz (`<prefix>/sha256/<zip sha256>.zip`), when one was given. */
+  zipKey?: string;
+  zipUrl?: string;
+  zipReused?: boolean;
 }
 
 export interface PutOptions {
@@ -40,11 +44,14 @@ export interface PutOptions {
   partSize?: number;
   /** Parts uploaded concurrently (default 4). */
   queueSize?: number;
+  /** The zip of the same tree (its sha256 and size are meta.zip): stored before the metadata. */
+  zipFile?: string;
 }
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const SHA256_RE = /^[0-9a-f]{64}$/;
 export const ARCHIVE_CONTENT_TYPE = 'application/gzip';
+export const ZIP_CONTENT_TYPE = 'application/zip';
 export const METADATA_CONTENT_TYPE = 'application/json';
 export const IMMUTABLE_CACHE_CONTROL = 'public, max-age=31536000, immutable';
 
@@ -182,6 +189,10 @@ export class ArchiveStore {
   metadataKey(sha256: string): string {
     return this.key(sha256, 'json');
   }
+  /** The zip is addressed by its own sha256. */
+  zipKey(zipSha256: string): string {
+    return this.key(zipSha256, 'zip');
+  }
   /** Public URL for a key (each path segment URL-encoded). */
   urlFor(key: string): string {
     return `${this.baseUrl}/${key.split('/').map(encodeURIComponent).join('/')}`;
@@ -222,7 +233,15 @@ export class ArchiveStore {
 
   /** HEAD: is the archive present with the same size and x-amz-meta-sha256? */
   async has(sha256: string, size: number): Promise<boolean> {
-    const key = this.archiveKey(sha256);
+    return this.hasObject(this.archiveKey(sha256), sha256, size);
+  }
+
+  /** HEAD: is the zip present with the same size and x-amz-meta-sha256? */
+  async hasZip(zipSha256: string, size: number): Promise<boolean> {
+    return this.hasObject(this.zipKey(zipSha256), zipSha256, size);
+  }
+
+  private async hasObject(key: string, sha256: string, size: number): Promise<boolean> {
     const h = await this.head(key);
     if (!h) return false;
     if (h.size === size && h.metadata.sha256 === sha256) return true;
@@ -239,8 +258,13 @@ export class ArchiveStore {
    * Verify, before indexing or promoting, that the stored archive has the expected size and sha256
    * metadata and that its metadata document exists.
    */
-  async verify(sha256: string, size: number): Promise<boolean> {
+  async verify(
+    sha256: string,
+    size: number,
+    zip?: { sha256: string; size: number },
+  ): Promise<boolean> {
     if (!(await this.has(sha256, size))) return false;
+    if (zip && !(await this.hasZip(zip.sha256, zip.size))) return false;
     return (await this.head(this.metadataKey(sha256))) !== undefined;
   }
 
@@ -301,6 +325,28 @@ export class ArchiveStore {
       );
     }
 
+    // The zip first: once the metadata document (which names it) exists, both objects do.
+    let zip: Pick<PutResult, 'zipKey' | 'zipUrl' | 'zipReused'> = {};
+    if (opts.zipFile) {
+      const z = meta.zip as { sha256: string; size: number } | undefined;
+      if (!z)
+        throw new ArchiveError('usage', 'a zip file was given without meta.zip {sha256, size}');
+      const zipKey = this.zipKey(z.sha256);
+      const zipReused = await this.hasZip(z.sha256, z.size);
+      if (!zipReused) {
+        this.checkCancelled(zipKey, opts.signal);
+        await this.upload(
+          opts.zipFile,
+          zipKey,
+          { ...meta, ...z },
+          { ...opts, onProgress: undefined },
+          ZIP_CONTENT_TYPE,
+        );
+        this.log.info('zip-uploaded', { key: zipKey, sha256: z.sha256, size: z.size });
+      }
+      zip = { zipKey, zipUrl: this.urlFor(zipKey), zipReused };
+    }
+
     const reused = await this.has(meta.sha256, meta.size);
     if (reused) {
       this.log.info('archive-reused', { key, sha256: meta.sha256, size: meta.size });
@@ -332,7 +378,7 @@ export class ArchiveStore {
       }
       if (reused) this.log.info('metadata-restored', { key: metadataKey });
     }
-    return result(reused);
+    return { ...result(reused), ...zip };
   }
 
   private async upload(
@@ -340,6 +386,7 @@ export class ArchiveStore {
     key: string,
     meta: StoredMetadata,
     opts: PutOptions,
+    contentType = ARCHIVE_CONTENT_TYPE,
   ): Promise<void> {
     const source = fs.createReadStream(file, { highWaterMark: 1024 * 1024 });
     const hashing = new VerifyingHash(meta.sha256, meta.size, file);
@@ -361,7 +408,7 @@ export class ArchiveStore {
         Key: key,
         Body: hashing,
         ContentLength: meta.size,
-        ContentType: ARCHIVE_CONTENT_TYPE,
+        ContentType: contentType,
         CacheControl: IMMUTABLE_CACHE_CONTROL,
         Metadata: metadata,
       },

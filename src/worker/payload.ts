@@ -1,13 +1,15 @@
 // The archive task's payload: validated against schemas/worker-payload.json before any work, then
 // checked against the worker's repository allow-list. Every problem is one sentence naming the field.
 import { validateSubdir } from '../archive/index.js';
-import { METADATA_ARTIFACT } from '../contract/index.js';
+import { DEFAULT_ZIP_ARTIFACT, METADATA_ARTIFACT } from '../contract/index.js';
 import { isArchiveError } from '../util/errors.js';
 import { redactUrl } from '../util/log.js';
 import { COT_ARTIFACT, COT_SIGNATURE_ARTIFACT } from './cot.js';
 import { describeErrors, schemaValidator } from './schema.js';
 
 export { METADATA_ARTIFACT };
+/** The zip of the same tree, for Firefox's test scripts (MOZHARNESS_URL). */
+export const ZIP_ARTIFACT = DEFAULT_ZIP_ARTIFACT;
 export const LOG_ARTIFACT = 'public/logs/live_backing.log';
 export const LIVE_LOG_ARTIFACT = 'public/logs/live.log';
 export const PAYLOAD_ERROR_ARTIFACT = 'public/errors/malformed-payload';
@@ -27,6 +29,8 @@ export interface ArchivePayload {
   treeDigest?: string;
   /** The predicted sha256 of the tar.gz archive. */
   sha256?: string;
+  /** The predicted sha256 of the zip. */
+  zipSha256?: string;
   test?: TestSpec;
   artifactName: string;
   /** Seconds. */
@@ -86,6 +90,7 @@ export function checkPayload(raw: unknown, allowRepos: readonly string[]): Paylo
     }
   }
   const reserved = [
+    ZIP_ARTIFACT,
     METADATA_ARTIFACT,
     LOG_ARTIFACT,
     LIVE_LOG_ARTIFACT,

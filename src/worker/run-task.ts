@@ -37,6 +37,7 @@ import {
   LOG_ARTIFACT,
   METADATA_ARTIFACT,
   PAYLOAD_ERROR_ARTIFACT,
+  ZIP_ARTIFACT,
   type ArchivePayload,
 } from './payload.js';
 import { TaskLog } from './task-log.js';
@@ -55,14 +56,25 @@ export interface ArchiveStoreLike {
   put(
     file: string,
     meta: ArchiveMetadata & Record<string, unknown>,
-    opts?: { onProgress?: (sent: number, total: number) => void; signal?: AbortSignal },
-  ): Promise<{ key: string; url: string; metadataUrl: string; reused: boolean }>;
-  verify(sha256: string, size: number): Promise<boolean>;
+    opts?: {
+      onProgress?: (sent: number, total: number) => void;
+      signal?: AbortSignal;
+      zipFile?: string;
+    },
+  ): Promise<{
+    key: string;
+    url: string;
+    metadataUrl: string;
+    reused: boolean;
+    zipKey?: string;
+    zipUrl?: string;
+  }>;
+  verify(sha256: string, size: number, zip?: { sha256: string; size: number }): Promise<boolean>;
 }
 
 /** The archive engine functions the worker calls (the real ones by default). */
 export interface ArchiveEngine {
-  buildArchive(opts: BuildOptions & { out?: string }): Promise<ArchiveResult>;
+  buildArchive(opts: BuildOptions & { out?: string; zipOut?: string }): Promise<ArchiveResult>;
   parseSource(source: string, hint?: 'hg' | 'git'): SourceSpec;
   unpackArchive(
     file: string,
@@ -130,7 +142,14 @@ export interface TaskResult {
   taskId: string;
   runId: number;
   resolution: Resolution;
-  archive?: ArchiveResult & { key: string; url: string; metadataUrl: string; reused: boolean };
+  archive?: ArchiveResult & {
+    key: string;
+    url: string;
+    metadataUrl: string;
+    reused: boolean;
+    zipKey?: string;
+    zipUrl?: string;
+  };
   /** Seconds spent in each step. */
   timings: Partial<Record<Step, number>>;
   /** When the worker started on the claim, and when the run was resolved (or abandoned). */
@@ -345,6 +364,7 @@ export async function runOneClaim(
 
     // 2. build
     const archiveFile = path.join(dir, 'archive.tar.gz');
+    const zipFile = path.join(dir, 'archive.zip');
     const archive = await timed('build', async () => {
       const source = engine.parseSource(p.repository, p.repositoryType);
       const limits = config.limits ?? {};
@@ -376,6 +396,7 @@ export async function runOneClaim(
         signal: stopper.signal,
         tmpDir: dir,
         out: archiveFile,
+        zipOut: zipFile,
       });
       checkStopped();
       tlog.info('build-done', {
@@ -383,8 +404,11 @@ export async function runOneClaim(
         size: r.size,
         treeDigest: r.treeDigest,
         files: r.files,
+        zipSha256: r.zip?.sha256,
+        zipSize: r.zip?.size,
       });
-      return r;
+      if (!r.zip) throw new Error('the archive engine made no zip');
+      return r as ArchiveResult & { zip: { sha256: string; size: number } };
     });
 
     // 3. tree digest
@@ -406,6 +430,14 @@ export async function runOneClaim(
         );
       }
       if (p.sha256) tlog.info('sha256-ok', { sha256: archive.sha256 });
+      if (p.zipSha256 && p.zipSha256 !== archive.zip.sha256) {
+        throw failed(
+          `zip sha256 mismatch for ${p.subdir} of ${p.repository} at ${p.revision}: ` +
+            `the decision task predicted ${p.zipSha256} but the worker built ${archive.zip.sha256} ` +
+            '(nothing was uploaded or indexed)',
+        );
+      }
+      if (p.zipSha256) tlog.info('zip-sha256-ok', { sha256: archive.zip.sha256 });
     });
 
     // 4. test
@@ -457,21 +489,26 @@ export async function runOneClaim(
     };
     const stored = await timed('upload', async () => {
       tlog.info('upload-start', { sha256: archive.sha256, size: archive.size });
-      const s = await deps.store.put(archiveFile, meta, { signal: stopper.signal });
+      const s = await deps.store.put(archiveFile, meta, { signal: stopper.signal, zipFile });
       checkStopped();
-      tlog.info(s.reused ? 'upload-reused' : 'upload-done', { key: s.key, url: s.url });
+      tlog.info(s.reused ? 'upload-reused' : 'upload-done', {
+        key: s.key,
+        url: s.url,
+        zipKey: s.zipKey,
+      });
       return s;
     });
     result.archive = { ...archive, ...stored };
 
     // 6. verify
     await timed('verify', async () => {
-      const ok = await deps.store.verify(archive.sha256, archive.size);
+      const ok = await deps.store.verify(archive.sha256, archive.size, archive.zip);
       checkStopped();
       if (!ok) {
         throw exception(
           'intermittent-task',
-          `the stored object ${stored.key} does not have sha256 ${archive.sha256} and size ${archive.size}`,
+          `the stored objects ${stored.key} and ${stored.zipKey} do not have sha256 ${archive.sha256} ` +
+            `(size ${archive.size}) and ${archive.zip.sha256} (size ${archive.zip.size})`,
         );
       }
       tlog.info('verified', { key: stored.key });
@@ -484,6 +521,13 @@ export async function runOneClaim(
         expires,
         contentType: 'application/gzip',
         url: stored.url,
+      });
+      if (!stored.zipUrl) throw new Error('the archive store did not store the zip');
+      await createArtifact(ZIP_ARTIFACT, {
+        storageType: 'reference',
+        expires,
+        contentType: 'application/zip',
+        url: stored.zipUrl,
       });
       await createArtifact(METADATA_ARTIFACT, {
         storageType: 'reference',
@@ -508,6 +552,7 @@ export async function runOneClaim(
                 sha256: archive.sha256,
                 size: archive.size,
                 treeDigest: archive.treeDigest,
+                zip: { sha256: archive.zip.sha256, size: archive.zip.size },
                 repository: p.repository,
                 revision: archive.revision,
                 subdir: archive.subdir,
@@ -658,6 +703,7 @@ export async function runOneClaim(
     }
     const artifacts: Record<string, { sha256: string }> = {
       [p.artifactName]: { sha256: archive.sha256 },
+      ...(archive.zip ? { [ZIP_ARTIFACT]: { sha256: archive.zip.sha256 } } : {}),
       [METADATA_ARTIFACT]: { sha256: sha256Hex(Buffer.from(await metadata.arrayBuffer())) },
       [LOG_ARTIFACT]: { sha256: sha256Hex(await fs.promises.readFile(tlog.file)) },
     };

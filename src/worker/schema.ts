@@ -32,6 +32,7 @@ const PATTERN_HINTS: Record<string, string> = {
   '/revision': 'must be the full 40-hex revision (short or symbolic revisions are not accepted)',
   '/treeDigest': 'must be a 64-hex sha256 tree digest',
   '/sha256': 'must be a 64-hex sha256',
+  '/zipSha256': 'must be a 64-hex sha256',
   '/repository': 'must be an http(s) hgweb or git URL',
   '/subdir': 'must be a path relative to the repository root',
   '/artifactName': 'must be printable ASCII',
