@@ -9,7 +9,6 @@ import { ArchiveStore } from '../../src/storage/index.js';
 import {
   indexClient,
   queueClient,
-  slugid,
   type Credentials,
   type IndexClient,
   type QueueClient,
@@ -18,26 +17,16 @@ import type { TaskDefinition } from '../../src/taskcluster/types.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import {
   runWorker,
-  S3TaskLogStore,
-  validateWorkerConfig,
-  workerS3Client,
   type WorkerConfig,
   type WorkerDeps,
   type WorkerS3Settings,
   type WorkerSummary,
 } from '../../src/worker/index.js';
 import { startBackend, waitFor, type Backend } from './backend.js';
-import {
-  createHgRepo,
-  SAMPLE_SUBDIR,
-  startHgServe,
-  type HgServer,
-  type SampleRepo,
-} from './repos.js';
+import { createHgRepo, startHgServe, type HgServer, type SampleRepo } from './repos.js';
 import { startS3, type TestS3 } from './s3.js';
 import { assertUpstream } from './upstream.js';
-import { checkedQueue } from './worker-env.js';
-import { testIsolationConfig } from './task-user.js';
+import { workerKit } from './worker-env.js';
 
 export const WORKER_GROUP = 'integration';
 
@@ -112,16 +101,20 @@ export async function startIntegrationEnv(
   );
   const logLines: string[] = [];
   const log = createLogger({ write: (l) => logLines.push(l), json: true, level: 'debug' });
-  const s3Settings: WorkerS3Settings = {
-    bucket: s3.bucket,
-    endpoint: s3.endpoint,
-    region: s3.region,
-    publicBaseUrl: s3.publicBaseUrl,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    prefix: 'mozharness',
-  };
-  let workers = 0;
+  const taskCredentials: Credentials[] = [];
+  const kit = workerKit({
+    rootUrl: backend.rootUrl,
+    workerCredentials,
+    workerGroup: WORKER_GROUP,
+    s3,
+    hgUrl: hg.url,
+    workDir: path.join(dir, 'work'),
+    log,
+    env: { taskCredentials },
+    createTask: (taskId, def) => queue.createTask(taskId, def),
+    source: 'https://example.com/integration-tests',
+  });
+  const s3Settings = kit.s3Settings;
   const env: IntegrationEnv = {
     backend,
     dir,
@@ -133,69 +126,15 @@ export async function startIntegrationEnv(
     queuePrefix,
     namespace,
     workerCredentials,
-    taskCredentials: [],
+    taskCredentials,
     logLines,
     log,
     s3Settings,
     taskQueueId: (name) => `proj-mozharness/${queuePrefix}-${name}`,
-    config(name, overrides = {}) {
-      return validateWorkerConfig({
-        rootUrl: backend.rootUrl,
-        credentials: workerCredentials,
-        taskQueueId: env.taskQueueId(name),
-        workerGroup: WORKER_GROUP,
-        workerId: `w${++workers}`,
-        capacity: 1,
-        s3: s3Settings,
-        allowRepos: [hg.url + '/', hg.url],
-        limits: { retries: 1, connectTimeoutMs: 2000, idleTimeoutMs: 5000, maxRetryTimeMs: 2000 },
-        shutdownGraceSeconds: 5,
-        pollIntervalSeconds: 0.05,
-        workDir: path.join(dir, 'work'),
-        ...testIsolationConfig(),
-        ...overrides,
-      });
-    },
-    store() {
-      return new ArchiveStore(s3.client(), s3Settings);
-    },
-    deps(extra = {}) {
-      return {
-        queue: checkedQueue(
-          queueClient({ rootUrl: backend.rootUrl, credentials: workerCredentials }),
-          env,
-        ),
-        taskQueue: (credentials) =>
-          checkedQueue(queueClient({ rootUrl: backend.rootUrl, credentials }), env),
-        store: env.store(),
-        logs: new S3TaskLogStore(workerS3Client(s3Settings), s3Settings),
-        log,
-        ...extra,
-      };
-    },
-    async createTask(name, payload, opts = {}) {
-      const taskId = slugid();
-      const now = new Date();
-      const def: TaskDefinition = {
-        taskQueueId: env.taskQueueId(name),
-        schedulerId: 'mozharness-level-1',
-        created: now.toISOString(),
-        deadline: new Date(now.getTime() + 3 * 3600e3).toISOString(),
-        expires: new Date(now.getTime() + 7 * 86400e3).toISOString(),
-        retries: 0,
-        metadata: {
-          name: `mozharness archive ${name}`,
-          description: 'archive testing/mozharness',
-          owner: 'releng@example.com',
-          source: 'https://example.com/integration-tests',
-        },
-        payload: { subdir: SAMPLE_SUBDIR, maxRunTime: 300, ...payload },
-        ...opts,
-      };
-      assertUpstream('/schemas/queue/v1/create-task-request.json', def, 'task definition');
-      await queue.createTask(taskId, def);
-      return taskId;
-    },
+    config: (name, overrides) => kit.config(env.taskQueueId(name), overrides),
+    store: kit.store,
+    deps: kit.deps,
+    createTask: (name, payload, opts) => kit.createTask(env.taskQueueId(name), name, payload, opts),
     async runOnce(name, overrides = {}, extra = {}) {
       return runWorker(env.config(name, { once: true, ...overrides }), env.deps(extra));
     },

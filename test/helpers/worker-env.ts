@@ -151,6 +151,103 @@ export function checkedQueue(q: QueueClient, env: { taskCredentials: Credentials
   });
 }
 
+/** The worker side of a test deployment, shared by this file and integration-env.ts: S3 settings,
+ * worker configurations, schema-checked worker dependencies and archive task definitions. */
+export interface WorkerKitOptions {
+  rootUrl: string;
+  workerCredentials: Credentials;
+  workerGroup: string;
+  s3: TestS3;
+  hgUrl: string;
+  workDir: string;
+  log: Logger;
+  /** Every temporary credential handed to the worker lands here. */
+  env: { taskCredentials: Credentials[] };
+  /** Creates the task (with root credentials). */
+  createTask: (taskId: string, def: TaskDefinition) => Promise<unknown>;
+  source: string;
+}
+
+export function workerKit(o: WorkerKitOptions) {
+  const s3Settings: WorkerS3Settings = {
+    bucket: o.s3.bucket,
+    endpoint: o.s3.endpoint,
+    region: o.s3.region,
+    publicBaseUrl: o.s3.publicBaseUrl,
+    accessKeyId: o.s3.accessKeyId,
+    secretAccessKey: o.s3.secretAccessKey,
+    prefix: 'mozharness',
+  };
+  let workers = 0;
+  const kit = {
+    s3Settings,
+    config(taskQueueId: string, overrides: Record<string, unknown> = {}): WorkerConfig {
+      return validateWorkerConfig({
+        rootUrl: o.rootUrl,
+        credentials: o.workerCredentials,
+        taskQueueId,
+        workerGroup: o.workerGroup,
+        workerId: `w${++workers}`,
+        capacity: 1,
+        s3: s3Settings,
+        allowRepos: [o.hgUrl + '/', o.hgUrl],
+        limits: { retries: 1, connectTimeoutMs: 2000, idleTimeoutMs: 5000, maxRetryTimeMs: 2000 },
+        shutdownGraceSeconds: 5,
+        pollIntervalSeconds: 0.05,
+        workDir: o.workDir,
+        ...testIsolationConfig(),
+        ...overrides,
+      });
+    },
+    store(): ArchiveStore {
+      return new ArchiveStore(o.s3.client(), s3Settings);
+    },
+    deps(extra: Partial<WorkerDeps> = {}): WorkerDeps {
+      return {
+        queue: checkedQueue(
+          queueClient({ rootUrl: o.rootUrl, credentials: o.workerCredentials }),
+          o.env,
+        ),
+        taskQueue: (credentials) =>
+          checkedQueue(queueClient({ rootUrl: o.rootUrl, credentials }), o.env),
+        store: kit.store(),
+        logs: new S3TaskLogStore(workerS3Client(s3Settings), s3Settings),
+        log: o.log,
+        ...extra,
+      };
+    },
+    async createTask(
+      taskQueueId: string,
+      name: string,
+      payload: Record<string, unknown>,
+      opts: Partial<TaskDefinition> = {},
+    ): Promise<string> {
+      const taskId = slugid();
+      const now = new Date();
+      const def: TaskDefinition = {
+        taskQueueId,
+        schedulerId: 'mozharness-level-1',
+        created: now.toISOString(),
+        deadline: new Date(now.getTime() + 3 * 3600e3).toISOString(),
+        expires: new Date(now.getTime() + 7 * 86400e3).toISOString(),
+        retries: 0,
+        metadata: {
+          name: `mozharness archive ${name}`,
+          description: 'archive testing/mozharness',
+          owner: 'releng@example.com',
+          source: o.source,
+        },
+        payload: { subdir: SAMPLE_SUBDIR, maxRunTime: 300, ...payload },
+        ...opts,
+      };
+      assertUpstream('/schemas/queue/v1/create-task-request.json', def, 'task definition');
+      await o.createTask(taskId, def);
+      return taskId;
+    },
+  };
+  return kit;
+}
+
 export async function startWorkerEnv(
   opts: {
     variants?: Array<string | undefined>;
@@ -191,16 +288,19 @@ export async function startWorkerEnv(
   const logLines: string[] = [];
   const log = createLogger({ write: (l) => logLines.push(l), json: true, level: 'debug' });
   const taskCredentials: Credentials[] = [];
-  const s3Settings: WorkerS3Settings = {
-    bucket: s3.bucket,
-    endpoint: s3.endpoint,
-    region: s3.region,
-    publicBaseUrl: s3.publicBaseUrl,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    prefix: 'mozharness',
-  };
-  let workers = 0;
+  const kit = workerKit({
+    rootUrl: embedded.rootUrl,
+    workerCredentials,
+    workerGroup: WORKER_GROUP,
+    s3,
+    hgUrl: hg.url,
+    workDir: path.join(dir, 'work'),
+    log,
+    env: { taskCredentials },
+    createTask: (taskId, def) => root.createTask(taskId, def),
+    source: 'https://example.com/worker-tests',
+  });
+  const s3Settings = kit.s3Settings;
   const env: WorkerEnv = {
     dir,
     sharedDir,
@@ -216,64 +316,11 @@ export async function startWorkerEnv(
     logLines,
     log,
     s3Settings,
-    config(queue, overrides = {}) {
-      return validateWorkerConfig({
-        rootUrl: embedded.rootUrl,
-        credentials: workerCredentials,
-        taskQueueId: `proj-mozharness/${queue}`,
-        workerGroup: WORKER_GROUP,
-        workerId: `w${++workers}`,
-        capacity: 1,
-        s3: s3Settings,
-        allowRepos: [hg.url + '/', hg.url],
-        limits: { retries: 1, connectTimeoutMs: 2000, idleTimeoutMs: 5000, maxRetryTimeMs: 2000 },
-        shutdownGraceSeconds: 5,
-        pollIntervalSeconds: 0.05,
-        workDir: path.join(dir, 'work'),
-        ...testIsolationConfig(),
-        ...overrides,
-      });
-    },
-    store() {
-      return new ArchiveStore(s3.client(), s3Settings);
-    },
-    deps(extra = {}) {
-      return {
-        queue: checkedQueue(
-          queueClient({ rootUrl: embedded.rootUrl, credentials: workerCredentials }),
-          env,
-        ),
-        taskQueue: (credentials) =>
-          checkedQueue(queueClient({ rootUrl: embedded.rootUrl, credentials }), env),
-        store: env.store(),
-        logs: new S3TaskLogStore(workerS3Client(s3Settings), s3Settings),
-        log,
-        ...extra,
-      };
-    },
-    async createTask(queue, payload, opts = {}) {
-      const taskId = slugid();
-      const now = new Date();
-      const def: TaskDefinition = {
-        taskQueueId: `proj-mozharness/${queue}`,
-        schedulerId: 'mozharness-level-1',
-        created: now.toISOString(),
-        deadline: new Date(now.getTime() + 3 * 3600e3).toISOString(),
-        expires: new Date(now.getTime() + 7 * 86400e3).toISOString(),
-        retries: 0,
-        metadata: {
-          name: `mozharness archive ${queue}`,
-          description: 'archive testing/mozharness',
-          owner: 'releng@example.com',
-          source: 'https://example.com/worker-tests',
-        },
-        payload: { subdir: SAMPLE_SUBDIR, maxRunTime: 300, ...payload },
-        ...opts,
-      };
-      assertUpstream('/schemas/queue/v1/create-task-request.json', def, 'task definition');
-      await root.createTask(taskId, def);
-      return taskId;
-    },
+    config: (queue, overrides) => kit.config(`proj-mozharness/${queue}`, overrides),
+    store: kit.store,
+    deps: kit.deps,
+    createTask: (queue, payload, opts) =>
+      kit.createTask(`proj-mozharness/${queue}`, queue, payload, opts),
     async runOnce(queue, overrides = {}, extra = {}) {
       return runWorker(env.config(queue, { once: true, ...overrides }), env.deps(extra));
     },
