@@ -35,6 +35,7 @@ import {
 } from './find.js';
 import { hostAllowList } from './http.js';
 import { HttpError, type Answer } from './serve/answer.js';
+import { FrontDoor } from './serve/front-door.js';
 import {
   BuildStore,
   OnDemandBuilds,
@@ -106,15 +107,6 @@ function packageVersion(): Record<string, string> {
   };
 }
 
-/** A prepared answer for the cached-hit fast path: status, headers, body. */
-interface Prepared {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  log: Record<string, unknown>;
-  route: string;
-}
-
 interface Route {
   name: string;
   /** Path segments → the answer, or undefined when the route does not match. */
@@ -130,12 +122,11 @@ export class LookupService {
   private store: BuildStore;
   private builds: OnDemandBuilds;
   private found: TtlCache<FoundArchive | null>;
-  private prepared: TtlCache<Prepared>;
   private flight = new SingleFlight();
   private clients: FindClients;
   private routes: Route[];
   private server?: http.Server;
-  private sampleCounter = 0;
+  private front: FrontDoor;
   private version: Record<string, string>;
   /** Outbound requests to the repositories, by project (observability and tests). */
   readonly repositoryLookups: Record<string, number> = {};
@@ -148,7 +139,6 @@ export class LookupService {
     this.version = deps.version ?? packageVersion();
     this.store = new BuildStore(deps.stateDir);
     this.found = new TtlCache(config.cache.maxEntries, this.now);
-    this.prepared = new TtlCache(config.cache.maxEntries, this.now);
     this.clients = {
       index: deps.index,
       queue: deps.queue,
@@ -177,6 +167,13 @@ export class LookupService {
       onBuildCreated: (name) => this.metrics.builds.inc({ project: name }),
     });
     this.routes = this.routeTable();
+    this.front = new FrontDoor({
+      config,
+      metrics: this.metrics,
+      log: this.log,
+      now: this.now,
+      dispatch: (method, url, accept) => this.dispatch(method, url, accept),
+    });
   }
 
   private project(name: string): ProjectConfig {
@@ -485,117 +482,9 @@ export class LookupService {
     return this.dispatch(method, url, accept);
   }
 
-  private errorAnswer(e: unknown): Answer {
-    if (e instanceof HttpError) {
-      return {
-        status: e.status,
-        headers: e.headers,
-        body: { error: e.message },
-        log: { error: e.message },
-      };
-    }
-    const code = isArchiveError(e) ? e.code : 'internal';
-    const status =
-      code === 'usage'
-        ? 400
-        : code === 'not-found'
-          ? 404
-          : code === 'unavailable'
-            ? 503
-            : code === 'not-allowed' || code === 'corrupt'
-              ? 502
-              : 500;
-    return {
-      status,
-      headers: status === 503 ? { 'retry-after': '30' } : {},
-      body: { error: errorMessage(e), code },
-      log: { error: errorMessage(e), code },
-    };
-  }
-
-  /** Cached hits are logged one in `requestLogSampleRate`; everything else always. */
-  private logRequest(
-    method: string,
-    path: string,
-    status: number,
-    started: bigint,
-    fields: Record<string, unknown> | undefined,
-    hit: boolean,
-  ): void {
-    const rate = this.config.requestLogSampleRate ?? 100;
-    if (hit && rate > 1 && this.sampleCounter++ % rate !== 0) return;
-    this.log.info('lookup.request', {
-      method,
-      path,
-      status,
-      ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
-      ...(hit && rate > 1 ? { sampled: `1/${rate}` } : {}),
-      ...fields,
-    });
-  }
-
-  private write(res: http.ServerResponse, method: string, p: Prepared): void {
-    res.writeHead(p.status, p.headers);
-    res.end(method === 'HEAD' ? undefined : p.body);
-  }
-
-  private prepare(a: Answer & { route: string }): Prepared {
-    const body =
-      a.body === undefined
-        ? a.status >= 300 && a.status < 400
-          ? ''
-          : '{}'
-        : JSON.stringify(a.body);
-    const headers: Record<string, string> = { ...a.headers };
-    if (body) headers['content-type'] = 'application/json; charset=utf-8';
-    headers['content-length'] = String(Buffer.byteLength(body));
-    return { status: a.status, headers, body, log: a.log ?? {}, route: a.route };
-  }
-
   /** node:http request handler. */
-  handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const started = process.hrtime.bigint();
-    const method = req.method ?? 'GET';
-    const accept = String(req.headers.accept ?? '');
-    const raw = req.url ?? '/';
-    const key = `${accept.includes('application/json') ? 'j' : 'r'}${raw}`;
-    if (method === 'GET' || method === 'HEAD') {
-      const ready = this.prepared.get(key);
-      if (ready) {
-        this.write(res, method, ready);
-        this.observe(ready.route, 'hit', ready.status, started);
-        this.logRequest(method, raw.split('?')[0]!, ready.status, started, ready.log, true);
-        return;
-      }
-    }
-    let url: URL;
-    try {
-      url = new URL(raw, 'http://lookup.invalid');
-    } catch {
-      url = new URL('http://lookup.invalid/');
-    }
-    this.dispatch(method, url, accept)
-      .catch((e: unknown) => ({ ...this.errorAnswer(e), route: 'error' }))
-      .then((a) => {
-        const p = this.prepare(a);
-        this.write(res, method, p);
-        const outcome = a.outcome ?? 'other';
-        if ((outcome === 'hit' || outcome === 'miss') && a.status < 400) {
-          this.prepared.set(
-            key,
-            { ...p, log: { ...p.log, cache: 'hit' } },
-            this.config.cache.hitTtlSeconds * 1000,
-          );
-        }
-        this.observe(a.route, outcome, a.status, started);
-        this.logRequest(method, url.pathname, a.status, started, a.log, outcome === 'hit');
-      });
-  };
-
-  private observe(route: string, outcome: string, status: number, started: bigint): void {
-    this.metrics.requests.inc({ route, outcome, status: String(status) });
-    this.metrics.latency.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
-  }
+  handle = (req: http.IncomingMessage, res: http.ServerResponse): void =>
+    this.front.handle(req, res);
 
   /** Listen on 127.0.0.1:`port` (0 = any); returns the base URL. */
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
@@ -625,7 +514,7 @@ export class LookupService {
   /** Drop cached lookups (tests, or after a promotion). */
   clearCache(): void {
     this.found.clear();
-    this.prepared.clear();
+    this.front.clear();
     this.builds.clearCache();
   }
 }
