@@ -887,19 +887,16 @@ export class QueueService implements Service {
 
   private getTask(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
-    ctx.requireScopes(`queue:get-task:${taskId}`);
     return { body: this.mustLoad(taskId).def };
   }
 
   private getStatus(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
-    ctx.requireScopes(`queue:status:${taskId}`);
     return { body: { status: this.statusOf(this.mustLoad(taskId)) } };
   }
 
   private listTaskGroup(ctx: RequestContext): HandlerResult {
     const taskGroupId = checkTaskId(ctx.params.taskGroupId, 'taskGroupId');
-    ctx.requireScopes(`queue:list-task-group:${taskGroupId}`);
     const limit = pageLimit(ctx.query);
     const after = decodeToken<number>(ctx.query.continuationToken, 'number') ?? 0;
     const group = this.st.getGroup.get(taskGroupId) as
@@ -924,7 +921,6 @@ export class QueueService implements Service {
 
   private getTaskGroup(ctx: RequestContext): HandlerResult {
     const taskGroupId = checkTaskId(ctx.params.taskGroupId, 'taskGroupId');
-    ctx.requireScopes(`queue:list-task-group:${taskGroupId}`);
     const group = this.st.getGroup.get(taskGroupId) as
       { scheduler_id: string; expires: number } | undefined;
     if (!group) {
@@ -945,10 +941,6 @@ export class QueueService implements Service {
         taskQueueId,
       });
     }
-    const pendingScope = `queue:pending-count:${taskQueueId}`;
-    ctx.requireScopes(
-      withClaimed ? { AllOf: [pendingScope, `queue:claimed-count:${taskQueueId}`] } : pendingScope,
-    );
     const count = (state: string) =>
       (this.st.countInQueue.get(taskQueueId, state) as { n: number }).n;
     const [provisionerId, workerType] = taskQueueId.split('/');
@@ -964,7 +956,6 @@ export class QueueService implements Service {
 
   private listDependentTasks(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
-    ctx.requireScopes(`queue:list-dependent-tasks:${taskId}`);
     const limit = pageLimit(ctx.query);
     const after = decodeToken<string>(ctx.query.continuationToken, 'string') ?? '';
     this.mustLoad(taskId);
@@ -982,22 +973,16 @@ export class QueueService implements Service {
     return { body };
   }
 
-  /** AnyOf as upstream's schedule/rerun/cancel scopes. */
-  private requireTaskVerb(ctx: RequestContext, verb: string, rec: TaskRecord): void {
+  /** The schedule/rerun/cancel scope expression, rendered with the stored task's ids. */
+  private requireTaskVerb(ctx: RequestContext, rec: TaskRecord): void {
     const { schedulerId, taskGroupId, projectId } = rec.def;
-    ctx.requireScopes({
-      AnyOf: [
-        `queue:${verb}-task:${schedulerId}/${taskGroupId}/${rec.taskId}`,
-        `queue:${verb}-task-in-project:${projectId}`,
-        { AllOf: [`queue:${verb}-task`, `assume:scheduler-id:${schedulerId}/${taskGroupId}`] },
-      ],
-    });
+    ctx.authorize({ schedulerId, taskGroupId, projectId });
   }
 
   private scheduleTaskHandler(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
     const rec = this.mustLoad(taskId);
-    this.requireTaskVerb(ctx, 'schedule', rec);
+    this.requireTaskVerb(ctx, rec);
     const status = this.tx(() => this.scheduleInternal(taskId));
     if (!status) {
       throw new ApiError(
@@ -1012,7 +997,7 @@ export class QueueService implements Service {
   private rerunTask(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
     const rec0 = this.mustLoad(taskId);
-    this.requireTaskVerb(ctx, 'rerun', rec0);
+    this.requireTaskVerb(ctx, rec0);
     return this.tx(() => {
       const rec = this.mustLoad(taskId);
       this.refusePastDeadline(rec, 'rescheduled');
@@ -1052,7 +1037,7 @@ export class QueueService implements Service {
   private cancelTask(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
     const rec0 = this.mustLoad(taskId);
-    this.requireTaskVerb(ctx, 'cancel', rec0);
+    this.requireTaskVerb(ctx, rec0);
     return this.tx(() => {
       const rec = this.mustLoad(taskId);
       this.refusePastDeadline(rec, 'canceled');
@@ -1162,12 +1147,7 @@ export class QueueService implements Service {
       'claim-work-request',
       ctx.body,
     );
-    ctx.requireScopes({
-      AllOf: [
-        `queue:claim-work:${taskQueueId}`,
-        `queue:worker-id:${body.workerGroup}/${body.workerId}`,
-      ],
-    });
+    ctx.authorize({ workerGroup: body.workerGroup, workerId: body.workerId });
     // When the framework offers an AbortSignal for the request (client gone), stop waiting and
     // claim nothing, so no task is claimed for a worker that is no longer listening.
     const signal = ctx.signal;
@@ -1194,7 +1174,6 @@ export class QueueService implements Service {
   private reclaimTask(ctx: RequestContext): HandlerResult {
     const { rec, runId } = this.runOf(ctx);
     const taskId = rec.taskId;
-    ctx.requireScopes(`queue:reclaim-task:${taskId}/${runId}`);
     return this.tx(() => {
       const cur = this.mustLoad(taskId);
       const now = this.nowMs();
@@ -1234,7 +1213,6 @@ export class QueueService implements Service {
   private resolveHandler(ctx: RequestContext, target: 'completed' | 'failed'): HandlerResult {
     const { rec, runId } = this.runOf(ctx);
     const taskId = rec.taskId;
-    ctx.requireScopes(`queue:resolve-task:${taskId}/${runId}`);
     let completed: TaskRecord | undefined;
     const result = this.tx(() => {
       const cur = this.mustLoad(taskId);
@@ -1270,7 +1248,6 @@ export class QueueService implements Service {
     );
     const { rec, runId } = this.runOf(ctx);
     const taskId = rec.taskId;
-    ctx.requireScopes(`queue:resolve-task:${taskId}/${runId}`);
     return this.tx(() => {
       const cur = this.mustLoad(taskId);
       const run = cur.runs[runId];
@@ -1335,7 +1312,6 @@ export class QueueService implements Service {
         { taskId, runId },
       );
     }
-    ctx.requireScopes(`queue:create-artifact:${taskId}/${runId}`);
     if (expires > rec.expires) {
       throw new ApiError(
         'InputError',
@@ -1416,7 +1392,6 @@ export class QueueService implements Service {
     const taskId = checkTaskId(ctx.params.taskId);
     const runId = checkRunId(ctx.params.runId);
     const name = checkArtifactName(ctx.params.name);
-    ctx.requireScopes(`queue:create-artifact:${taskId}/${runId}`);
     validateRequest('finish-artifact-request', ctx.body);
     const row = this.st.getArtifact.get(taskId, runId, name) as ArtifactRow | undefined;
     if (!row || !this.load(taskId)?.runs[runId]) {
@@ -1437,7 +1412,7 @@ export class QueueService implements Service {
   private requireArtifactScopes(ctx: RequestContext, names: string[]): void {
     const guarded = names.filter((n) => !n.startsWith('public/'));
     if (guarded.length) {
-      ctx.requireScopes({ AllOf: guarded.map((n) => `queue:get-artifact:${n}`) });
+      ctx.authorize({ names: guarded });
     }
   }
 
@@ -1538,11 +1513,9 @@ export class QueueService implements Service {
   /** The run an artifact listing is about (the latest, or the one named), after its scope check. */
   private listedRunId(ctx: RequestContext, taskId: string, latest: boolean): number {
     if (latest) {
-      ctx.requireScopes(`queue:list-artifacts:${taskId}`);
       return this.latestRunId(taskId);
     }
     const runId = checkRunId(ctx.params.runId);
-    ctx.requireScopes(`queue:list-artifacts:${taskId}:${runId}`);
     return runId;
   }
 
