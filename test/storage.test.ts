@@ -342,6 +342,10 @@ describe('storage: downloadVerified', function () {
         res.writeHead(303, { location: '/good' });
         return res.end();
       }
+      if (url === '/redirect-away') {
+        res.writeHead(302, { location: 'http://elsewhere.invalid/good' });
+        return res.end();
+      }
       if (url === '/flaky') return n === 1 ? (res.writeHead(500), res.end('oops')) : full();
       if (url === '/always-500') return (res.writeHead(503), res.end());
       if (url === '/truncated') return truncated();
@@ -385,6 +389,24 @@ describe('storage: downloadVerified', function () {
     });
     assert.equal(r2.sha256, digest);
     assert.deepEqual(await leftovers(), []);
+  });
+
+  it('checks the allow-list at the first URL and at every redirect hop', async () => {
+    const here = new URL(base).host;
+    const allowUrl = (u: URL) => u.host === here;
+    const dest = path.join(dir, 'allowed.tar.gz');
+    assert.equal((await downloadVerified(`${base}/redirect`, dest, { allowUrl })).sha256, digest);
+    await assert.rejects(
+      downloadVerified(`${base}/redirect-away`, path.join(dir, 'away'), { ...fast, allowUrl }),
+      (e: unknown) =>
+        isArchiveError(e, 'not-allowed') && /elsewhere\.invalid/.test((e as Error).message),
+    );
+    await assert.rejects(
+      downloadVerified(`${base}/good`, path.join(dir, 'first'), { allowUrl: () => false }),
+      (e: unknown) => isArchiveError(e, 'not-allowed'),
+    );
+    assert.deepEqual(await leftovers(), []);
+    await assert.rejects(fs.stat(path.join(dir, 'away')));
   });
 
   it('refuses a wrong sha256, naming both digests; dest stays as it was', async () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { checkRevision, findArchive, type FindClients, type FoundArchive } from './find.js';
-import { downloadChecked } from './http.js';
+import { downloadVerified } from '../storage/download.js';
 import {
   checkChannel,
   describeLocation,
@@ -79,9 +79,10 @@ export async function verifyArchive(
   }
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'mozharness-promote-'));
   try {
-    const got = await downloadChecked(found.objectUrl ?? found.url, path.join(dir, 'archive'), {
-      allowUrl: deps.allowUrl,
-      timeoutMs: deps.timeoutMs,
+    const got = await downloadVerified(found.objectUrl ?? found.url, path.join(dir, 'archive'), {
+      ...(deps.allowUrl ? { allowUrl: deps.allowUrl } : {}),
+      ...(deps.timeoutMs ? { idleTimeoutMs: deps.timeoutMs } : {}),
+      retries: 2,
     });
     if (got.sha256 !== found.sha256 || got.size !== found.size) {
       throw new ArchiveError(

@@ -35,6 +35,8 @@ export interface DownloadOptions {
   maxRedirects?: number;
   headers?: Record<string, string>;
   onRetry?: (attempt: number, error: Error, delayMs: number) => void;
+  /** Vets the URL and every redirect target; false refuses it (ArchiveError 'not-allowed'). */
+  allowUrl?: (url: URL) => boolean;
 }
 
 export interface DownloadResult {
@@ -106,6 +108,7 @@ function attemptOnce(
             let next: URL;
             try {
               next = checkUrl(new URL(res.headers.location, current).href);
+              checkAllowed(next, opts);
             } catch (e) {
               reject(e);
               return;
@@ -227,6 +230,16 @@ function attemptOnce(
   return get(checkUrl(url), maxRedirects);
 }
 
+function checkAllowed(u: URL, opts: DownloadOptions): void {
+  if (opts.allowUrl && !opts.allowUrl(u)) {
+    throw new ArchiveError(
+      'not-allowed',
+      `refusing to download from ${describeUrl(u.href)}: not an allowed host`,
+      { url: describeUrl(u.href) },
+    );
+  }
+}
+
 /**
  * Download `url` to `dest`, verified. Resolves with the sha256 and size of what was written;
  * rejects with ArchiveError: checksum-mismatch (both digests named), not-found (404),
@@ -237,7 +250,7 @@ export async function downloadVerified(
   dest: string,
   opts: DownloadOptions = {},
 ): Promise<DownloadResult> {
-  checkUrl(url);
+  checkAllowed(checkUrl(url), opts);
   const expected = opts.sha256?.toLowerCase();
   if (expected !== undefined && !/^[0-9a-f]{64}$/.test(expected)) {
     throw new ArchiveError('usage', `not a sha256 digest: ${JSON.stringify(opts.sha256)}`);
