@@ -1,4 +1,4 @@
-// find and fetch on the deployment's index: archives built by the real worker, indexed by their
+// find, fetch, promote and deploy on the deployment's index: archives built by the real worker, indexed by their
 // routes (asynchronously on the real services), found by revision (full and short), by tree
 // digest and as the latest, then fetched, verified and unpacked by the CLI.
 import assert from 'node:assert/strict';
@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildArchive } from '../../src/archive/index.js';
 import { cacheNamespace, latestNamespace, revisionNamespace } from '../../src/contract/index.js';
+import { deployOnce } from '../../src/lookup/deploy.js';
 import { findArchive } from '../../src/lookup/find.js';
+import { promote } from '../../src/lookup/promote.js';
 import { makeClients } from '../../src/taskcluster/client.js';
 import { waitFor } from '../helpers/backend.js';
 import { spawnCli } from '../helpers/cli.js';
@@ -15,9 +17,12 @@ import { SAMPLE_SUBDIR } from '../helpers/repos.js';
 
 const backendName = process.env.MOZHARNESS_TEST_BACKEND ?? 'embedded';
 
-describe(`integration: find and fetch on the index (${backendName} services)`, function () {
+describe(`integration: find, fetch, promote and deploy on the index (${backendName} services)`, function () {
   this.timeout(180_000);
   let env: IntegrationEnv;
+  let archived:
+    | { prefix: string; project: string; revision: string; sha256: string; taskId: string }
+    | undefined;
 
   before(async () => {
     env = await startIntegrationEnv({ variants: [undefined] });
@@ -89,5 +94,36 @@ describe(`integration: find and fetch on the index (${backendName} services)`, f
     const out = JSON.parse(r.stdout);
     assert.equal(out.sha256 ?? out.archive?.sha256, built.sha256, r.stdout);
     assert.ok(fs.existsSync(path.join(dest, 'scripts', 'desktop_unittest.py')));
+    archived = { prefix, project, revision, sha256: built.sha256, taskId };
+  });
+
+  it('promote puts the found archive in a known-good manifest; deploy unpacks it and switches current', async function () {
+    if (!archived) this.skip();
+    const a = archived!;
+    const manifest = { kind: 'file' as const, path: path.join(env.dir, 'known-good.json') };
+    const anon = makeClients({ rootUrl: env.backend.rootUrl });
+    const promoted = await promote(
+      { ...anon, io: {} },
+      {
+        channel: 'production',
+        manifest,
+        project: a.project,
+        revision: a.revision,
+        prefix: a.prefix,
+        promotedBy: 'integration-test',
+      },
+    );
+    assert.equal(promoted.channel, 'production');
+    const doc = JSON.parse(fs.readFileSync(manifest.path, 'utf8'));
+    assert.equal(doc.channels.production.sha256, a.sha256);
+    assert.equal(doc.channels.production.taskId, a.taskId);
+    const root = path.join(env.dir, 'deploy-root');
+    const r = await deployOnce({ manifest, channel: 'production', root });
+    assert.equal(r.outcome, 'deployed');
+    const current = fs.realpathSync(path.join(root, 'current'));
+    assert.ok(current.includes(a.sha256), current);
+    assert.ok(fs.existsSync(path.join(root, 'current', 'scripts', 'desktop_unittest.py')));
+    const again = await deployOnce({ manifest, channel: 'production', root });
+    assert.equal(again.outcome, 'unchanged');
   });
 });
