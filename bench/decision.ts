@@ -25,6 +25,7 @@ import { checkLimits } from '../src/decision/limits.js';
 import { optimizeGraph } from '../src/decision/optimize.js';
 import { dumpParameters, parametersFromFlags } from '../src/decision/parameters.js';
 import { resolvedToJson, resolveTaskGraph } from '../src/decision/resolve.js';
+import { runnableJobs } from '../src/decision/runnable.js';
 import { submitTaskGraph } from '../src/decision/submit.js';
 import { assignTaskIds, deterministicSlugid } from '../src/decision/taskids.js';
 import { startEmbedded } from '../src/local/embedded.js';
@@ -229,6 +230,7 @@ export async function run(
         'label-to-taskid.json': labelToTaskId,
         'optimizations.json': { records: optimized.records },
         'actions.json': EMPTY_ACTIONS,
+        'runnable-jobs.json': runnableJobs(full, config),
       });
       if (seen.size !== resolved.order.length) throw new Error('not every task was submitted');
     });

@@ -619,6 +619,51 @@ describe('actions: action-callback with fake clients', () => {
     assert.equal(c.created.length, 0);
   });
 
+  it("add-new-jobs accepts any label of the decision task's runnable-jobs.json", async () => {
+    const push = makePush();
+    const listed = 'test-android/opt-robocop-1';
+    const v = mergePushView({
+      decisionTaskId: push.decisionTaskId,
+      parameters: push.parameters,
+      graphs: [
+        {
+          taskId: push.decisionTaskId,
+          taskGraph: push.taskGraph,
+          labelToTaskId: push.labelToTaskId,
+        },
+      ],
+      fullGraph: {},
+      runnableJobs: { [listed]: { symbol: 'rc1', platform: 'android', collection: { opt: true } } },
+    });
+    assert.ok(v.fullLabels.has(listed), 'a runnable job is a label add-new-jobs may schedule');
+    const oracle: PlanOracle = {
+      status: async () => undefined,
+      artifactExpires: async () => undefined,
+      findIndexed: async () => [],
+    } as unknown as PlanOracle;
+    // the label check passes (what follows needs the label's definition)
+    await assert.rejects(
+      planTasks({
+        view: v,
+        oracle,
+        now: new Date(),
+        newTaskId: slugid,
+        requests: [{ labels: [listed], times: 1 }],
+      }),
+      (e: Error) => !/unknown task label/.test(e.message),
+    );
+    await assert.rejects(
+      planTasks({
+        view: v,
+        oracle,
+        now: new Date(),
+        newTaskId: slugid,
+        requests: [{ labels: ['bogus'], times: 1 }],
+      }),
+      /unknown task label\(s\): 'bogus'/,
+    );
+  });
+
   it('add-new-jobs of a label the push left out needs its definition, and says so', async () => {
     const push = makePush();
     const c = fakeClients(push, world(push), decisionFiles(push));

@@ -875,6 +875,38 @@ describe('decision: generator', function () {
       assert.equal(bad.code, 2);
     });
 
+    it("runnable-jobs.json lists every task of the full graph as Treeherder's add-new-jobs reads it", async () => {
+      const out = path.join(tmp, 'runnable');
+      const r = await decide(PARAM_SETS['try-level-1']!, { out });
+      const jobs = JSON.parse(fs.readFileSync(path.join(out, 'runnable-jobs.json'), 'utf8'));
+      assert.deepEqual(
+        Object.keys(jobs).sort(),
+        [...r.full.order].sort(),
+        'the full graph, not only the target',
+      );
+      assert.ok(Object.keys(jobs).length > r.target.order.length);
+      for (const [label, job] of Object.entries<Record<string, unknown>>(jobs)) {
+        assert.deepEqual(
+          Object.keys(job).filter(
+            (k) => !['symbol', 'groupSymbol', 'groupName', 'collection', 'platform'].includes(k),
+          ),
+          [],
+          label,
+        );
+        assert.equal(typeof job.symbol, 'string', label);
+      }
+      // the same Treeherder facts as the task definitions of the scheduled tasks
+      for (const t of Object.values(r.resolved.tasks)) {
+        const th = t.task.extra!.treeherder;
+        const job = jobs[t.label];
+        assert.equal(job.symbol, th.symbol, t.label);
+        assert.equal(job.groupSymbol, th.groupSymbol, t.label);
+        assert.equal(job.groupName, th.groupName, t.label);
+        assert.deepEqual(job.collection, th.collection, t.label);
+        assert.equal(job.platform, th.machine.platform, t.label);
+      }
+    });
+
     it("parameters.yml uses taskgraph's names and types and validates against its schema", async () => {
       const out = path.join(tmp, 'taskgraph-params');
       await decide(PARAM_SETS['github-push']!, { out });

@@ -66,6 +66,8 @@ export function mergePushView(input: {
   parameters: Record<string, unknown>;
   graphs: Array<{ taskId: string; taskGraph: TaskGraphJson; labelToTaskId: LabelToTaskId }>;
   fullGraph?: Record<string, any>;
+  /** runnable-jobs.json of the decision task (label → Treeherder job), if any. */
+  runnableJobs?: Record<string, unknown>;
 }): PushView {
   const labelToTaskId: LabelToTaskId = {};
   const tasks = new Map<string, KnownTask>();
@@ -114,7 +116,11 @@ export function mergePushView(input: {
     }
   }
   const fullGraph = input.fullGraph ?? {};
-  const fullLabels = new Set<string>([...Object.keys(fullGraph), ...knownLabels]);
+  const fullLabels = new Set<string>([
+    ...Object.keys(fullGraph),
+    ...Object.keys(input.runnableJobs ?? {}),
+    ...knownLabels,
+  ]);
   return {
     decisionTaskId: input.decisionTaskId,
     parameters: input.parameters,
@@ -277,11 +283,12 @@ export async function loadPushView(
   const log = opts.log ?? silentLogger;
   const read = (taskId: string, name: string) =>
     readArtifact(queue, taskId, name, { fetchImpl: opts.fetchImpl });
-  const [parameters, taskGraph, labelToTaskId, fullGraph] = await Promise.all([
+  const [parameters, taskGraph, labelToTaskId, fullGraph, runnableJobs] = await Promise.all([
     read(decisionTaskId, 'public/parameters.yml'),
     read(decisionTaskId, 'public/task-graph.json'),
     read(decisionTaskId, 'public/label-to-taskid.json'),
     read(decisionTaskId, 'public/full-task-graph.json'),
+    read(decisionTaskId, 'public/runnable-jobs.json'),
   ]);
   if (!taskGraph || !labelToTaskId) {
     throw new ArchiveError(
@@ -325,5 +332,6 @@ export async function loadPushView(
     parameters: (parameters as Record<string, unknown>) ?? {},
     graphs,
     fullGraph: (fullGraph as Record<string, any>) ?? {},
+    runnableJobs: (runnableJobs as Record<string, unknown>) ?? {},
   });
 }

@@ -13,6 +13,7 @@ export interface DecisionArtifacts {
   'label-to-taskid.json': unknown;
   'optimizations.json': unknown;
   'actions.json': unknown;
+  'runnable-jobs.json': unknown;
 }
 
 export function serialise(value: unknown): string {

@@ -17,6 +17,7 @@ import { checkLimits } from './limits.js';
 import { optimizeGraph, type OptimizeResult } from './optimize.js';
 import { dumpParameters, pushFacts, type Parameters } from './parameters.js';
 import { resolvedToJson, resolveTaskGraph, type ResolvedGraph } from './resolve.js';
+import { runnableJobs } from './runnable.js';
 import { submitTaskGraph, type SubmitReport } from './submit.js';
 import { assignTaskIds } from './taskids.js';
 
@@ -231,6 +232,7 @@ export async function runDecision(
         records: optimized.records,
       },
       'actions.json': actions,
+      'runnable-jobs.json': runnableJobs(full, config),
     });
   }
   phase('artifacts');
