@@ -36,6 +36,8 @@ export interface RunnerContext {
   log: Logger;
   /** Aborting it kills a running task command (Ctrl-C of `local run`). */
   signal?: AbortSignal;
+  /** Called with each line of a task's log as it is written (a live log). */
+  onLogLine?: (taskId: string, line: string) => void;
 }
 
 export interface LocalRunOutcome {
@@ -52,13 +54,18 @@ export interface LocalRunOutcome {
 /** A task log kept in memory and written to `public/logs/live_backing.log` at the end. */
 class TaskLog {
   readonly lines: string[] = [];
+  constructor(private readonly onLine: (line: string) => void = () => {}) {}
+  private push(line: string): void {
+    this.lines.push(line);
+    this.onLine(line);
+  }
   add(text: string): void {
     for (const line of text.split('\n')) {
-      if (line.length) this.lines.push(`[${new Date().toISOString()}] ${line}`);
+      if (line.length) this.push(`[${new Date().toISOString()}] ${line}`);
     }
   }
   logger(fields: Record<string, unknown>): Logger {
-    return createLogger({ json: false, write: (l) => this.lines.push(l), fields });
+    return createLogger({ json: false, write: (l) => this.push(l), fields });
   }
   tail(n = 25): string[] {
     return this.lines.slice(-n);
@@ -87,7 +94,8 @@ async function execute(
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `mha-task-${taskId}-`));
   const publicDir = path.join(dir, 'public');
   await fs.mkdir(publicDir, { recursive: true });
-  const log = new TaskLog();
+  const onLogLine = ctx.onLogLine;
+  const log = new TaskLog(onLogLine ? (line) => onLogLine(taskId, line) : undefined);
   const label = claim.task.metadata.name;
   log.add(`task ${taskId} run ${claim.runId}: ${label}`);
   let ok = false;

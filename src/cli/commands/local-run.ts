@@ -1,6 +1,6 @@
 // `mozharness-archive local run` (what `npm start` runs): replay pushes on this machine against the
 // embedded services, then print a summary people can read at a glance, or one JSON document.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ReplaySummary } from '../../local/replay.js';
@@ -23,6 +23,7 @@ export function formatSummary(s: ReplaySummary): string[] {
   for (const [i, p] of s.pushes.entries()) {
     lines.push(
       `push ${i + 1}  ${short(p.revision)}  pushlog id ${p.pushlogId}${p.description ? `  (${p.description})` : ''}`,
+      `  producer    ${p.producer} (rendered .taskcluster.yml into decision task ${p.decisionTaskId})`,
     );
     const a = p.archive;
     lines.push(
@@ -64,7 +65,20 @@ export function formatSummary(s: ReplaySummary): string[] {
     lines.push('', `--- ${t.label} (${t.taskId}): ${t.state}; last lines of its log:`);
     for (const l of t.logTail ?? []) lines.push(`  ${l}`);
   }
+  lines.push('', ...dashboardHint(s.stateDir));
   return lines;
+}
+
+/** How to look at a finished run in the dashboard. */
+export function dashboardHint(stateDir: string): string[] {
+  const rel = path.relative(process.cwd(), stateDir) || '.';
+  const dir = rel.startsWith('..') ? stateDir : rel;
+  const flag = dir === '.mozharness-archive' ? '' : ` --state-dir ${dir}`;
+  return [
+    'See this run in the dashboard (pushes, tasks, logs, archives, Retrigger):',
+    `  npx mozharness-archive local up${flag}`,
+    '  then open the dashboard URL it prints (http://127.0.0.1:<port>/).',
+  ];
 }
 
 /** The --json document (issue contract), plus a few extra fields. */
@@ -76,6 +90,7 @@ export function summaryJson(s: ReplaySummary): unknown {
     pushes: s.pushes.map((p) => ({
       revision: p.revision,
       pushlogId: p.pushlogId,
+      producer: p.producer,
       decisionTaskId: p.decisionTaskId,
       archive: p.archive,
       repoRequests: p.repoRequests,
@@ -101,7 +116,8 @@ export function registerLocalRun(local: Command): void {
     .command('run')
     .description(
       'Replay pushes end to end on this machine (what `npm start` runs): embedded Taskcluster\n' +
-        'services, s3rver and `hg serve` on loopback; decision task, archive worker, downstream\n' +
+        'services, s3rver and the repository (git smart HTTP, or `hg serve` with --repo-type hg)\n' +
+        'on loopback; decision task, archive worker, downstream\n' +
         'build and test tasks that fetch and verify the archive, then a Treeherder-style retrigger.\n' +
         'With no arguments it replays a sample repository: a push that creates the harness, one\n' +
         'that changes only other directories (the archive is reused: no archive task, no request\n' +
@@ -113,6 +129,11 @@ export function registerLocalRun(local: Command): void {
       '.mozharness-archive',
     )
     .option('--repo <path>', 'a local hg or git repository to replay instead of the sample one')
+    .addOption(
+      new Option('--repo-type <vcs>', 'the sample repository: git (smart HTTP) or hg (hg serve)')
+        .choices(['git', 'hg'])
+        .default('git'),
+    )
     .option('--revisions <a,b,c>', 'revisions to replay, in order (default: the last three)')
     .option('--project <name>', 'project (repository) name', 'mozilla-central')
     .option('--level <n>', 'trust level of the pushes (1 = try, 3 = release branches)', '3')
@@ -121,6 +142,7 @@ export function registerLocalRun(local: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n  npm start\n  mozharness-archive local run --json\n' +
+        '  mozharness-archive local run --repo-type hg\n' +
         '  mozharness-archive local run --repo ~/src/mozilla-unified --revisions 1a2b3c4d5e6f,central\n',
     )
     .action(async (opts) => {
@@ -137,7 +159,7 @@ export function registerLocalRun(local: Command): void {
         const summary = await replay({
           stateDir: opts.stateDir,
           projectRoot: PROJECT_ROOT,
-          ...(opts.repo ? { repo: opts.repo } : {}),
+          ...(opts.repo ? { repo: opts.repo } : { vcs: opts.repoType }),
           ...(opts.revisions
             ? { revisions: String(opts.revisions).split(',').filter(Boolean) }
             : {}),
