@@ -32,7 +32,14 @@ export const HG_ENV: NodeJS.ProcessEnv = {
  */
 export async function startHgServe(
   repoPath: string,
-  opts: { port?: number; prefix?: string } = {},
+  opts: {
+    port?: number;
+    prefix?: string;
+    /** Accept pushes (loopback only, no authentication: a developer's own forest). */
+    allowPush?: boolean;
+    /** More `--config section.name=value` settings (hooks…). */
+    config?: string[];
+  } = {},
 ): Promise<HgServer> {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hg-serve-'));
   const accessLog = path.join(logDir, 'access.log');
@@ -53,8 +60,10 @@ export async function startHgServe(
       errorLog,
       '--config',
       'web.allow-archive=gz,bz2,zip',
-      '--config',
-      'web.allow_push=',
+      ...(opts.allowPush
+        ? ['--config', 'web.allow_push=*', '--config', 'web.push_ssl=false']
+        : ['--config', 'web.allow_push=']),
+      ...(opts.config ?? []).flatMap((c) => ['--config', c]),
       ...(opts.prefix ? ['--prefix', opts.prefix] : []),
     ],
     { cwd: repoPath, env: HG_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -120,8 +129,24 @@ export type RepoServer = HgServer;
  */
 export async function startGitHttp(
   repoPath: string,
-  opts: { prefix?: string } = {},
+  opts: {
+    prefix?: string;
+    /**
+     * Accept pushes (git-receive-pack; loopback only, no authentication). A push to the branch
+     * checked out in a non-bare repository updates its work tree when that is clean.
+     */
+    allowPush?: boolean;
+  } = {},
 ): Promise<RepoServer> {
+  const pushConfig: Record<string, string> = opts.allowPush
+    ? {
+        GIT_CONFIG_COUNT: '2',
+        GIT_CONFIG_KEY_0: 'http.receivepack',
+        GIT_CONFIG_VALUE_0: 'true',
+        GIT_CONFIG_KEY_1: 'receive.denyCurrentBranch',
+        GIT_CONFIG_VALUE_1: 'updateInstead',
+      }
+    : {};
   const prefix = opts.prefix ?? path.basename(repoPath);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'git-http-'));
   fs.symlinkSync(path.resolve(repoPath), path.join(root, prefix));
@@ -144,6 +169,7 @@ export async function startGitHttp(
         GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
         HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
         REMOTE_ADDR: '127.0.0.1',
+        ...pushConfig,
       },
       stdio: ['pipe', 'pipe', 'ignore'],
     });

@@ -1,0 +1,217 @@
+// `local up`: the whole forest on one machine, running until stopped. The embedded services; with
+// a repository, its server on loopback (git smart HTTP or `hg serve`), accepting pushes, and a
+// watcher that turns each push into the producer's decision task; the worker pools of every task
+// queue the in-tree config names, played by the same local runners as `local run`; and the
+// dashboard. close() stops them in reverse order and leaves no process behind.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadGraphConfig, type GraphConfig } from '../decision/config.js';
+import { errorMessage } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { startEmbedded, type Embedded } from './embedded.js';
+import { configQueues, PushLog, PushProducer, type PushRecord } from './pushes.js';
+import { hgPushlogHook, watchPushes, type PushWatch } from './push-watch.js';
+import { detectVcs, loadConfigAt } from './repo.js';
+import { startGitHttp, startHgServe, type RepoServer } from './repo-server.js';
+import { localRunners } from './runners.js';
+import type { Vcs } from './sample-repo.js';
+import { startWorkerPools, type WorkerPools } from './worker-pools.js';
+
+export interface ForestOptions {
+  stateDir: string;
+  /** This project's root (its taskcluster/ and scripts stand in for the images). */
+  projectRoot: string;
+  /** Port of the embedded services (default: the previous choice, else a free one). */
+  port?: number;
+  /** A local hg or git repository to serve and watch. */
+  repo?: string;
+  project?: string;
+  level?: '1' | '2' | '3';
+  /** Run the worker pools (default true). */
+  workers?: boolean;
+  /** How often the repository is looked at for pushes (default 1000 ms). */
+  pollMs?: number;
+  log?: Logger;
+  /** One line per event (a push, a task starting or resolving). */
+  onEvent?: (line: string) => void;
+}
+
+/** The last lines of each task's log while it runs (and a little after). */
+export class LiveLogs {
+  private readonly logs = new Map<string, string[]>();
+  constructor(private readonly maxLines = 400) {}
+  add(taskId: string, line: string): void {
+    let l = this.logs.get(taskId);
+    if (!l) {
+      l = [];
+      this.logs.set(taskId, l);
+      if (this.logs.size > 200) this.logs.delete(this.logs.keys().next().value!);
+    }
+    l.push(line);
+    if (l.length > this.maxLines) l.splice(0, l.length - this.maxLines);
+  }
+  get(taskId: string): string[] | undefined {
+    return this.logs.get(taskId);
+  }
+}
+
+export interface Forest {
+  embedded: Embedded;
+  stateDir: string;
+  /** The URL to push to (with a repository). */
+  repository?: { url: string; vcs: Vcs; path: string };
+  pushLog: PushLog;
+  pools?: WorkerPools;
+  liveLogs: LiveLogs;
+  /** The dashboard's address (loopback). */
+  dashboardUrl?: string;
+  /** Look for pushes now (the watcher also looks every pollMs). */
+  pollPushes(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The in-tree config that names the worker pools: the repository's, else this project's. */
+async function forestConfig(o: ForestOptions, repo?: { path: string; vcs: Vcs }) {
+  if (repo) {
+    const head = repo.vcs === 'git' ? 'HEAD' : 'tip';
+    const fromRepo = await loadConfigAt(repo.path, repo.vcs, head).catch(() => undefined);
+    if (fromRepo) return fromRepo;
+  }
+  return loadGraphConfig(path.join(o.projectRoot, 'taskcluster'));
+}
+
+async function serveRepository(
+  o: ForestOptions,
+  stateDir: string,
+): Promise<{ server: RepoServer; path: string; vcs: Vcs; hgPushlog?: string }> {
+  const repoDir = path.resolve(o.repo!);
+  const vcs = detectVcs(repoDir);
+  const prefix = o.project ?? 'mozilla-central';
+  if (vcs === 'git') {
+    return { server: await startGitHttp(repoDir, { prefix, allowPush: true }), path: repoDir, vcs };
+  }
+  const hgPushlog = path.join(stateDir, 'hg-pushlog.txt');
+  const server = await startHgServe(repoDir, {
+    prefix,
+    allowPush: true,
+    config: [hgPushlogHook(hgPushlog)],
+  });
+  return { server, path: repoDir, vcs, hgPushlog };
+}
+
+export async function startForest(o: ForestOptions): Promise<Forest> {
+  const log = o.log ?? silentLogger;
+  const say = o.onEvent ?? (() => {});
+  const stateDir = path.resolve(o.stateDir);
+  fs.mkdirSync(stateDir, { recursive: true });
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const closeAll = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+  };
+  try {
+    const embedded = await startEmbedded({
+      stateDir,
+      log,
+      claimWorkPollMs: 1000,
+      ...(o.port !== undefined ? { port: o.port } : {}),
+    });
+    cleanups.push(() => embedded.close());
+    const pushLog = new PushLog(stateDir);
+    const liveLogs = new LiveLogs();
+    const served = o.repo ? await serveRepository(o, stateDir) : undefined;
+    if (served) cleanups.push(() => served.server.close());
+    const repo = served ? { path: served.path, vcs: served.vcs } : undefined;
+    const config: GraphConfig = await forestConfig(o, repo);
+
+    let pools: WorkerPools | undefined;
+    if (o.workers !== false) {
+      const abort = new AbortController();
+      const run = localRunners({
+        rootUrl: embedded.rootUrl,
+        credentials: embedded.credentials,
+        s3: embedded.s3!,
+        projectRoot: o.projectRoot,
+        stateDir,
+        ...(repo ? { repo } : {}),
+        allowRepos: served ? [served.server.url] : [],
+        log,
+        signal: abort.signal,
+        onLogLine: (taskId, line) => liveLogs.add(taskId, line),
+      });
+      const started = startWorkerPools({
+        rootUrl: embedded.rootUrl,
+        credentials: embedded.credentials,
+        taskQueueIds: configQueues(config, ['1', '2', '3']),
+        run,
+        log,
+        onStart: (t) => say(`running   ${t.label} ${t.taskId} (${t.taskQueueId})`),
+        onResolved: (r) =>
+          say(`${r.state.padEnd(9)} ${r.label} ${r.taskId} (${(r.ms / 1000).toFixed(1)} s)`),
+      });
+      pools = started;
+      cleanups.push(async () => {
+        abort.abort();
+        await started.stop();
+      });
+    }
+
+    let watch: PushWatch | undefined;
+    if (served) {
+      const producer = new PushProducer({
+        rootUrl: embedded.rootUrl,
+        credentials: embedded.credentials,
+        repoDir: served.path,
+        vcs: served.vcs,
+        repository: served.server.url,
+        project: o.project ?? 'mozilla-central',
+        level: o.level ?? '3',
+        pushLog,
+      });
+      const w = await watchPushes({
+        repoDir: served.path,
+        vcs: served.vcs,
+        ...(served.hgPushlog ? { hgPushlogFile: served.hgPushlog } : {}),
+        intervalMs: o.pollMs ?? 1000,
+        log,
+        onPush: async (p) => {
+          let rec: PushRecord;
+          try {
+            rec = await producer.push({
+              revision: p.revision,
+              baseRevision: p.baseRevision,
+              owner: p.email || 'developer@example.com',
+              author: p.author,
+              message: p.message,
+            });
+          } catch (e) {
+            say(`push ${p.revision.slice(0, 12)} (${p.ref}): no decision task: ${errorMessage(e)}`);
+            return;
+          }
+          say(
+            `push ${rec.pushlogId}: ${p.revision.slice(0, 12)} ${p.ref} by ${p.author}: ` +
+              `decision task ${rec.decisionTaskId} (${rec.producer})`,
+          );
+        },
+      });
+      watch = w;
+      // stopped before the pools and the server, so no push is half-handled
+      cleanups.push(() => w.stop());
+    }
+
+    return {
+      embedded,
+      stateDir,
+      ...(served
+        ? { repository: { url: served.server.url, vcs: served.vcs, path: served.path } }
+        : {}),
+      pushLog,
+      ...(pools ? { pools } : {}),
+      liveLogs,
+      pollPushes: () => watch?.poll() ?? Promise.resolve(),
+      close: closeAll,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}

@@ -1,0 +1,78 @@
+// Helpers for tests of the local forest: a developer's clone that commits and pushes, and bounded
+// polls for a push's tasks to settle.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { listGroupTasks, type PushLog, type PushRecord } from '../../src/local/pushes.js';
+import type { QueueClient } from '../../src/taskcluster/client.js';
+
+const run = promisify(execFile);
+
+const GIT_ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 'Forest Developer',
+  GIT_AUTHOR_EMAIL: 'forest@example.com',
+  GIT_COMMITTER_NAME: 'Forest Developer',
+  GIT_COMMITTER_EMAIL: 'forest@example.com',
+};
+
+/** Poll `check` until it returns a value (not undefined), at most `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 240_000,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A git clone of `url` in `dir` that commits file changes and pushes them back. */
+export async function gitClone(url: string, dir: string) {
+  await run('git', ['clone', '-q', url, dir], { env: GIT_ENV });
+  return {
+    dir,
+    async commitAndPush(files: Record<string, string>, message: string): Promise<string> {
+      for (const [rel, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+        fs.writeFileSync(path.join(dir, rel), text);
+      }
+      await run('git', ['-C', dir, 'add', '-A'], { env: GIT_ENV });
+      await run('git', ['-C', dir, 'commit', '-q', '-m', message], { env: GIT_ENV });
+      await run('git', ['-C', dir, 'push', '-q', 'origin', 'HEAD:main'], { env: GIT_ENV });
+      const { stdout } = await run('git', ['-C', dir, 'rev-parse', 'HEAD']);
+      return stdout.trim();
+    },
+  };
+}
+
+/** The push of `revision` once its decision task exists. */
+export function pushOf(pushLog: PushLog, revision: string): Promise<PushRecord> {
+  return waitFor(`the push of ${revision}`, () =>
+    pushLog.list().find((p) => p.revision === revision),
+  );
+}
+
+/** Every task of a push's group, once the decision task and all it created are resolved. */
+export function settled(queue: QueueClient, decisionTaskId: string, minTasks = 2) {
+  return waitFor(`the tasks of ${decisionTaskId} to finish`, async () => {
+    const tasks = await listGroupTasks(queue, decisionTaskId);
+    const done = tasks.every(
+      (t) => !['pending', 'running', 'unscheduled'].includes(t.status.state),
+    );
+    return tasks.length >= minTasks && done ? tasks : undefined;
+  });
+}
