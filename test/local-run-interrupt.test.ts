@@ -5,21 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-/** Processes (other than ours) whose command line mentions `needle`. */
-function processesMentioning(needle: string): string[] {
-  const out: string[] = [];
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    if (Number(pid) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes(needle)) out.push(`${pid} ${cmd}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
+import { processesMentioning } from './helpers/forest.js';
 
 describe('local run: Ctrl-C', function () {
   this.timeout(180_000);
@@ -30,7 +16,17 @@ describe('local run: Ctrl-C', function () {
     try {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'local', 'run', '--state-dir', stateDir],
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'local',
+          'run',
+          '--repo-type',
+          'hg',
+          '--state-dir',
+          stateDir,
+        ],
         { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
       );
       let stderr = '';
@@ -38,7 +34,7 @@ describe('local run: Ctrl-C', function () {
       const exited = new Promise<number | null>((resolve) =>
         child.on('exit', (code) => resolve(code)),
       );
-      // wait until the run is under way: hg serve is serving the sample repository
+      // wait until the run is under way: hg serve is serving the sample hg repository
       const deadline = Date.now() + 120_000;
       while (
         !processesMentioning(path.join(stateDir, 'sample-repo')).some((p) => p.includes('serve'))

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadGraphConfig, type GraphConfig } from '../decision/config.js';
 import { errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { startDashboard, type Dashboard } from './dashboard.js';
 import { startEmbedded, type Embedded } from './embedded.js';
 import { configQueues, PushLog, PushProducer, type PushRecord } from './pushes.js';
 import { hgPushlogHook, watchPushes, type PushWatch } from './push-watch.js';
@@ -29,6 +30,8 @@ export interface ForestOptions {
   level?: '1' | '2' | '3';
   /** Run the worker pools (default true). */
   workers?: boolean;
+  /** Serve the dashboard (default true). */
+  dashboard?: boolean;
   /** How often the repository is looked at for pushes (default 1000 ms). */
   pollMs?: number;
   log?: Logger;
@@ -155,6 +158,21 @@ export async function startForest(o: ForestOptions): Promise<Forest> {
       });
     }
 
+    let dashboard: Dashboard | undefined;
+    if (o.dashboard !== false) {
+      const d = await startDashboard({
+        rootUrl: embedded.rootUrl,
+        credentials: embedded.credentials,
+        pushLog,
+        liveLogs,
+        config,
+        project: o.project ?? 'mozilla-central',
+        log,
+      });
+      dashboard = d;
+      cleanups.push(() => d.close());
+    }
+
     let watch: PushWatch | undefined;
     if (served) {
       const producer = new PushProducer({
@@ -207,6 +225,7 @@ export async function startForest(o: ForestOptions): Promise<Forest> {
       pushLog,
       ...(pools ? { pools } : {}),
       liveLogs,
+      ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
       pollPushes: () => watch?.poll() ?? Promise.resolve(),
       close: closeAll,
     };

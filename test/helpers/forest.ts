@@ -76,3 +76,18 @@ export function settled(queue: QueueClient, decisionTaskId: string, minTasks = 2
     return tasks.length >= minTasks && done ? tasks : undefined;
   });
 }
+
+/** Processes (other than this one) whose command line mentions `needle`. */
+export function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(needle)) out.push(`${pid} ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+// `local up` as a developer starts it: one JSON line says where to push and where the dashboard
+// is; Ctrl-C stops the services, the repository server and the worker pools, and leaves no
+// process behind.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createSampleRepo } from '../src/local/sample-repo.js';
+import { processesMentioning, waitFor } from './helpers/forest.js';
+
+describe('local up --repo (command line)', function () {
+  this.timeout(180_000);
+
+  it('prints the push URL, the dashboard and the queues; Ctrl-C leaves nothing running', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-local-up-'));
+    const stateDir = path.join(tmp, 'state');
+    try {
+      const repo = await createSampleRepo(path.join(tmp, 'gecko'), 'git', path.resolve('.'));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'local',
+          'up',
+          '--repo',
+          repo.path,
+          '--state-dir',
+          stateDir,
+          '--json',
+        ],
+        { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      const info = await waitFor(
+        'the JSON line of local up',
+        () => (stdout.includes('\n') ? JSON.parse(stdout.split('\n')[0]!) : undefined),
+        120_000,
+      );
+      assert.match(info.repository.url, /^http:\/\/127\.0\.0\.1:\d+\/mozilla-central$/);
+      assert.equal(info.repository.vcs, 'git');
+      assert.ok(info.taskQueueIds.includes('mozharness-3/decision'), info.taskQueueIds.join());
+      assert.ok(info.taskQueueIds.includes('mozharness-3/archive'));
+      assert.match(info.dashboardUrl, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+      const page = await fetch(info.dashboardUrl);
+      assert.equal(page.status, 200);
+      // the repository answers git's smart-HTTP discovery for a push
+      const refs = await fetch(`${info.repository.url}/info/refs?service=git-receive-pack`);
+      assert.equal(refs.status, 200, 'receive-pack is enabled');
+
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, stderr);
+      await waitFor(
+        'every process of the run to exit',
+        () => (processesMentioning(stateDir).length === 0 ? true : undefined),
+        20_000,
+      );
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
