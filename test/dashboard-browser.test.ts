@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { ARCHIVE_LABEL } from '../src/decision/config.js';
+import { ARCHIVE_LABEL } from '../src/contract/index.js';
 import { startForest, type Forest } from '../src/local/forest.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { queueClient } from '../src/taskcluster/client.js';
@@ -71,6 +71,8 @@ describe('dashboard in headless Chromium', function () {
       args: FLAGS,
       viewport: { width: 1200, height: 760 },
     });
+    // a loaded machine: bounds, not timing assumptions
+    browser.setDefaultTimeout(180_000);
   });
   after(async () => {
     await browser?.close();
