@@ -49,6 +49,9 @@ export interface WorkerConfig {
   testDir?: string;
   /** generic-worker-format ed25519 key file; when set, completed tasks get a signed chain of trust. */
   chainOfTrustSigningKey?: string;
+  /** Serve Prometheus metrics at http://<metricsHost>:<metricsPort>/metrics (0: any free port). */
+  metricsPort?: number;
+  metricsHost?: string;
   once: boolean;
 }
 
@@ -70,6 +73,7 @@ export interface WorkerFlags {
   workDir?: string;
   taskUser?: string;
   testIsolation?: string;
+  metricsPort?: string | number;
   once?: boolean;
 }
 
@@ -162,6 +166,7 @@ export function loadWorkerConfig(
     shutdownGraceSeconds: num('shutdown-grace', flags.shutdownGrace),
     workDir: flags.workDir,
     taskUser: flags.taskUser,
+    metricsPort: num('metrics-port', flags.metricsPort),
     testIsolation: flags.testIsolation,
     once: flags.once ? true : undefined,
   });

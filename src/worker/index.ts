@@ -42,3 +42,4 @@ export {
   type TaskLogStore,
 } from './log-store.js';
 export { testEnvironment } from './test-command.js';
+export { WorkerMetrics } from './metrics.js';

@@ -68,6 +68,7 @@ export interface ArchiveStoreLike {
     reused: boolean;
     zipKey?: string;
     zipUrl?: string;
+    zipReused?: boolean;
   }>;
   verify(sha256: string, size: number, zip?: { sha256: string; size: number }): Promise<boolean>;
 }
@@ -149,6 +150,7 @@ export interface TaskResult {
     reused: boolean;
     zipKey?: string;
     zipUrl?: string;
+    zipReused?: boolean;
   };
   /** Seconds spent in each step. */
   timings: Partial<Record<Step, number>>;

@@ -11,6 +11,7 @@ import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.j
 import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
 import { resolveIsolation } from './test-command.js';
 import { publicKeyBase64, readSigningKey } from './cot.js';
+import { WorkerMetrics } from './metrics.js';
 import { sleepUnlessAborted } from '../util/sleep.js';
 
 export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
@@ -22,6 +23,8 @@ export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
   signal?: AbortSignal;
   /** Called with each finished run. */
   onTaskResolved?: (result: TaskResult) => void;
+  /** Where to count claims and resolutions (default: a registry of its own when metricsPort is set). */
+  metrics?: WorkerMetrics;
 }
 
 export interface WorkerSummary {
@@ -60,6 +63,13 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     deps.signingKey ??
     (config.chainOfTrustSigningKey ? readSigningKey(config.chainOfTrustSigningKey) : undefined);
   if (signingKey) log.info('chain-of-trust-key', { publicKey: publicKeyBase64(signingKey) });
+  const metrics =
+    deps.metrics ?? (config.metricsPort !== undefined ? new WorkerMetrics() : undefined);
+  const metricsServer =
+    config.metricsPort !== undefined
+      ? await metrics!.listen(config.metricsPort, config.metricsHost)
+      : undefined;
+  if (metricsServer) log.info('metrics', { url: metricsServer.url });
   const taskDeps: TaskDeps = {
     ...deps,
     logs,
@@ -84,6 +94,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
   const start = (claim: ClaimedTask) => {
     const key = `${claim.status.taskId}/${claim.runId}`;
     summary.claimed++;
+    metrics?.claimed.inc();
     log.info('claimed', {
       taskId: claim.status.taskId,
       runId: claim.runId,
@@ -94,6 +105,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       .then((r) => {
         summary[r.resolution.state]++;
         summary.results.push(r);
+        metrics?.observe(r);
         deps.onTaskResolved?.(r);
       })
       .catch((e) => {
@@ -165,6 +177,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     } catch (e) {
       const code = statusCode(e);
       if (code === 401 || code === 403) {
+        await metricsServer?.close();
         throw new ArchiveError(
           'not-allowed',
           `claimWork on ${config.taskQueueId} was refused (${code}): ${errorMessage(e)} — the worker ` +
@@ -213,6 +226,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     }
   }
   await Promise.all(running.values());
+  await metricsServer?.close();
   log.info('worker-stopped', {
     claimed: summary.claimed,
     completed: summary.completed,

@@ -47,6 +47,7 @@ export function register(program: Command): void {
       'required (default): refuse to start unless tests can run as the task user; ' +
         'best-effort: local development only',
     )
+    .option('--metrics-port <port>', 'serve Prometheus metrics at /metrics on this port')
     .option('--once', 'exit after resolving one task')
     .option('--print-config', 'print the merged configuration (secrets redacted) and exit')
     .option('--json', 'print the summary as one JSON document')

@@ -1,8 +1,7 @@
 // The lookup service's Prometheus metrics, in a registry of its own (several services in one
 // process, as in tests, never share counters). Served on an optional port by `serve --metrics-port`.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, Registry } from 'prom-client';
+import { serveMetrics } from '../../util/metrics.js';
 
 export class LookupMetrics {
   readonly registry = new Registry();
@@ -33,32 +32,7 @@ export class LookupMetrics {
   });
 
   /** Serve /metrics on host:port (0 = any free port); returns the URL and a close function. */
-  async listen(
-    port: number,
-    host = '127.0.0.1',
-  ): Promise<{ url: string; close: () => Promise<void> }> {
-    const server = http.createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics here\n');
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (e) => res.writeHead(500).end(String(e)),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    const a = server.address() as AddressInfo;
-    return {
-      url: `http://${host}:${a.port}/metrics`,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections?.();
-        }),
-    };
+  listen(port: number, host = '127.0.0.1'): Promise<{ url: string; close: () => Promise<void> }> {
+    return serveMetrics(this.registry, port, host);
   }
 }
