@@ -25,7 +25,14 @@ export interface RunResult {
 export function runCommand(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal; timeoutMs?: number } = {},
+  opts: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    signal?: AbortSignal;
+    timeoutMs?: number;
+    /** Written to the command's stdin (otherwise stdin is closed). */
+    input?: string;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
@@ -33,12 +40,16 @@ export function runCommand(
       child = spawn(cmd, args, {
         cwd: opts.cwd,
         env: opts.env,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
         signal: opts.signal,
       });
     } catch (e) {
       reject(e);
       return;
+    }
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(opts.input);
     }
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -123,6 +123,9 @@ export async function startHgServe(
 /** The server of a repository: hgweb (`hg serve`) or git smart HTTP. Same shape for both. */
 export type RepoServer = HgServer;
 
+/** A git smart-HTTP server, which also counts the response bytes it has sent. */
+export type GitHttpServer = RepoServer & { readonly bytesSent: number };
+
 /**
  * Serve a local git repository (bare or not) over smart HTTP on 127.0.0.1 at `/<prefix>`
  * (default: the directory's name), through `git http-backend`, recording each request path.
@@ -137,7 +140,7 @@ export async function startGitHttp(
      */
     allowPush?: boolean;
   } = {},
-): Promise<RepoServer> {
+): Promise<GitHttpServer> {
   const pushConfig: Record<string, string> = opts.allowPush
     ? {
         GIT_CONFIG_COUNT: '2',
@@ -151,8 +154,14 @@ export async function startGitHttp(
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'git-http-'));
   fs.symlinkSync(path.resolve(repoPath), path.join(root, prefix));
   const requests: string[] = [];
+  let bytesSent = 0;
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const write = res.write.bind(res);
+    res.write = ((chunk: Buffer) => {
+      bytesSent += chunk.length;
+      return write(chunk);
+    }) as typeof res.write;
     requests.push(u.pathname + u.search);
     const cgi = spawn('git', ['http-backend'], {
       env: {
@@ -205,6 +214,9 @@ export async function startGitHttp(
     url: `http://127.0.0.1:${port}/${prefix}`,
     get requests() {
       return [...requests];
+    },
+    get bytesSent() {
+      return bytesSent;
     },
     async close() {
       await new Promise<void>((r) => {
