@@ -261,6 +261,7 @@ describe('hostile archives: every consumer refuses them alike', function () {
           assert.equal(fs.statSync(path.join(dest, 'scripts', 'run.sh')).mode & 0o777, 0o755);
           assert.equal(fs.statSync(path.join(dest, 'configs', 'a.py')).mode & 0o777, 0o644);
           assert.equal(fs.readFileSync(path.join(dest, 'later'), 'utf8'), 'A = 1\n');
+          assert.equal(fs.readFileSync(path.join(dest, 'via'), 'utf8'), 'A = 1\n');
           assert.match(fs.readFileSync(path.join(dest, 'run'), 'utf8'), /hello from the archive/);
         });
       });

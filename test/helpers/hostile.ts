@@ -433,5 +433,8 @@ export const BENIGN: Item[] = [
   { name: 'link-to-scripts', kind: 'symlink', data: 'scripts' },
   { name: 'run', kind: 'symlink', data: 'link-to-scripts/run.py' },
   { name: 'later', kind: 'symlink', data: 'zz/../configs/a.py' },
+  // resolves through a path that a later, harmless link then fills
+  { name: 'via', kind: 'symlink', data: 'yy/a.py' },
+  { name: 'yy', kind: 'symlink', data: 'configs' },
   { name: 'zz', kind: 'dir' },
 ];
