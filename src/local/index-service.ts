@@ -4,6 +4,7 @@
 // the existing entry; parent namespaces are created and their expiry extended (rounded up to the
 // next day). When a task completes, every `index.<namespace>` route is indexed with
 // rank/data/expires from `task.extra.index`, exactly like upstream's route handler.
+import { decodeToken, encodeToken, pageSize } from './paging.js';
 import { satisfiesExpression } from 'taskcluster-lib-scopes';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -84,31 +85,6 @@ function nextDay(iso: string): string {
   d.setUTCHours(0, 0, 0, 0);
   d.setUTCDate(d.getUTCDate() + 1);
   return d.toISOString();
-}
-
-function limitOf(ctx: RequestContext): number {
-  const raw = ctx.query.limit;
-  if (raw === undefined) return 1000;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) {
-    throw new ApiError('InvalidRequestArguments', `limit must be an integer from 1 to 1000`);
-  }
-  return n;
-}
-
-function decodeToken(token: string | undefined): string | undefined {
-  if (token === undefined || token === '') return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (typeof v.after === 'string') return v.after;
-  } catch {
-    // fall through
-  }
-  throw new ApiError('InvalidRequestArguments', 'invalid continuationToken');
-}
-
-function encodeToken(after: string): string {
-  return Buffer.from(JSON.stringify({ after })).toString('base64url');
 }
 
 export class IndexService implements Service {
@@ -209,8 +185,8 @@ export class IndexService implements Service {
           throw new ApiError('InputValidationError', 'indexes must be an array of index paths');
         }
         ctx.authorize({ indexPaths: indexes });
-        const limit = limitOf(ctx);
-        const afterRaw = decodeToken(ctx.query.continuationToken);
+        const limit = pageSize(ctx.query);
+        const afterRaw = decodeToken<string>(ctx.query.continuationToken, 'string');
         let start = 0;
         if (afterRaw !== undefined) {
           start = Number(afterRaw);
@@ -254,8 +230,8 @@ export class IndexService implements Service {
     namespace: string,
     ctx: RequestContext,
   ): { page: Row[]; continuationToken?: string } {
-    const limit = limitOf(ctx);
-    const after = decodeToken(ctx.query.continuationToken);
+    const limit = pageSize(ctx.query);
+    const after = decodeToken<string>(ctx.query.continuationToken, 'string');
     const rows = this.deps.db
       .prepare(`${select} AND expires > ? AND name > ? ORDER BY name LIMIT ?`)
       .all(namespace, this.now(), after ?? '', limit + 1) as Row[];

@@ -15,16 +15,16 @@ export interface Page<Row> {
   continuationToken?: string;
 }
 
-/** The page size a query asks for, bounded by `maxLimit`; 400 for a malformed limit. */
+/** The page size a query asks for, bounded by `maxLimit`; 400 for a malformed or zero limit. */
 export function pageSize(query: PageQuery, maxLimit = 1000): number {
   if (query.limit === undefined || query.limit === '') return maxLimit;
-  if (!/^[0-9]+$/.test(query.limit)) {
+  if (!/^[0-9]+$/.test(query.limit) || Number(query.limit) < 1) {
     throw new ApiError(
       'InvalidRequestArguments',
       `query parameter limit '${query.limit}' is invalid`,
     );
   }
-  return Math.max(1, Math.min(Number(query.limit), maxLimit));
+  return Math.min(Number(query.limit), maxLimit);
 }
 
 /** Encode a continuation token (base64url JSON). */

@@ -27,6 +27,7 @@ import {
   type ServiceDeps,
   type TemporaryCredentials,
 } from './framework.js';
+import { decodeToken, encodeToken, pageSize } from './paging.js';
 import { validateRequest } from './queue-validate.js';
 
 /** Priority levels from high to low, as upstream. */
@@ -50,7 +51,6 @@ export const MAX_RUNS_ALLOWED = 50;
 const DRIFT_MS = 15 * 60 * 1000;
 const MAX_DEADLINE_MS = 5 * 24 * 60 * 60 * 1000 + DRIFT_MS;
 const ARTIFACTS_AFTER_EXCEPTION_MS = 25 * 60 * 1000;
-const PAGE_LIMIT = 1000;
 
 const SLUGID = /^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$/;
 const RUN_ID = /^[1-9]*[0-9]+$/;
@@ -140,35 +140,6 @@ function canonical(value: unknown): string {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function encodeToken(value: string | number): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-function decodeToken<T extends string | number>(token: string | undefined, kind: string): T | null {
-  if (token === undefined || token === '') return null;
-  try {
-    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (typeof v === kind) return v as T;
-  } catch {
-    // fall through
-  }
-  throw new ApiError('InvalidRequestArguments', `invalid continuationToken '${token}'`, {
-    continuationToken: token,
-  });
-}
-
-function pageLimit(query: Record<string, string>): number {
-  const raw = query.limit;
-  if (raw === undefined || raw === '') return PAGE_LIMIT;
-  if (!/^[0-9]+$/.test(raw)) {
-    throw new ApiError(
-      'InvalidRequestArguments',
-      `query parameter limit must be a number, not '${raw}'`,
-    );
-  }
-  return Math.max(1, Math.min(PAGE_LIMIT, parseInt(raw, 10)));
 }
 
 function checkTaskId(value: string | undefined, what = 'taskId'): string {
@@ -897,7 +868,7 @@ export class QueueService implements Service {
 
   private listTaskGroup(ctx: RequestContext): HandlerResult {
     const taskGroupId = checkTaskId(ctx.params.taskGroupId, 'taskGroupId');
-    const limit = pageLimit(ctx.query);
+    const limit = pageSize(ctx.query);
     const after = decodeToken<number>(ctx.query.continuationToken, 'number') ?? 0;
     const group = this.st.getGroup.get(taskGroupId) as
       { scheduler_id: string; expires: number } | undefined;
@@ -956,7 +927,7 @@ export class QueueService implements Service {
 
   private listDependentTasks(ctx: RequestContext): HandlerResult {
     const taskId = checkTaskId(ctx.params.taskId);
-    const limit = pageLimit(ctx.query);
+    const limit = pageSize(ctx.query);
     const after = decodeToken<string>(ctx.query.continuationToken, 'string') ?? '';
     this.mustLoad(taskId);
     const rows = this.st.dependentsPage.all(taskId, after, limit + 1) as {
@@ -1543,7 +1514,7 @@ export class QueueService implements Service {
         runId,
       });
     }
-    const limit = pageLimit(ctx.query);
+    const limit = pageSize(ctx.query);
     const after = decodeToken<string>(ctx.query.continuationToken, 'string') ?? '';
     const rows = this.st.artifactPage.all(taskId, runId, after, limit + 1) as ArtifactRow[];
     const more = rows.length > limit;
