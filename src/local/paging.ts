@@ -1,8 +1,9 @@
 // The embedded services' one paging step, as upstream's paginateResults (libraries/api/src/
 // pagination.js): `limit` (default and maximum 1000 unless the method says otherwise) rows per
 // page, one extra row fetched to know whether a `continuationToken` is needed, and the token an
-// opaque string the caller passes back unchanged. Offset paging encodes the next offset; keyset
-// paging (`pageAfter`) encodes the last row's key, so concurrent inserts never shift a page.
+// opaque string the caller passes back unchanged. `pageOf` encodes the next offset; listings
+// that page by key (the index, the queue's artifacts) encode the last row's key with
+// `encodeToken`, so concurrent inserts never shift a page.
 import { ApiError } from './framework.js';
 
 export interface PageQuery {
@@ -64,20 +65,4 @@ export function pageOf<Row>(
   if (rows.length <= size) return { rows };
   rows.length = size;
   return { rows, continuationToken: encodeToken(offset + size) };
-}
-
-/** Keyset paging: `fetch(limit, after)` returns up to `limit` rows whose key follows `after`. */
-export function pageAfter<Row, Key extends string | number>(
-  query: PageQuery,
-  keyType: 'string' | 'number',
-  fetch: (limit: number, after: Key | undefined) => Row[],
-  keyOf: (row: Row) => Key,
-  maxLimit = 1000,
-): Page<Row> {
-  const size = pageSize(query, maxLimit);
-  const after = decodeToken<Key>(query.continuationToken, keyType);
-  const rows = fetch(size + 1, after);
-  if (rows.length <= size) return { rows };
-  rows.length = size;
-  return { rows, continuationToken: encodeToken(keyOf(rows[rows.length - 1]!)) };
 }
