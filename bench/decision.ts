@@ -50,7 +50,7 @@ export interface DecisionBenchResult {
   ratio: number;
 }
 
-function syntheticKinds(tasks: number, builds: number): Kinds {
+export function syntheticKinds(tasks: number, builds: number): Kinds {
   const archive: ArchiveKind = {
     name: ARCHIVE_KIND,
     file: 'taskcluster/kinds/mozharness-archive/kind.yml',

@@ -20,9 +20,41 @@ export function serialise(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value, null, 2) + '\n';
 }
 
-async function writeAtomic(file: string, data: string): Promise<void> {
+/** About this many characters go to the file at a time. */
+const CHUNK = 1 << 20;
+
+/**
+ * The bytes of `serialise(value)`, produced a chunk at a time: a large object is written entry
+ * by entry, so a graph of tens of thousands of tasks never exists as one string.
+ */
+export function* serialiseChunks(value: unknown): Generator<string> {
+  if (typeof value === 'string' || !value || typeof value !== 'object' || Array.isArray(value)) {
+    yield serialise(value);
+    return;
+  }
+  let buf = '';
+  let first = true;
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    const inner = JSON.stringify(v, null, 2).replace(/\n/g, '\n  ');
+    buf += `${first ? '{' : ','}\n  ${JSON.stringify(k)}: ${inner}`;
+    first = false;
+    if (buf.length >= CHUNK) {
+      yield buf;
+      buf = '';
+    }
+  }
+  yield first ? '{}\n' : buf + '\n}\n';
+}
+
+async function writeAtomic(file: string, value: unknown): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await fs.writeFile(tmp, data);
+  const fh = await fs.open(tmp, 'w');
+  try {
+    for (const chunk of serialiseChunks(value)) await fh.write(chunk);
+  } finally {
+    await fh.close();
+  }
   await fs.rename(tmp, file);
 }
 
@@ -35,7 +67,7 @@ export async function writeDecisionArtifacts(
   const written: string[] = [];
   for (const [name, value] of Object.entries(artifacts)) {
     const file = path.join(dir, name);
-    await writeAtomic(file, serialise(value));
+    await writeAtomic(file, value);
     written.push(file);
   }
   return written;
