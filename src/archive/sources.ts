@@ -9,7 +9,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
 import { backoffDelay, httpGet, readText, type HttpOptions } from '../util/http.js';
-import type { Logger } from '../util/log.js';
+import { redactUrl, type Logger } from '../util/log.js';
 import { ByteReader } from './bytes.js';
 import { GIT_RUN_ENV, HG_RUN_ENV, runCommand } from './proc.js';
 import {
@@ -92,10 +92,10 @@ function checkAllowed(url: string, policy?: FetchPolicy): void {
   if (!policy || !isAllowedUrl(url, policy.allowRepos)) {
     throw new ArchiveError(
       'not-allowed',
-      `repository ${url} is not on the allow-list` +
-        (policy?.allowRepos.length
-          ? ` (${policy.allowRepos.join(', ')})`
-          : ' (no repositories allowed)'),
+      // The offending URL only (userinfo redacted): the allow-list is configuration and may
+      // hold credentials, so it is never quoted into a task log.
+      `repository ${redactUrl(url)} is not on the allow-list` +
+        (policy?.allowRepos.length ? '' : ' (no repositories allowed)'),
       { repository: url },
     );
   }
