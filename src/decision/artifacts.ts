@@ -20,8 +20,8 @@ export function serialise(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value, null, 2) + '\n';
 }
 
-/** About this many characters go to the file at a time. */
-const CHUNK = 1 << 20;
+/** Entries stringified, and written, at a time. */
+const BATCH = 500;
 
 /**
  * The bytes of `serialise(value)`, produced a chunk at a time: a large object is written entry
@@ -32,19 +32,30 @@ export function* serialiseChunks(value: unknown): Generator<string> {
     yield serialise(value);
     return;
   }
-  let buf = '';
+  // a batch of entries stringified as an object has the indentation it has in the whole
+  // object: only the braces around each batch go
+  let batch: Record<string, unknown> = {};
+  let size = 0;
   let first = true;
-  for (const [k, v] of Object.entries(value)) {
-    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-    const inner = JSON.stringify(v, null, 2).replace(/\n/g, '\n  ');
-    buf += `${first ? '{' : ','}\n  ${JSON.stringify(k)}: ${inner}`;
+  const flush = (): string => {
+    const text = JSON.stringify(batch, null, 2);
+    batch = {};
+    size = 0;
+    if (text === '{}') return '';
+    const body = text.slice(1, -2); // without '{' and '\n}'
+    const out = first ? '{' + body : ',' + body;
     first = false;
-    if (buf.length >= CHUNK) {
-      yield buf;
-      buf = '';
+    return out;
+  };
+  for (const [k, v] of Object.entries(value)) {
+    batch[k] = v;
+    if (++size >= BATCH) {
+      const out = flush();
+      if (out) yield out;
     }
   }
-  yield first ? '{}\n' : buf + '\n}\n';
+  const rest = flush();
+  yield first ? '{}\n' : rest + '\n}\n';
 }
 
 async function writeAtomic(file: string, value: unknown): Promise<void> {
