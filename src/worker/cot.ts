@@ -6,6 +6,7 @@
 // a public key is the base64 of its 32 bytes.
 // `verifyChain` checks what scriptworker and fetch-content's verify-hash would check, and names
 // the first broken link.
+import { DEFAULT_ZIP_ARTIFACT } from '../contract/index.js';
 import {
   createHash,
   createPrivateKey,
@@ -185,7 +186,7 @@ export async function verifyChain(
     if (!upstream) return broken(`task ${taskId} has MOZHARNESS_SHA256 but no upstream dependency`);
     const up = await verifyArchiveTask(upstream, opts, checked);
     if (!up.ok) return up;
-    const name = artifactNameOf(url) ?? 'public/build/mozharness.zip';
+    const name = artifactNameOf(url) ?? DEFAULT_ZIP_ARTIFACT;
     const recorded = up.doc!.artifacts[name]?.sha256;
     if (!recorded) {
       return broken(
