@@ -197,6 +197,7 @@ export async function startForest(o: ForestOptions): Promise<Forest> {
             rec = await producer.push({
               revision: p.revision,
               baseRevision: p.baseRevision,
+              ...(served.vcs === 'git' ? { ref: p.ref } : {}),
               owner: p.email || 'developer@example.com',
               author: p.author,
               message: p.message,

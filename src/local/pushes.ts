@@ -11,6 +11,7 @@ import {
   cacheNamespace,
   latestNamespace,
   METADATA_ARTIFACT,
+  projectNamespace,
   pushlogIdNamespace,
   revisionNamespace,
 } from '../contract/index.js';
@@ -93,19 +94,27 @@ export class PushLog {
 
 /**
  * The producer that renders .taskcluster.yml for a push to a repository of this kind: Mozilla's
- * hg-push hook for hg; for git, the hg-push context with `repository.type: git` until the
- * git-push context is available to the renderer.
+ * hg-push hook for hg, fxci-config's build-decision (git-push) for git.
  */
-export function producerFor(_vcs: Vcs): TasksFor {
-  return 'hg-push';
+export function producerFor(vcs: Vcs): TasksFor {
+  return vcs === 'git' ? 'git-push' : 'hg-push';
 }
 
 function repoPath(url: string): string {
   return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
 }
 
-/** The roles a deployment gives a repository's pushes at its level (what the decision task may do). */
-export function pushRoles(config: GraphConfig, repository: string, project: string, level: string) {
+/**
+ * The roles a deployment gives a repository's pushes at its level (what the decision task may do).
+ * `pushRole` is the role the decision task assumes (hg: `repo:<path>:branch:default`).
+ */
+export function pushRoles(
+  config: GraphConfig,
+  repository: string,
+  project: string,
+  level: string,
+  pushRole = `repo:${repoPath(repository)}:branch:default`,
+) {
   const queues = [
     ...Object.values(config.workers).map((w) => aliasQueue(w, { level } as Parameters)),
     `${config.trustDomain}-${level}/decision`,
@@ -118,14 +127,20 @@ export function pushRoles(config: GraphConfig, repository: string, project: stri
     projectId: [config.projectId ?? 'none', 'none'],
     indexPrefix: config.indexPrefix,
   });
+  // the project a producer gives the push (a git push's from the projects map) may differ from
+  // the repository's name that actionRoles derives its routes from
+  const scopes = [
+    ...new Set([
+      ...actionRole!.scopes,
+      `queue:route:tc-treeherder.v2.${project}.*`,
+      `queue:route:index.${projectNamespace(config.indexPrefix, project)}.*`,
+      `queue:route:index.${config.trustDomain}.v2.${project}.*`,
+    ]),
+  ];
   return [
     hookRole!,
-    actionRole!,
-    {
-      roleId: `repo:${repoPath(repository)}:branch:default`,
-      description: `Pushes to ${project} (level ${level})`,
-      scopes: actionRole!.scopes,
-    },
+    { ...actionRole!, scopes },
+    { roleId: pushRole, description: `Pushes to ${project} (level ${level})`, scopes },
   ];
 }
 
@@ -153,6 +168,8 @@ export interface PushTarget {
 
 export interface PushInput {
   revision: string;
+  /** git: the pushed branch (default refs/heads/main). */
+  ref?: string;
   baseRevision: string;
   owner: string;
   author?: string;
@@ -176,15 +193,6 @@ export class PushProducer {
       },
     );
     const config = await loadConfigAt(t.repoDir, t.vcs, p.revision);
-    if (!this.installed.has(tcyml)) {
-      const roles = pushRoles(config, t.repository, t.project, t.level);
-      await installActionHooks(
-        { hooks: hooksClient(rootOpts), auth: authClient(rootOpts) },
-        [actionHookDefinition({ tcyml, trustDomain: config.trustDomain, level: t.level })],
-        roles,
-      );
-      this.installed.add(tcyml);
-    }
     const { pushlogId, pushdate } = t.pushLog.allocate();
     const decisionTaskId = slugid();
     const producer = producerFor(t.vcs);
@@ -202,7 +210,31 @@ export class PushProducer {
       decision_task_id: decisionTaskId,
       taskcluster_root_url: t.rootUrl,
     });
-    const { taskId, ...def } = renderDecisionTask(tcyml, producer, params);
+    const { taskId, ...def } = renderDecisionTask(
+      tcyml,
+      producer,
+      params,
+      producer === 'git-push' ? { githubRef: p.ref ?? 'refs/heads/main' } : {},
+    );
+    // a git push takes its level and project from .taskcluster.yml's projects map
+    const env = ((def as any).payload?.env ?? {}) as Record<string, string>;
+    const level = (env.MOZHARNESS_ARCHIVE_LEVEL ?? t.level) as PushTarget['level'];
+    const project = env.MOZHARNESS_ARCHIVE_PROJECT ?? t.project;
+    const pushRole = ((def as any).scopes as string[] | undefined)
+      ?.find((s) => s.startsWith('assume:repo:'))
+      ?.slice('assume:'.length);
+    const key = `${level}\n${pushRole}\n${tcyml}`;
+    if (!this.installed.has(key)) {
+      // what ci-admin does for a deployment: roles per level, and the action hooks of this
+      // .taskcluster.yml
+      const roles = pushRoles(config, t.repository, project, level, pushRole);
+      await installActionHooks(
+        { hooks: hooksClient(rootOpts), auth: authClient(rootOpts) },
+        [actionHookDefinition({ tcyml, trustDomain: config.trustDomain, level })],
+        roles,
+      );
+      this.installed.add(key);
+    }
     const id = taskId ?? decisionTaskId;
     await queueClient(rootOpts).createTask(id, def as any);
     const record: PushRecord = {
@@ -215,8 +247,8 @@ export class PushProducer {
       decisionTaskId: id,
       producer,
       repository: t.repository,
-      project: t.project,
-      level: t.level,
+      project,
+      level,
     };
     t.pushLog.record(record);
     return { ...record, config };

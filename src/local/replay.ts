@@ -66,6 +66,9 @@ export interface PushSummary {
   pushlogId: string;
   /** The producer whose rendering of .taskcluster.yml created the decision task. */
   producer: TasksFor;
+  /** Project and trust level of the push, as the producer's rendering set them. */
+  project: string;
+  level: string;
   archive: PushArchive;
   /** Requests the repository server answered during this push. */
   repoRequests: number;
@@ -254,6 +257,8 @@ async function replayPush(
       decisionTaskId: push.decisionTaskId,
       pushlogId: push.pushlogId,
       producer: push.producer,
+      project: push.project,
+      level: push.level,
       archive,
       repoRequests,
       tasks: [...seen.values()],

@@ -23,7 +23,7 @@ export function formatSummary(s: ReplaySummary): string[] {
   for (const [i, p] of s.pushes.entries()) {
     lines.push(
       `push ${i + 1}  ${short(p.revision)}  pushlog id ${p.pushlogId}${p.description ? `  (${p.description})` : ''}`,
-      `  producer    ${p.producer} (rendered .taskcluster.yml into decision task ${p.decisionTaskId})`,
+      `  producer    ${p.producer}: project ${p.project}, level ${p.level}, decision task ${p.decisionTaskId}`,
     );
     const a = p.archive;
     lines.push(
@@ -91,6 +91,8 @@ export function summaryJson(s: ReplaySummary): unknown {
       revision: p.revision,
       pushlogId: p.pushlogId,
       producer: p.producer,
+      project: p.project,
+      level: p.level,
       decisionTaskId: p.decisionTaskId,
       archive: p.archive,
       repoRequests: p.repoRequests,
