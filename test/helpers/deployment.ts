@@ -73,10 +73,7 @@ export async function setUpDeployment(backend: Backend): Promise<Deployment> {
   await applyCiConfig(ci, {
     auth: authClient(o),
     hooks: hooksClient(o),
-    // the embedded services have no worker manager (yet)
-    ...(backend.kind === 'real'
-      ? { workerManager: new tc.WorkerManager(o) as WorkerManagerClient }
-      : {}),
+    workerManager: new tc.WorkerManager(o) as WorkerManagerClient,
   });
   const worker = await backend.clientWithScopes(
     [`queue:claim-work:${td}-*`, 'queue:worker-id:*'],
