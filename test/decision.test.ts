@@ -660,7 +660,7 @@ describe('decision: generator', function () {
         ],
         [
           kind({ x: { ...good, 'worker-alias': 'archive' } }),
-          /task 'x': worker-alias: 'archive' is the archive worker/,
+          /task 'x': worker-alias: 'archive' is a mozharness-archive worker, which runs no downstream tasks/,
         ],
         [
           kind({ x: { ...good, mozharness: { script: '../evil.py', config: [] } } }),

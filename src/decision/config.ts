@@ -6,9 +6,11 @@ import path from 'node:path';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { ARCHIVE_KIND } from '../contract/index.js';
+import { findPayloadBuilder, payloadBuilders } from './payloads.js';
 import { validateAgainst } from './schema.js';
 
-export type WorkerImplementation = 'mozharness-archive' | 'docker-worker' | 'generic-worker';
+/** A worker implementation with a registered payload builder (src/decision/payloads.ts). */
+export type WorkerImplementation = string;
 
 export interface WorkerAlias {
   implementation: WorkerImplementation;
@@ -103,12 +105,24 @@ export function parseGraphConfig(raw: unknown, file = 'taskcluster/config.yml'):
       taskQueueId: w['task-queue-id'],
       ...(w.image ? { image: w.image } : {}),
     };
-    if (w.implementation === 'docker-worker' && !w.image) {
+    const builder = findPayloadBuilder(w.implementation);
+    if (!builder) {
       throw new ArchiveError(
         'invalid-config',
-        `${file}: workers.aliases.${alias}.image: is required for docker-worker`,
+        `${file}: workers.aliases.${alias}.implementation: '${w.implementation}' is not a known worker implementation (known: ${payloadBuilders()
+          .map((b) => b.implementation)
+          .join(', ')})`,
         { file },
       );
+    }
+    for (const field of builder.requiredAliasFields) {
+      if (workers[alias]![field] === undefined) {
+        throw new ArchiveError(
+          'invalid-config',
+          `${file}: workers.aliases.${alias}.${field}: is required for ${w.implementation}`,
+          { file },
+        );
+      }
     }
   }
   return {
@@ -151,14 +165,21 @@ function checkAlias(config: GraphConfig, alias: string, file: string, task?: str
   }
 }
 
+function archiveImplementations(): string {
+  return payloadBuilders()
+    .filter((b) => b.archive)
+    .map((b) => b.implementation)
+    .join(', ');
+}
+
 export function parseArchiveKind(raw: unknown, config: GraphConfig, file: string): ArchiveKind {
   validateAgainst('kind.json#/definitions/archive', raw, { file });
   const k = raw as any;
   checkAlias(config, k['worker-alias'], file);
-  if (config.workers[k['worker-alias']]!.implementation !== 'mozharness-archive') {
+  if (!findPayloadBuilder(config.workers[k['worker-alias']]!.implementation)?.archive) {
     throw new ArchiveError(
       'invalid-config',
-      `${file}: worker-alias: '${k['worker-alias']}' must be a mozharness-archive worker`,
+      `${file}: worker-alias: '${k['worker-alias']}' must be a worker that builds archives (${archiveImplementations()})`,
       { file },
     );
   }
@@ -214,10 +235,13 @@ export function parseDownstreamKind(
     validateAgainst('kind.json#/definitions/downstream-task', merged, { file, task: taskName });
     checkAlias(config, merged['worker-alias'], file, taskName);
     const impl = config.workers[merged['worker-alias']]!.implementation;
-    if (impl === 'mozharness-archive') {
+    if (!findPayloadBuilder(impl)?.downstream) {
       throw new ArchiveError(
         'invalid-config',
-        `${file}: task '${taskName}': worker-alias: '${merged['worker-alias']}' is the archive worker; downstream tasks need docker-worker or generic-worker`,
+        `${file}: task '${taskName}': worker-alias: '${merged['worker-alias']}' is a ${impl} worker, which runs no downstream tasks; downstream tasks need ${payloadBuilders()
+          .filter((b) => b.downstream)
+          .map((b) => b.implementation)
+          .join(' or ')}`,
         { file, task: taskName },
       );
     }

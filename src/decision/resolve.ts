@@ -23,6 +23,11 @@ import {
 } from './graph.js';
 import type { Replacement } from './optimize.js';
 import { pushFacts, type Parameters } from './parameters.js';
+import {
+  payloadBuilder,
+  type ArchivePayloadInput,
+  type DownstreamPayloadInput,
+} from './payloads.js';
 
 export interface ResolvedTask {
   taskId: string;
@@ -51,8 +56,6 @@ export interface ResolveOptions {
   created: Date;
 }
 
-export const RUN_MOZHARNESS = 'taskcluster/scripts/run-mozharness.sh';
-
 export function treeherderRoute(params: Parameters): string {
   return `tc-treeherder.v2.${params.project}.${params.head_rev}.${params.pushlog_id}`;
 }
@@ -78,6 +81,24 @@ function sourceUrl(params: Parameters, file: string): string {
 export function splitSymbol(symbol: string): { symbol: string; groupSymbol?: string } {
   const m = /^([^()]+)\(([^()]+)\)$/.exec(symbol);
   return m ? { groupSymbol: m[1]!, symbol: m[2]! } : { symbol };
+}
+
+function archivePayload(
+  implementation: string,
+  input: ArchivePayloadInput,
+): Record<string, unknown> {
+  const build = payloadBuilder(implementation).archive;
+  if (!build) throw new ArchiveError('internal', `${implementation} builds no archive tasks`);
+  return build(input);
+}
+
+function downstreamPayload(
+  implementation: string,
+  input: DownstreamPayloadInput,
+): Record<string, unknown> {
+  const build = payloadBuilder(implementation).downstream;
+  if (!build) throw new ArchiveError('internal', `${implementation} runs no downstream tasks`);
+  return build(input);
 }
 
 /** The URL downstream tasks download an artifact from (the queue's getLatestArtifact). */
@@ -134,20 +155,12 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
         treeherderRoute(params),
       ],
       expires: archiveExpires,
-      payload: {
-        repository: params.head_repository,
-        repositoryType: params.repository_type,
-        revision: params.head_rev,
-        subdir: k.subdir,
+      payload: archivePayload(worker.implementation, {
+        kind: k,
+        params,
         treeDigest: o.digest.treeDigest,
-        test: {
-          command: k.test.command,
-          ...(k.test.maxRunTime ? { maxRunTime: k.test.maxRunTime } : {}),
-          env: k.test.env,
-        },
         artifactName: archiveArtifact,
-        maxRunTime: k.maxRunTime,
-      },
+      }),
       metadata: {
         name: t.label,
         description: k.description,
@@ -204,36 +217,19 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
       ...s.env,
     };
     if (deps.build) env.MOZ_BUILD_URL = urlOf(deps.build, BUILD_ARTIFACT);
-    let payload: Record<string, unknown>;
-    if (worker.implementation === 'docker-worker') {
-      payload = {
-        image: worker.image!,
-        command: [RUN_MOZHARNESS, s.mozharness.script, ...args],
-        env: {
-          ...env,
-          MOZHARNESS_URL: urlOf(deps.mozharness!, archiveArtifact),
-          MOZHARNESS_SHA256: archiveSha256,
-        },
-        maxRunTime: s.maxRunTime,
-        artifacts: {
-          'public/logs': { type: 'directory', path: '/builds/worker/logs', expires },
-        },
-      };
-    } else {
-      payload = {
-        command: [['python3', `mozharness/${s.mozharness.script}`, ...args]],
-        maxRunTime: s.maxRunTime,
-        env,
-        mounts: [
-          {
-            directory: 'mozharness',
-            format: 'tar.gz',
-            content: { taskId: deps.mozharness!, artifact: archiveArtifact, sha256: archiveSha256 },
-          },
-        ],
-        artifacts: [{ type: 'directory', path: 'logs', name: 'public/logs', expires }],
-      };
-    }
+    const payload = downstreamPayload(worker.implementation, {
+      spec: s,
+      worker,
+      env,
+      args,
+      archive: {
+        taskId: deps.mozharness!,
+        artifact: archiveArtifact,
+        url: urlOf(deps.mozharness!, archiveArtifact),
+        sha256: archiveSha256,
+      },
+      expires,
+    });
     const groupName = th.groupSymbol ? config.treeherderGroupNames[th.groupSymbol] : undefined;
     return {
       taskQueueId: taskQueueId(worker, params),

@@ -27,16 +27,28 @@ import {
   type RunnerContext,
 } from './task-runners.js';
 
-export type RunnerKind = 'action' | 'decision' | 'archive' | 'generic' | 'docker';
+export type RunnerKind = 'action' | 'decision' | 'archive' | 'generic' | 'docker' | 'unknown';
 
-/** Which local runner plays the worker for a claimed task. */
+/**
+ * Which local runner plays the worker for a claimed task: the task's `worker-implementation` tag
+ * names it (the payload builders' names), never the payload's shape. Decision and action tasks
+ * are docker-worker tasks run in-process here, told apart by their `kind` tag. A task whose
+ * implementation no runner plays is refused, never run as another worker's payload.
+ */
 export function kindOf(claim: Pick<ClaimedTask, 'task'>): RunnerKind {
-  const p = claim.task.payload as any;
-  if (typeof p?.env?.ACTION_CALLBACK === 'string') return 'action';
-  if (typeof p?.env?.MOZHARNESS_ARCHIVE_TASKS_FOR === 'string') return 'decision';
-  if (typeof p?.subdir === 'string' && typeof p?.repository === 'string') return 'archive';
-  if (Array.isArray(p?.command?.[0])) return 'generic';
-  return 'docker';
+  const tags = claim.task.tags ?? {};
+  switch (tags['worker-implementation']) {
+    case 'mozharness-archive':
+      return 'archive';
+    case 'generic-worker':
+      return 'generic';
+    case 'docker-worker':
+      if (tags.kind === 'action-callback') return 'action';
+      if (tags.kind === 'decision-task' || tags.kind === 'cron-task') return 'decision';
+      return 'docker';
+    default:
+      return 'unknown';
+  }
 }
 
 export interface LocalRunnersOptions {
@@ -160,6 +172,18 @@ export function localRunners(o: LocalRunnersOptions): LocalRunner {
     },
     docker: (claim) => runDockerWorkerClaim(claim, { ...rctx, scriptsDir }),
     generic: (claim) => runGenericWorkerClaim(claim, rctx),
+    unknown: async (claim) => {
+      const impl = claim.task.tags?.['worker-implementation'];
+      const q = queueClient({ rootUrl: o.rootUrl, credentials: claim.credentials });
+      await q
+        .reportException(claim.status.taskId, claim.runId, { reason: 'malformed-payload' })
+        .catch(() => {});
+      return failure(
+        claim,
+        `${impl === undefined ? 'no worker-implementation tag' : `worker-implementation '${impl}'`}: no local runner plays it`,
+        Date.now(),
+      );
+    },
   };
 
   return async (claim) => {

@@ -16,7 +16,12 @@ import type { TaskDefinition } from '../../taskcluster/types.js';
 import { ArchiveError, errorMessage, isArchiveError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import type { LookupConfig, ProjectConfig } from '../config.js';
-import { DEFAULT_ARCHIVE_ARTIFACT, indexRoute, revisionNamespace } from '../../contract/index.js';
+import {
+  ARCHIVE_KIND,
+  DEFAULT_ARCHIVE_ARTIFACT,
+  indexRoute,
+  revisionNamespace,
+} from '../../contract/index.js';
 import { describeArchive, type FindClients } from '../find.js';
 import { HttpError } from './answer.js';
 import { RateLimit, SingleFlight, TtlCache } from './cache.js';
@@ -240,7 +245,12 @@ export class OnDemandBuilds {
         owner: 'mozharness-archive-lookup',
         source: `${p.repository.replace(/\/+$/, '')}/rev/${revision}`,
       },
-      tags: { kind: 'mozharness-archive', createdBy: 'lookup-service', project: name },
+      tags: {
+        kind: ARCHIVE_KIND,
+        createdBy: 'lookup-service',
+        project: name,
+        'worker-implementation': 'mozharness-archive',
+      },
       extra: { index: { rank: 0 } },
     };
   }

@@ -1,0 +1,139 @@
+// Payload builders, one per worker implementation, in one registry (as taskgraph's
+// @payload_builder): each names the schema its payloads conform to, the fields its worker aliases
+// need in taskcluster/config.yml, and builds the payload of the tasks it can run. The config
+// loader refuses an implementation that is not registered here, so a task can never fall through
+// to another worker's payload; local replay runs tasks by the same name (the task's
+// `worker-implementation` tag).
+import { ArchiveError } from '../util/errors.js';
+import type { ArchiveKind, DownstreamTaskSpec, WorkerAlias } from './config.js';
+import type { Parameters } from './parameters.js';
+
+/** What a downstream payload is built from. */
+export interface DownstreamPayloadInput {
+  spec: DownstreamTaskSpec;
+  worker: WorkerAlias;
+  /** The environment every downstream task gets (source repository, build URL, the kind's env). */
+  env: Record<string, string>;
+  /** `--config-file <cfg>` for each config, then the extra arguments. */
+  args: string[];
+  /** The archive the task depends on: its task, artifact, queue URL and expected sha256. */
+  archive: { taskId: string; artifact: string; url: string; sha256: string };
+  /** Expiry of the task's own artifacts (logs). */
+  expires: string;
+}
+
+/** What the archive task's payload is built from. */
+export interface ArchivePayloadInput {
+  kind: ArchiveKind;
+  params: Parameters;
+  treeDigest: string;
+  artifactName: string;
+}
+
+export interface PayloadBuilder {
+  /** The worker implementation (`implementation` of a worker alias, the `worker-implementation` tag). */
+  implementation: string;
+  /** The schema the payloads conform to: an upstream schema id or one of this project's schemas/. */
+  schema: string;
+  /** Fields a worker alias of this implementation must set in config.yml. */
+  requiredAliasFields: Array<keyof WorkerAlias>;
+  /** Builds the archive task's payload (only the archive worker). */
+  archive?: (input: ArchivePayloadInput) => Record<string, unknown>;
+  /** Builds a downstream task's payload (workers that run builds and tests). */
+  downstream?: (input: DownstreamPayloadInput) => Record<string, unknown>;
+}
+
+export const RUN_MOZHARNESS = 'taskcluster/scripts/run-mozharness.sh';
+
+const archiveWorker: PayloadBuilder = {
+  implementation: 'mozharness-archive',
+  schema: 'worker-payload.json',
+  requiredAliasFields: [],
+  archive: ({ kind, params, treeDigest, artifactName }) => ({
+    repository: params.head_repository,
+    repositoryType: params.repository_type,
+    revision: params.head_rev,
+    subdir: kind.subdir,
+    treeDigest,
+    test: {
+      command: kind.test.command,
+      ...(kind.test.maxRunTime ? { maxRunTime: kind.test.maxRunTime } : {}),
+      env: kind.test.env,
+    },
+    artifactName,
+    maxRunTime: kind.maxRunTime,
+  }),
+};
+
+const dockerWorker: PayloadBuilder = {
+  implementation: 'docker-worker',
+  schema: '/schemas/docker-worker/v1/payload.json',
+  requiredAliasFields: ['image'],
+  downstream: ({ spec, worker, env, args, archive, expires }) => ({
+    image: worker.image!,
+    command: [RUN_MOZHARNESS, spec.mozharness.script, ...args],
+    env: { ...env, MOZHARNESS_URL: archive.url, MOZHARNESS_SHA256: archive.sha256 },
+    maxRunTime: spec.maxRunTime,
+    artifacts: {
+      'public/logs': { type: 'directory', path: '/builds/worker/logs', expires },
+    },
+  }),
+};
+
+const genericWorker: PayloadBuilder = {
+  implementation: 'generic-worker',
+  schema: '/schemas/generic-worker/multiuser_posix.json',
+  requiredAliasFields: [],
+  downstream: ({ spec, env, args, archive, expires }) => ({
+    command: [['python3', `mozharness/${spec.mozharness.script}`, ...args]],
+    maxRunTime: spec.maxRunTime,
+    env,
+    mounts: [
+      {
+        directory: 'mozharness',
+        format: 'tar.gz',
+        content: { taskId: archive.taskId, artifact: archive.artifact, sha256: archive.sha256 },
+      },
+    ],
+    artifacts: [{ type: 'directory', path: 'logs', name: 'public/logs', expires }],
+  }),
+};
+
+const builders = new Map<string, PayloadBuilder>();
+
+/** Register a worker implementation's payload builder (the built-in ones are registered below). */
+export function registerPayloadBuilder(b: PayloadBuilder): void {
+  if (builders.has(b.implementation)) {
+    throw new ArchiveError('internal', `payload builder ${b.implementation} is registered twice`);
+  }
+  builders.set(b.implementation, b);
+}
+
+/** Remove a registered builder (tests that register a fake implementation clean up with it). */
+export function unregisterPayloadBuilder(implementation: string): void {
+  builders.delete(implementation);
+}
+
+for (const b of [archiveWorker, dockerWorker, genericWorker]) registerPayloadBuilder(b);
+
+/** Every registered implementation, in registration order. */
+export function payloadBuilders(): PayloadBuilder[] {
+  return [...builders.values()];
+}
+
+/** The builder of an implementation, or undefined when none is registered. */
+export function findPayloadBuilder(implementation: string): PayloadBuilder | undefined {
+  return builders.get(implementation);
+}
+
+/** The builder of an implementation; an internal error when it is not registered. */
+export function payloadBuilder(implementation: string): PayloadBuilder {
+  const b = builders.get(implementation);
+  if (!b) {
+    throw new ArchiveError(
+      'internal',
+      `no payload builder for worker implementation '${implementation}' (known: ${[...builders.keys()].join(', ')})`,
+    );
+  }
+  return b;
+}
