@@ -9,7 +9,7 @@ import * as yaml from 'js-yaml';
 import { parseGraphConfig } from '../src/decision/config.js';
 import { runDecision } from '../src/decision/decision.js';
 import type { HarnessDigest } from '../src/decision/digest.js';
-import type { Parameters } from '../src/decision/parameters.js';
+import { makeParameters, type Parameters } from '../src/decision/parameters.js';
 import {
   payloadBuilders,
   registerPayloadBuilder,
@@ -28,20 +28,20 @@ const DIGEST: HarnessDigest = {
   subdir: 'testing/mozharness',
   formatVersion: 1,
 };
-const PARAMS: Parameters = {
+const PARAMS: Parameters = makeParameters({
   project: 'mozilla-central',
   level: '3',
-  repository: 'https://hg.mozilla.org/mozilla-central',
+  head_repository: 'https://hg.mozilla.org/mozilla-central',
   repository_type: 'hg',
-  revision: DIGEST.revision,
-  base_revision: '',
+  head_rev: DIGEST.revision,
+  base_rev: '',
   owner: 'ffxbld@mozilla.com',
   pushlog_id: '40123',
   pushdate: 1764290000,
   tasks_for: 'hg-push',
   decision_task_id: deterministicSlugid('decision payloads'),
   taskcluster_root_url: 'https://firefox-ci-tc.services.mozilla.com',
-};
+});
 
 async function configYml(): Promise<Record<string, any>> {
   return yaml.load(await fs.readFile(path.join(ROOT, 'config.yml'), 'utf8')) as Record<string, any>;
@@ -117,5 +117,53 @@ describe('payload builders', () => {
     const raw = await configYml();
     raw.workers.aliases['t-osx'].implementation = 'fake-worker';
     assert.throws(() => parseGraphConfig(raw), /not a known worker implementation/);
+  });
+
+  it('with the zip configured, downstream tasks fetch it: MOZHARNESS_URL and generic-worker mounts, with its predicted sha256', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'payloads-zip-'));
+    try {
+      await fs.cp(ROOT, tmp, { recursive: true });
+      const raw = await configYml();
+      raw.archive['zip-artifact-name'] = 'public/build/mozharness.zip';
+      await fs.writeFile(path.join(tmp, 'config.yml'), yaml.dump(raw));
+      const zip = { sha256: 'cd'.repeat(32), size: 234567 };
+      const r = await runDecision({ params: PARAMS, root: tmp, digest: { ...DIGEST, zip } });
+      const tasks = Object.values(r.resolved.tasks);
+      const archive = tasks.find((t) => t.label === 'mozharness-archive')!.task;
+      assert.equal(archive.payload.sha256, DIGEST.sha256);
+      assert.equal(archive.payload.zipSha256, zip.sha256);
+      assert.deepEqual(archive.extra!.index.data.zip, {
+        artifactName: 'public/build/mozharness.zip',
+        ...zip,
+      });
+      let docker = 0;
+      let generic = 0;
+      for (const t of tasks) {
+        const impl = t.task.tags?.['worker-implementation'];
+        if (impl === 'docker-worker') {
+          docker++;
+          const env = t.task.payload.env as Record<string, string>;
+          assert.match(env.MOZHARNESS_URL!, /\/artifacts\/public%2Fbuild%2Fmozharness\.zip$/);
+          assert.equal(env.MOZHARNESS_SHA256, zip.sha256);
+          assert.ok(env.MOZHARNESS_SCRIPT && !env.MOZHARNESS_SCRIPT.startsWith('scripts/'));
+          assert.ok(env.MOZHARNESS_CONFIG);
+        } else if (impl === 'generic-worker') {
+          generic++;
+          assert.deepEqual(t.task.payload.mounts[0].format, 'zip');
+          assert.deepEqual(
+            t.task.payload.mounts[0].content.artifact,
+            'public/build/mozharness.zip',
+          );
+          assert.deepEqual(t.task.payload.mounts[0].content.sha256, zip.sha256);
+        }
+        if (impl !== 'mozharness-archive') {
+          assert.equal(t.task.extra!.mozharness.sha256, DIGEST.sha256);
+          assert.equal(t.task.extra!.mozharness.zip.sha256, zip.sha256);
+        }
+      }
+      assert.ok(docker > 0 && generic > 0);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
   });
 });

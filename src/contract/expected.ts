@@ -22,6 +22,14 @@ export interface ArchiveFacts {
   size?: number;
   formatVersion?: number;
   artifactName?: string;
+  /** The zip of the same tree, when the archive task publishes one. */
+  zip?: ZipFacts;
+}
+
+export interface ZipFacts {
+  sha256: string;
+  size?: number;
+  artifactName?: string;
 }
 
 /** What a task expects of the archive it depends on (or, for the archive task, will make). */
@@ -50,7 +58,36 @@ export function readArchiveFacts(data: unknown): ArchiveFacts | undefined {
   if (typeof data.artifactName === 'string' && data.artifactName) {
     out.artifactName = data.artifactName;
   }
+  const zip = data.zip;
+  if (isObject(zip) && typeof zip.sha256 === 'string' && SHA256.test(zip.sha256)) {
+    out.zip = { sha256: zip.sha256 };
+    if (typeof zip.size === 'number' && Number.isSafeInteger(zip.size) && zip.size >= 0) {
+      out.zip.size = zip.size;
+    }
+    if (typeof zip.artifactName === 'string' && zip.artifactName) {
+      out.zip.artifactName = zip.artifactName;
+    }
+  }
   return out;
+}
+
+/**
+ * The archive file a downstream task fetches: the zip when the archive task publishes one (as
+ * Firefox's test scripts expect), else the tar.gz.
+ */
+export function fetchedArchive(facts: ArchiveFacts): {
+  format: 'zip' | 'tar.gz';
+  artifactName: string;
+  sha256: string;
+} {
+  if (facts.zip?.artifactName) {
+    return { format: 'zip', artifactName: facts.zip.artifactName, sha256: facts.zip.sha256 };
+  }
+  return {
+    format: 'tar.gz',
+    artifactName: facts.artifactName ?? DEFAULT_ARCHIVE_ARTIFACT,
+    sha256: facts.sha256,
+  };
 }
 
 /** The archive an index entry's data describes (undefined when it carries no valid sha256). */
@@ -88,6 +125,7 @@ export function downstreamExpectation(
     archiveTaskId,
     sha256: facts.sha256,
     ...(facts.treeDigest ? { treeDigest: facts.treeDigest } : {}),
+    ...(facts.zip ? { zip: { sha256: facts.zip.sha256 } } : {}),
     reused,
   };
 }

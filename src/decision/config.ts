@@ -30,7 +30,8 @@ export interface GraphConfig {
   workers: Record<string, WorkerAlias>;
   treeherderGroupNames: Record<string, string>;
   publicBaseUrl?: string;
-  archive: { artifactName: string; expiresAfter: string };
+  /** The archive's artifacts: the tar.gz and, when the archive workers publish it, the zip. */
+  archive: { artifactName: string; zipArtifactName?: string; expiresAfter: string };
 }
 
 export interface ArchiveKind {
@@ -138,6 +139,9 @@ export function parseGraphConfig(raw: unknown, file = 'taskcluster/config.yml'):
     publicBaseUrl: c.storage?.['public-base-url'],
     archive: {
       artifactName: c.archive['artifact-name'],
+      ...(c.archive['zip-artifact-name']
+        ? { zipArtifactName: c.archive['zip-artifact-name'] }
+        : {}),
       expiresAfter: c.archive['expires-after'] ?? '1 year',
     },
   };

@@ -10,6 +10,8 @@ export interface HarnessDigest {
   /** sha256 of the tar.gz the archive task will produce. */
   sha256: string;
   size: number;
+  /** sha256 and size of the zip of the same tree the archive task will also produce. */
+  zip?: { sha256: string; size: number };
   files: number;
   revision: string;
   subdir: string;
@@ -34,6 +36,7 @@ export async function computeHarnessDigest(
     treeDigest: r.treeDigest,
     sha256: r.sha256,
     size: r.size,
+    ...(r.zip ? { zip: { sha256: r.zip.sha256, size: r.zip.size } } : {}),
     files: r.files,
     revision: r.revision,
     subdir: r.subdir,

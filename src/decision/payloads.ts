@@ -16,8 +16,14 @@ export interface DownstreamPayloadInput {
   env: Record<string, string>;
   /** `--config-file <cfg>` for each config, then the extra arguments. */
   args: string[];
-  /** The archive the task depends on: its task, artifact, queue URL and expected sha256. */
-  archive: { taskId: string; artifact: string; url: string; sha256: string };
+  /** The archive file the task fetches: its task, format, artifact, queue URL and sha256. */
+  archive: {
+    taskId: string;
+    format: 'zip' | 'tar.gz';
+    artifact: string;
+    url: string;
+    sha256: string;
+  };
   /** Expiry of the task's own artifacts (logs). */
   expires: string;
 }
@@ -27,6 +33,9 @@ export interface ArchivePayloadInput {
   kind: ArchiveKind;
   params: Parameters;
   treeDigest: string;
+  /** The predicted sha256 of the tar.gz and of the zip (when the task publishes one). */
+  sha256: string;
+  zipSha256?: string;
   artifactName: string;
 }
 
@@ -45,16 +54,32 @@ export interface PayloadBuilder {
 
 export const RUN_MOZHARNESS = 'taskcluster/scripts/run-mozharness.sh';
 
+/**
+ * The variables Firefox's test scripts (test-linux.sh) run mozharness from: the script under
+ * `scripts/` and the configs under `configs/`, one word each.
+ */
+function mozharnessEnv(spec: DownstreamTaskSpec): Record<string, string> {
+  const script = spec.mozharness.script.replace(/^scripts\//, '');
+  return {
+    MOZHARNESS_SCRIPT: script,
+    ...(spec.mozharness.config.length
+      ? { MOZHARNESS_CONFIG: spec.mozharness.config.join(' ') }
+      : {}),
+  };
+}
+
 const archiveWorker: PayloadBuilder = {
   implementation: 'mozharness-archive',
   schema: 'worker-payload.json',
   requiredAliasFields: [],
-  archive: ({ kind, params, treeDigest, artifactName }) => ({
+  archive: ({ kind, params, treeDigest, sha256, zipSha256, artifactName }) => ({
     repository: params.head_repository,
     repositoryType: params.repository_type,
     revision: params.head_rev,
     subdir: kind.subdir,
     treeDigest,
+    sha256,
+    ...(zipSha256 ? { zipSha256 } : {}),
     test: {
       command: kind.test.command,
       ...(kind.test.maxRunTime ? { maxRunTime: kind.test.maxRunTime } : {}),
@@ -72,7 +97,12 @@ const dockerWorker: PayloadBuilder = {
   downstream: ({ spec, worker, env, args, archive, expires }) => ({
     image: worker.image!,
     command: [RUN_MOZHARNESS, spec.mozharness.script, ...args],
-    env: { ...env, MOZHARNESS_URL: archive.url, MOZHARNESS_SHA256: archive.sha256 },
+    env: {
+      ...env,
+      ...mozharnessEnv(spec),
+      MOZHARNESS_URL: archive.url,
+      MOZHARNESS_SHA256: archive.sha256,
+    },
     maxRunTime: spec.maxRunTime,
     artifacts: {
       'public/logs': { type: 'directory', path: '/builds/worker/logs', expires },
@@ -91,7 +121,7 @@ const genericWorker: PayloadBuilder = {
     mounts: [
       {
         directory: 'mozharness',
-        format: 'tar.gz',
+        format: archive.format,
         content: { taskId: archive.taskId, artifact: archive.artifact, sha256: archive.sha256 },
       },
     ],

@@ -10,7 +10,10 @@ import {
   BUILD_ARTIFACT,
   cacheNamespace,
   downstreamExpectation,
+  fetchedArchive,
   indexRoute,
+  readArchiveFacts,
+  type ArchiveFacts,
   pushIndexNamespaces,
 } from '../contract/index.js';
 import type { GraphConfig, WorkerAlias } from './config.js';
@@ -132,8 +135,25 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
   };
   const archiveTaskId = o.labelToTaskId[ARCHIVE_LABEL]!;
   const reused = o.replaced[ARCHIVE_LABEL];
-  const archiveSha256 = reused ? reused.sha256 : o.digest.sha256;
   const archiveArtifact = config.archive.artifactName;
+  // the zip is predicted and fetched only when the archive task publishes one (config.yml names it)
+  const zip =
+    config.archive.zipArtifactName && o.digest.zip
+      ? { artifactName: config.archive.zipArtifactName, ...o.digest.zip }
+      : undefined;
+  // what downstream tasks expect: the reused archive's own facts, else this push's prediction
+  const archiveFacts: ArchiveFacts = reused
+    ? (readArchiveFacts(reused.data) ?? { sha256: reused.sha256 })
+    : {
+        sha256: o.digest.sha256,
+        treeDigest: o.digest.treeDigest,
+        artifactName: archiveArtifact,
+        ...(zip ? { zip } : {}),
+      };
+  if (!archiveFacts.treeDigest && o.digest.treeDigest)
+    archiveFacts.treeDigest = o.digest.treeDigest;
+  if (!archiveFacts.artifactName) archiveFacts.artifactName = archiveArtifact;
+  const fetched = fetchedArchive(archiveFacts);
   const out: ResolvedGraph = { order: [], tasks: {}, external: {} };
   if (reused) out.external[reused.taskId] = { label: ARCHIVE_LABEL, expires: reused.taskExpires };
 
@@ -159,6 +179,8 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
         kind: k,
         params,
         treeDigest: o.digest.treeDigest,
+        sha256: o.digest.sha256,
+        ...(zip ? { zipSha256: zip.sha256 } : {}),
         artifactName: archiveArtifact,
       }),
       metadata: {
@@ -183,6 +205,7 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
             treeDigest: o.digest.treeDigest,
             formatVersion: o.digest.formatVersion,
             artifactName: archiveArtifact,
+            ...(zip ? { zip } : {}),
             repository: params.head_repository,
             revision: params.head_rev,
             subdir: k.subdir,
@@ -224,9 +247,10 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
       args,
       archive: {
         taskId: deps.mozharness!,
-        artifact: archiveArtifact,
-        url: urlOf(deps.mozharness!, archiveArtifact),
-        sha256: archiveSha256,
+        format: fetched.format,
+        artifact: fetched.artifactName,
+        url: urlOf(deps.mozharness!, fetched.artifactName),
+        sha256: fetched.sha256,
       },
       expires,
     });
@@ -270,11 +294,7 @@ export function resolveTaskGraph(graph: TaskGraph, o: ResolveOptions): ResolvedG
           collection: { [s.treeherder.collection ?? 'opt']: true },
         },
         parent: params.decision_task_id,
-        mozharness: downstreamExpectation(
-          deps.mozharness!,
-          { sha256: archiveSha256, treeDigest: o.digest.treeDigest },
-          Boolean(reused),
-        ),
+        mozharness: downstreamExpectation(deps.mozharness!, archiveFacts, Boolean(reused)),
       },
     };
   };
