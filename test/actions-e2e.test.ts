@@ -25,7 +25,7 @@ import {
   runActionClaim,
   s3Publisher,
   type ArtifactPublisher,
-} from '../src/actions/local-runner.js';
+} from '../src/local/action-runner.js';
 import { spawn } from 'node:child_process';
 import { buildProgram } from '../src/cli/main.js';
 import { registerLocalTriggerAction } from '../src/cli/commands/actions.js';

@@ -20,8 +20,12 @@ import {
   readableCacheNamespaces,
   readableLevels,
   revisionNamespace,
+  PUSH_ROUTES,
   type PushFacts,
 } from '../src/contract/index.js';
+import { runDecision } from '../src/decision/decision.js';
+import { makeParameters } from '../src/decision/parameters.js';
+import { deterministicSlugid } from '../src/decision/taskids.js';
 
 const REV = 'a'.repeat(40);
 const DIGEST = 'd'.repeat(64);
@@ -101,6 +105,52 @@ describe('archive contract', () => {
         route: routes[4],
       });
       assert.deepEqual(routes.filter(isLatestRoute), [routes[3]]);
+    });
+  });
+
+  describe('walkthrough: add an index route', () => {
+    it('an entry in PUSH_ROUTES is all it takes for the archive task to carry it and the parser to read it', async () => {
+      PUSH_ROUTES.push({
+        name: 'owner',
+        path: (p) => `owner.${p.project}-${p.pushlog_id}`,
+        parse: (p) => (/^owner\.[a-z-]+-[0-9]+$/.test(p) ? {} : undefined),
+      });
+      try {
+        const r = await runDecision({
+          root: path.resolve('taskcluster'),
+          digest: {
+            treeDigest: DIGEST,
+            sha256: SHA,
+            size: 1,
+            files: 1,
+            revision: REV,
+            subdir: 'testing/mozharness',
+            formatVersion: 1,
+          },
+          params: makeParameters({
+            project: PUSH.project,
+            level: '3',
+            head_repository: 'https://hg.mozilla.org/mozilla-central',
+            repository_type: 'hg',
+            head_rev: REV,
+            base_rev: '',
+            owner: 'o@example.com',
+            pushlog_id: PUSH.pushlog_id,
+            pushdate: PUSH.pushdate,
+            tasks_for: 'hg-push',
+            decision_task_id: deterministicSlugid('contract walkthrough'),
+            taskcluster_root_url: 'https://tc.example.com',
+          }),
+        });
+        const archive = Object.values(r.resolved.tasks).find(
+          (t) => t.label === 'mozharness-archive',
+        )!;
+        const ns = 'mozharness.v1.mozilla-central.owner.mozilla-central-42.mozharness';
+        assert.ok(archive.task.routes!.includes(`index.${ns}`), archive.task.routes!.join(' '));
+        assert.equal(parseNamespace(ns)?.route, 'owner');
+      } finally {
+        PUSH_ROUTES.pop();
+      }
     });
   });
 

@@ -4,7 +4,7 @@
 // that crashes resolves the run as an exception instead of leaving it claimed.
 import path from 'node:path';
 import { decisionTaskDefiner, retargetArchiveTask } from '../actions/define.js';
-import { runActionClaim, s3Publisher } from '../actions/local-runner.js';
+import { runActionClaim, s3Publisher } from './action-runner.js';
 import { ArchiveStore } from '../storage/index.js';
 import { queueClient } from '../taskcluster/client.js';
 import type { ClaimedTask } from '../taskcluster/types.js';

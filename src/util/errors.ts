@@ -29,8 +29,6 @@ export class ArchiveError extends Error {
 
   readonly [ARCHIVE_ERROR] = true;
   readonly code: ErrorCode;
-  /** True when retrying the same request cannot help (404, bad input, checksum mismatch). */
-  readonly permanent: boolean;
   readonly details: Record<string, unknown>;
 
   constructor(
@@ -42,7 +40,6 @@ export class ArchiveError extends Error {
     super(message, options);
     this.name = 'ArchiveError';
     this.code = code;
-    this.permanent = code !== 'unavailable' && code !== 'internal';
     this.details = details;
   }
 }

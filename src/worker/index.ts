@@ -1,5 +1,5 @@
 // The mozharness-archive worker: claims archive tasks from one task queue, builds, tests, stores
-// and publishes the harness archive (issue 4). Typed core for the CLI, `npm start` and tests.
+// and publishes the harness archive. Typed core for the CLI, `npm start` and tests.
 export { runWorker, type WorkerDeps, type WorkerSummary } from './worker.js';
 export {
   runOneClaim,

@@ -6,7 +6,7 @@
 // claim (the action role of its repository and level).
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { runActionClaim } from '../../src/actions/local-runner.js';
+import { runActionClaim } from '../../src/local/action-runner.js';
 import { triggerAction } from '../../src/actions/trigger.js';
 import { runDecision } from '../../src/decision/decision.js';
 import type { HarnessDigest } from '../../src/decision/digest.js';

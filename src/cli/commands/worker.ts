@@ -1,4 +1,4 @@
-// `mozharness-archive worker`: the Taskcluster worker for archive tasks (issue 4). Thin: load and
+// `mozharness-archive worker`: the Taskcluster worker for archive tasks. Thin: load and
 // validate the configuration, build the S3 store, run the claim loop until SIGTERM/SIGINT (or one
 // task with --once), print a summary.
 import type { Command } from 'commander';

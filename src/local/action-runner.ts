@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { indexClient, queueClient, type Credentials } from '../taskcluster/client.js';
 import type { ClaimedTask, TaskDefinition } from '../taskcluster/types.js';
-import { publishDirectory, type ArtifactPublisher } from '../local/publish.js';
+import { publishDirectory, type ArtifactPublisher } from './publish.js';
 import { errorMessage } from '../util/errors.js';
 import { createLogger, silentLogger, type Logger } from '../util/log.js';
 import {
@@ -16,9 +16,9 @@ import {
   runActionCallback,
   type CallbackDeps,
   type CallbackResult,
-} from './callback.js';
+} from '../actions/callback.js';
 
-export { s3Publisher, type ArtifactPublisher, type S3PublisherSettings } from '../local/publish.js';
+export { s3Publisher, type ArtifactPublisher, type S3PublisherSettings } from './publish.js';
 
 export function isActionTask(task: Pick<TaskDefinition, 'payload' | 'tags'>): boolean {
   return typeof (task.payload as any)?.env?.ACTION_CALLBACK === 'string';
