@@ -16,7 +16,6 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import fs from 'node:fs';
-import { DEFAULT_ZIP_ARTIFACT } from '../contract/index.js';
 import type { QueueClient } from '../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 
