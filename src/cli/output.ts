@@ -19,3 +19,12 @@ export function printResult(
   if (json) printJson(value);
   else printLines(human());
 }
+
+/**
+ * Print lines that hand the user credentials on purpose: `local up`'s hints for the user's own
+ * shell, holding the credentials of the embedded services it just started on loopback. They are
+ * the point of the output, so they are not scrubbed; nothing else may use this.
+ */
+export function printCredentialHints(lines: string[]): void {
+  process.stdout.write(lines.join('\n') + '\n');
+}

@@ -9,7 +9,7 @@ import type { Embedded } from '../../local/embedded.js';
 import type { Forest } from '../../local/forest.js';
 import { ArchiveError } from '../../util/errors.js';
 import { createLogger } from '../../util/log.js';
-import { printLines } from '../output.js';
+import { printCredentialHints, printLines } from '../output.js';
 import { registerLocalTriggerAction } from './actions.js';
 import { registerLocalRun } from './local-run.js';
 
@@ -141,7 +141,10 @@ export async function localUp(opts: LocalUpOptions): Promise<void> {
       taskQueueIds: forest.pools?.taskQueueIds ?? [],
     };
     process.stdout.write(JSON.stringify(info) + '\n');
-  } else printLines([...forestLines(forest), ...humanLines(forest.embedded)]);
+  } else {
+    printLines(forestLines(forest));
+    printCredentialHints(humanLines(forest.embedded));
+  }
   const sig = await stopped;
   log.info('local-forest-stopping', { signal: sig });
   await forest.close();
