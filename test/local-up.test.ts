@@ -65,4 +65,60 @@ describe('local up --repo (command line)', function () {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
+
+  it('local run --keep-serving: the replayed pushes stay on the dashboard until Ctrl-C', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-keep-serving-'));
+    const stateDir = path.join(tmp, 'state');
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'local',
+          'run',
+          '--no-retrigger',
+          '--keep-serving',
+          '--state-dir',
+          stateDir,
+          '--json',
+        ],
+        { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      // the replay's summary document, then local up's JSON line
+      const lines = await waitFor(
+        'the replay summary and the JSON line of local up',
+        () => {
+          if (child.exitCode !== null) throw new Error(`local run exited early: ${stderr}`);
+          const docs = stdout
+            .split('\n')
+            .filter((l) => l.startsWith('{') && l.endsWith('}'))
+            .map((l) => JSON.parse(l) as Record<string, unknown>);
+          return docs.some((d) => typeof d.dashboardUrl === 'string') ? docs : undefined;
+        },
+        170_000,
+      );
+      const up = lines.find((d) => typeof d.dashboardUrl === 'string')!;
+      const page = await fetch(String(up.dashboardUrl));
+      assert.equal(page.status, 200);
+      const html = await page.text();
+      // every replayed push is listed
+      assert.ok((html.match(/class="push\b/g) ?? []).length >= 3, html.slice(0, 2000));
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, stderr);
+      await waitFor(
+        'every process of the run to exit',
+        () => (processesMentioning(stateDir).length === 0 ? true : undefined),
+        20_000,
+      );
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });

@@ -140,7 +140,16 @@ export function registerLocalRun(local: Command): void {
     .option('--project <name>', 'project (repository) name', 'mozilla-central')
     .option('--level <n>', 'trust level of the pushes (1 = try, 3 = release branches)', '3')
     .option('--no-retrigger', 'skip the retrigger')
-    .option('--json', 'print one JSON document instead of the summary')
+    .option(
+      '--keep-serving',
+      'after the replay, keep the services, the worker pools and the dashboard running on its\n' +
+        'state directory (as `local up` does) until Ctrl-C',
+    )
+    .option(
+      '--json',
+      'print one JSON document instead of the summary (with --keep-serving, then one line of\n' +
+        '`local up --json`)',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  npm start\n  mozharness-archive local run --json\n' +
@@ -148,6 +157,7 @@ export function registerLocalRun(local: Command): void {
         '  mozharness-archive local run --repo ~/src/mozilla-unified --revisions 1a2b3c4d5e6f,central\n',
     )
     .action(async (opts) => {
+      let keepServing = false;
       const tty = !opts.json && process.stderr.isTTY;
       const controller = new AbortController();
       const stop = () => {
@@ -178,6 +188,7 @@ export function registerLocalRun(local: Command): void {
         if (opts.json) printJson(summaryJson(summary));
         else process.stdout.write(formatSummary(summary).join('\n') + '\n');
         process.exitCode = summary.ok ? 0 : 1;
+        keepServing = Boolean(opts.keepServing) && !controller.signal.aborted;
       } catch (e) {
         if (!controller.signal.aborted) throw e;
         // the services, hg serve and the task runners were stopped by replay's clean-up
@@ -186,6 +197,12 @@ export function registerLocalRun(local: Command): void {
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+      }
+      if (keepServing) {
+        // the replay stopped its services; `local up` starts them again on the same state, with
+        // the worker pools and the dashboard, and stops everything on Ctrl-C
+        const { localUp } = await import('./local.js');
+        await localUp({ stateDir: opts.stateDir, json: Boolean(opts.json) });
       }
     });
 }
