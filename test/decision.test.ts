@@ -45,6 +45,7 @@ const DIGEST: HarnessDigest = {
   treeDigest: '1f'.repeat(32),
   sha256: 'ab'.repeat(32),
   size: 123456,
+  zip: { sha256: 'ba'.repeat(32), size: 234567 },
   files: 321,
   revision: 'c0ffee'.padEnd(40, '0'),
   subdir: 'testing/mozharness',
@@ -296,7 +297,7 @@ describe('decision: generator', function () {
       const url = queueClient({ rootUrl: p.taskcluster_root_url }).buildUrl(
         queueClient({ rootUrl: p.taskcluster_root_url }).getLatestArtifact,
         archiveId,
-        'public/build/mozharness.tar.gz',
+        'public/build/mozharness.zip',
       );
       let docker = 0;
       let generic = 0;
@@ -307,7 +308,7 @@ describe('decision: generator', function () {
         if (task.tags!['worker-implementation'] === 'docker-worker') {
           docker++;
           assert.equal(task.payload.env.MOZHARNESS_URL, url);
-          assert.equal(task.payload.env.MOZHARNESS_SHA256, DIGEST.sha256);
+          assert.equal(task.payload.env.MOZHARNESS_SHA256, DIGEST.zip!.sha256);
           assert.equal(task.payload.command[0], 'taskcluster/scripts/run-mozharness.sh');
           assert.match(task.payload.command[1], /^scripts\/.*\.py$/);
         } else {
@@ -315,11 +316,11 @@ describe('decision: generator', function () {
           assert.deepEqual(task.payload.mounts, [
             {
               directory: 'mozharness',
-              format: 'tar.gz',
+              format: 'zip',
               content: {
                 taskId: archiveId,
-                artifact: 'public/build/mozharness.tar.gz',
-                sha256: DIGEST.sha256,
+                artifact: 'public/build/mozharness.zip',
+                sha256: DIGEST.zip!.sha256,
               },
             },
           ]);
