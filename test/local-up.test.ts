@@ -6,7 +6,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { triggerAction } from '../src/actions/trigger.js';
+import { listGroupTasks } from '../src/local/pushes.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
+import { queueClient } from '../src/taskcluster/client.js';
 import { processesMentioning, waitFor } from './helpers/forest.js';
 
 describe('local up --repo (command line)', function () {
@@ -110,6 +113,45 @@ describe('local up --repo (command line)', function () {
       const html = await page.text();
       // every replayed push is listed
       assert.ok((html.match(/class="push\b/g) ?? []).length >= 3, html.slice(0, 2000));
+
+      // an action triggered on the state that run left runs, and so do the tasks it makes
+      const summary = JSON.parse(stdout.slice(0, stdout.indexOf('\n{"rootUrl"') + 1)) as {
+        pushes: Array<{ decisionTaskId: string; tasks: Array<{ label: string }> }>;
+      };
+      const push = summary.pushes[summary.pushes.length - 1]!;
+      const label = push.tasks.map((t) => t.label).find((l) => l.startsWith('test-'))!;
+      const credentials = {
+        clientId: String((up.credentials as any).clientId),
+        accessToken: String((up.credentials as any).accessToken),
+      };
+      const queue = queueClient({ rootUrl: String(up.rootUrl), credentials });
+      const before = new Set(
+        (await listGroupTasks(queue, push.decisionTaskId)).map((t) => t.status.taskId),
+      );
+      const r = await triggerAction({
+        rootUrl: String(up.rootUrl),
+        credentials,
+        decisionTaskId: push.decisionTaskId,
+        action: 'retrigger-multiple',
+        input: { requests: [{ tasks: [label], times: 1 }] },
+      });
+      const added = await waitFor(
+        'the action task and the retriggered task to complete',
+        async () => {
+          const tasks = (await listGroupTasks(queue, push.decisionTaskId)).filter(
+            (t) => !before.has(t.status.taskId),
+          );
+          return tasks.some((t) => t.task.metadata.name === label) &&
+            tasks.every((t) => t.status.state === 'completed')
+            ? tasks
+            : undefined;
+        },
+        120_000,
+      );
+      assert.ok(
+        added.some((t) => t.status.taskId === r.actionTaskId),
+        'the action task ran',
+      );
       child.kill('SIGINT');
       assert.equal(await exited, 0, stderr);
       await waitFor(
