@@ -93,6 +93,43 @@ export interface AuthClient extends BaseClient {
   use(options: Partial<ClientOptions>): AuthClient;
 }
 
+/** Worker Manager, as a worker of the `static` provider uses it. */
+export interface WorkerManagerClient extends BaseClient {
+  registerWorker(body: {
+    workerPoolId: string;
+    providerId: string;
+    workerGroup: string;
+    workerId: string;
+    workerIdentityProof: Record<string, unknown>;
+  }): Promise<RegisterWorkerResponse>;
+  reregisterWorker(body: {
+    workerPoolId: string;
+    workerGroup: string;
+    workerId: string;
+    secret: string;
+  }): Promise<Omit<RegisterWorkerResponse, 'workerConfig'>>;
+  reportWorkerError(
+    workerPoolId: string,
+    body: {
+      workerGroup: string;
+      workerId: string;
+      kind: string;
+      title: string;
+      description: string;
+      extra: Record<string, unknown>;
+    },
+  ): Promise<any>;
+  worker(workerPoolId: string, workerGroup: string, workerId: string): Promise<any>;
+  use(options: Partial<ClientOptions>): WorkerManagerClient;
+}
+
+export interface RegisterWorkerResponse {
+  expires: string;
+  credentials: { clientId: string; accessToken: string; certificate?: string };
+  workerConfig?: Record<string, unknown>;
+  secret: string;
+}
+
 export interface Clients {
   queue: QueueClient;
   index: IndexClient;
@@ -121,6 +158,11 @@ export function hooksClient(o: ClientOptions): HooksClient {
 }
 export function authClient(o: ClientOptions): AuthClient {
   return new tc.Auth(options(o)) as AuthClient;
+}
+
+/** Without credentials it can only registerWorker (the identity proof is the authentication). */
+export function workerManagerClient(o: ClientOptions): WorkerManagerClient {
+  return new tc.WorkerManager(options(o)) as WorkerManagerClient;
 }
 
 export function makeClients(o: ClientOptions): Clients {

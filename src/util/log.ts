@@ -25,7 +25,7 @@ export interface LoggerOptions {
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_KEYS =
-  /^(accessToken|secretAccessKey|sessionToken|certificate|password|authorization|x-amz-security-token)$/i;
+  /^(accessToken|secretAccessKey|sessionToken|certificate|password|secret|staticSecret|authorization|x-amz-security-token)$/i;
 const secrets = new Set<string>();
 
 /** Register a secret value so that no logger ever prints it. */

@@ -26,9 +26,21 @@ export interface WorkerLimits {
   maxRetryTimeMs?: number;
 }
 
+/** Registration with worker-manager's static provider; exactly one source of the static secret. */
+export interface WorkerManagerSettings {
+  workerPoolId: string;
+  staticSecret?: string;
+  staticSecretFile?: string;
+  staticSecretEnv?: string;
+  /** Reregister at least this often (default 3600): a removed worker stops within that time. */
+  reregisterIntervalSeconds?: number;
+}
+
 export interface WorkerConfig {
   rootUrl: string;
   credentials?: { clientId: string; accessToken: string; certificate?: string };
+  /** When set, the worker registers and claims with the credentials worker-manager issues. */
+  workerManager?: WorkerManagerSettings;
   taskQueueId: string;
   workerGroup: string;
   workerId: string;
@@ -223,6 +235,15 @@ export function validateWorkerConfig(raw: Record<string, unknown>): WorkerConfig
     );
   }
   const c = config as unknown as WorkerConfig;
+  if (c.workerManager && c.credentials) {
+    throw new ArchiveError(
+      'invalid-config',
+      'invalid worker configuration:\n  config.credentials and config.workerManager are both given: ' +
+        'a worker registered with worker-manager claims with the credentials it issues (remove ' +
+        'credentials, or TASKCLUSTER_CLIENT_ID/TASKCLUSTER_ACCESS_TOKEN from the environment)',
+    );
+  }
+  redact(c.workerManager?.staticSecret);
   redact(c.credentials?.accessToken);
   redact(c.credentials?.certificate);
   redact(c.s3.secretAccessKey);
@@ -241,6 +262,12 @@ export function describeConfig(c: WorkerConfig): Record<string, unknown> {
     allowRepos: c.allowRepos.map(redactUrl),
     credentials: c.credentials
       ? { clientId: c.credentials.clientId, accessToken: '[redacted]' }
+      : undefined,
+    workerManager: c.workerManager
+      ? {
+          ...c.workerManager,
+          staticSecret: c.workerManager.staticSecret ? '[redacted]' : undefined,
+        }
       : undefined,
     s3: {
       ...c.s3,

@@ -23,7 +23,15 @@ export {
   type WorkerFlags,
   type WorkerLimits,
   type WorkerS3Settings,
+  type WorkerManagerSettings,
 } from './config.js';
+export {
+  Registration,
+  readStaticSecret,
+  reregisterDelayMs,
+  defaultWorkerManager,
+  type WorkerManagerFactory,
+} from './registration.js';
 export {
   checkPayload,
   isAllowedRepository,

@@ -4,7 +4,7 @@
 import { queueClient, type QueueClient } from '../taskcluster/client.js';
 import type { ClaimedTask } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
-import { redact, silentLogger } from '../util/log.js';
+import { redact, silentLogger, type Logger } from '../util/log.js';
 import { claimWorkUntil, statusCode } from './claim.js';
 import type { WorkerConfig } from './config.js';
 import { S3TaskLogStore, workerS3Client, type TaskLogStore } from './log-store.js';
@@ -13,6 +13,7 @@ import { resolveIsolation } from './test-command.js';
 import { publicKeyBase64, readSigningKey } from './cot.js';
 import { WorkerMetrics } from './metrics.js';
 import { sleepUnlessAborted } from '../util/sleep.js';
+import { defaultWorkerManager, Registration, type WorkerManagerFactory } from './registration.js';
 
 export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
   /** Queue client with the worker's own credentials (claimWork). Default: from config. */
@@ -25,6 +26,16 @@ export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
   onTaskResolved?: (result: TaskResult) => void;
   /** Where to count claims and resolutions (default: a registry of its own when metricsPort is set). */
   metrics?: WorkerMetrics;
+  /**
+   * Worker-manager clients, with the given credentials or anonymous (default: from the config's
+   * rootUrl). Used only with `config.workerManager`; the claim queue is then `taskQueue` (or a
+   * default client) holding the registered credentials, and `queue` is not used.
+   */
+  workerManager?: WorkerManagerFactory;
+  /** Where `workerManager.staticSecretEnv` is looked up (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Called with the registration once the worker registered (and before it claims). */
+  onRegistered?: (registration: Registration) => void;
 }
 
 export interface WorkerSummary {
@@ -34,6 +45,8 @@ export interface WorkerSummary {
   exception: number;
   abandoned: number;
   results: TaskResult[];
+  /** Why the worker stopped on its own (e.g. worker-manager removed it). */
+  stopReason?: string;
 }
 
 /**
@@ -47,8 +60,41 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
   });
   redact(config.credentials?.accessToken);
   redact(config.s3.secretAccessKey);
-  const queue =
-    deps.queue ?? queueClient({ rootUrl: config.rootUrl, credentials: config.credentials });
+  const wmSettings = config.workerManager;
+  const registration = wmSettings
+    ? await Registration.register(
+        { ...config, workerManager: wmSettings },
+        deps.workerManager ?? defaultWorkerManager(config.rootUrl),
+        log,
+        deps.env,
+      )
+    : undefined;
+  try {
+    return await claimLoop(config, deps, log, registration);
+  } catch (e) {
+    // Only the worker's own failures reach here (a task's failure resolves that task).
+    await registration?.reportError('Archive worker stopped on an error', e, {
+      taskQueueId: config.taskQueueId,
+    });
+    throw e;
+  } finally {
+    registration?.stop();
+  }
+}
+
+async function claimLoop(
+  config: WorkerConfig,
+  deps: WorkerDeps,
+  log: Logger,
+  registration: Registration | undefined,
+): Promise<WorkerSummary> {
+  const makeQueue =
+    deps.taskQueue ?? ((credentials) => queueClient({ rootUrl: config.rootUrl, credentials }));
+  const staticQueue = registration
+    ? undefined
+    : (deps.queue ?? queueClient({ rootUrl: config.rootUrl, credentials: config.credentials }));
+  /** The claim queue: with worker-manager, the credentials of the current registration. */
+  const claimQueue = () => staticQueue ?? makeQueue(registration!.credentials);
   const logs = deps.logs ?? new S3TaskLogStore(workerS3Client(config.s3), config.s3);
   // Refuses to start when test commands could not be confined as configured.
   const isolation =
@@ -77,7 +123,20 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     isolation,
     signingKey,
   };
-  const signal = deps.signal;
+  // Stops on the caller's signal, or when worker-manager removes the worker.
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  if (deps.signal?.aborted) stopping.abort();
+  deps.signal?.addEventListener('abort', () => stopping.abort(), { once: true });
+  let stopReason: string | undefined;
+  if (registration) {
+    deps.onRegistered?.(registration);
+    registration.keepRegistered((reason) => {
+      stopReason = reason;
+      log.warn('worker-removed', { reason, running: running.size });
+      stopping.abort();
+    });
+  }
   const capacity = config.once ? 1 : config.capacity;
   const summary: WorkerSummary = {
     claimed: 0,
@@ -111,6 +170,10 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
       .catch((e) => {
         summary.abandoned++;
         log.error('task-crashed', { taskId: claim.status.taskId, error: errorMessage(e) });
+        void registration?.reportError('Archive worker crashed running a task', e, {
+          taskId: claim.status.taskId,
+          runId: claim.runId,
+        });
       })
       .finally(() => running.delete(key));
     running.set(key, p);
@@ -141,7 +204,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     taskQueueId: config.taskQueueId,
     capacity,
     once: config.once,
-    clientId: config.credentials?.clientId,
+    clientId: registration?.credentials.clientId ?? config.credentials?.clientId,
   });
 
   while (!signal?.aborted) {
@@ -163,7 +226,7 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
     log.debug('claim-work', { taskQueueId: config.taskQueueId, tasks: free });
     try {
       claims = await claimWorkUntil(
-        queue,
+        claimQueue(),
         config.taskQueueId,
         { workerGroup: config.workerGroup, workerId: config.workerId, tasks: free },
         signal,
@@ -183,6 +246,9 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
           `claimWork on ${config.taskQueueId} was refused (${code}): ${errorMessage(e)} — the worker ` +
             `needs queue:claim-work:${config.taskQueueId} and queue:worker-id:${config.workerGroup}/${config.workerId}`,
         );
+      }
+      if (!backoff) {
+        void registration?.reportError('claimWork failed', e, { taskQueueId: config.taskQueueId });
       }
       backoff = Math.min(30_000, backoff ? backoff * 2 : 1000);
       log.warn('claim-work-failed', { error: errorMessage(e), retryInMs: backoff });
@@ -227,7 +293,9 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
   }
   await Promise.all(running.values());
   await metricsServer?.close();
+  summary.stopReason = stopReason;
   log.info('worker-stopped', {
+    reason: stopReason,
     claimed: summary.claimed,
     completed: summary.completed,
     failed: summary.failed,
