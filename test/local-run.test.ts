@@ -146,6 +146,50 @@ describe('npm start (local run)', function () {
     }
   });
 
+  it('downstream tasks fetched and verified mozharness.zip through MOZHARNESS_URL (and any generic-worker mount as format zip)', async () => {
+    const embedded = await startEmbedded({ stateDir: path.join(tmp, 'state'), sweepIntervalMs: 0 });
+    try {
+      const queue = queueClient({ rootUrl: embedded.rootUrl, credentials: embedded.credentials });
+      const log = async (taskId: string) => {
+        const url = queue.buildUrl(queue.getLatestArtifact, taskId, 'public/logs/live_backing.log');
+        const res = await fetch(url);
+        assert.equal(res.status, 200, `log of ${taskId}`);
+        return res.text();
+      };
+      const kinds = new Set<string>();
+      const downstream = first.pushes.flatMap((p) =>
+        p.tasks.filter((x) => /^(build|test)-/.test(x.label)),
+      );
+      for (const t of downstream) {
+        const task = await queue.task(t.taskId);
+        const impl = task.tags!['worker-implementation']!;
+        kinds.add(impl);
+        const text = await log(t.taskId);
+        if (impl === 'docker-worker') {
+          const env = task.payload.env as Record<string, string>;
+          assert.match(env.MOZHARNESS_URL!, /public%2Fbuild%2Fmozharness\.zip$/, t.label);
+          assert.ok(
+            text.includes(`sha256 ${env.MOZHARNESS_SHA256}`),
+            `${t.label} verified the zip's sha256:\n${text}`,
+          );
+          assert.match(text, /unpacked \d+ entries \(zip\)/, t.label);
+        } else {
+          const [mount] = task.payload.mounts as Array<{
+            format: string;
+            content: { artifact: string; sha256: string };
+          }>;
+          assert.equal(mount!.format, 'zip', t.label);
+          assert.equal(mount!.content.artifact, 'public/build/mozharness.zip', t.label);
+          assert.ok(text.includes(`verified sha256 ${mount!.content.sha256}`), text);
+        }
+      }
+      // a level-1 push's target set may hold no generic-worker task; its mounts are covered when it does
+      assert.ok(kinds.has('docker-worker'), [...kinds].join());
+    } finally {
+      await embedded.close();
+    }
+  });
+
   it('reuses the archives of the first run on the same state directory', async () => {
     const second = await npmStart(path.join(tmp, 'state'));
     assert.equal(second.ok, true);
