@@ -12,10 +12,11 @@ export function register(program: Command): void {
   program
     .command('worker')
     .description(
-      'Claim archive tasks from a Taskcluster task queue: build the harness archive at the\n' +
-        "task's revision, test it, store it in S3 by sha256, publish artifacts, resolve the task.\n" +
-        'Credentials: TASKCLUSTER_CLIENT_ID/TASKCLUSTER_ACCESS_TOKEN (or TASKCLUSTER_PROXY_URL)\n' +
-        'and the standard AWS variables. Flags win over the --config file.',
+      'Claim archive tasks from a Taskcluster task queue: build the harness archive at the ' +
+        "task's revision, test it, store it in S3 by sha256, publish artifacts, resolve the task. " +
+        'Credentials: registered with worker-manager (workerManager in the --config file), or ' +
+        'TASKCLUSTER_CLIENT_ID/TASKCLUSTER_ACCESS_TOKEN (or TASKCLUSTER_PROXY_URL); and the ' +
+        'standard AWS variables. Flags win over the --config file.',
     )
     .option('--config <file>', 'YAML configuration file (schemas/worker-config.json)')
     .option('--root-url <url>', 'Taskcluster root URL (default TASKCLUSTER_ROOT_URL)')
@@ -93,6 +94,7 @@ export function register(program: Command): void {
             })),
           },
           () => [
+            ...(counts.stopReason ? [`stopped: ${counts.stopReason}`] : []),
             `claimed ${counts.claimed}: ${counts.completed} completed, ${counts.failed} failed, ` +
               `${counts.exception} exception, ${counts.abandoned} abandoned`,
           ],
