@@ -240,8 +240,11 @@ describe('embedded services: startEmbedded', function () {
       assert.deepEqual(Object.keys(info).sort(), [
         'archiveTaskQueueId',
         'credentials',
+        'dashboardUrl',
+        'repository',
         'rootUrl',
         's3',
+        'taskQueueIds',
       ]);
       assert.deepEqual(Object.keys(info.s3).sort(), [
         'accessKeyId',
