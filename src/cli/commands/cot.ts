@@ -19,10 +19,10 @@ export function register(program: Command): void {
   program
     .command('verify-cot')
     .description(
-      "verify a task's chain of trust: the ed25519 signature of public/chain-of-trust.json against\n" +
-        'a configured public key, the sha256 of each artifact it lists, and, for a downstream task,\n' +
-        "its MOZHARNESS_SHA256 against the upstream archive task's chain of trust.\n" +
-        'Exits 1 naming the first broken link.',
+      "Verify a task's chain of trust: the ed25519 signature of public/chain-of-trust.json " +
+        'against a configured public key, the sha256 of each artifact it lists, and, for a ' +
+        "downstream task, its MOZHARNESS_SHA256 against the upstream archive task's chain of " +
+        'trust. Exits 1 naming the first broken link.',
     )
     .argument('<taskId>', 'the archive task, or a downstream task depending on it')
     .option(
