@@ -160,6 +160,11 @@ describe(`integration: the archive worker registered with worker-manager (${back
     assert.equal(seen.length, 44);
     assert.ok(registration.expires.getTime() > firstExpires);
     assert.ok(!env.logLines.join('\n').includes(seen), 'the new secret is never logged');
+    // polls run one after the other: once one holds the new credentials, every later one does
+    const renewed = registration.credentials.accessToken;
+    await waitFor('claiming with the credentials of the reregistration', async () =>
+      run.claimedWith.some((c) => c.accessToken === renewed) ? true : undefined,
+    );
     const taskId = await env.createTask(name, {
       repository: env.hg.url,
       revision: env.repo.revisions[0],
@@ -168,10 +173,10 @@ describe(`integration: the archive worker registered with worker-manager (${back
     await waitFor('completed', async () =>
       (await env.queue.status(taskId)).status.state === 'completed' ? true : undefined,
     );
-    const renewed = registration.credentials.accessToken;
-    assert.ok(
-      run.claimedWith.some((c) => c.accessToken === renewed),
-      'claims with the credentials of the reregistration',
+    assert.equal(
+      (await env.queue.status(taskId)).status.runs[0]!.workerId,
+      w.workerId,
+      'claimed by the reregistered worker',
     );
     run.controller.abort();
     const summary = await run.done;
