@@ -5,7 +5,9 @@
 // stops cleanly, exit 0 with a reason, once worker-manager removed it.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
+import * as yaml from 'js-yaml';
 import tc from 'taskcluster-client';
 import { buildArchive } from '../../src/archive/index.js';
 import type { Credentials } from '../../src/taskcluster/client.js';
@@ -16,6 +18,7 @@ import {
   WORKER_GROUP,
   type IntegrationEnv,
 } from '../helpers/integration-env.js';
+import { PROJECT_ROOT } from '../helpers/cli.js';
 import { SAMPLE_SUBDIR } from '../helpers/repos.js';
 
 const slug = (): string => tc.slugid();
@@ -208,5 +211,55 @@ describe(`integration: the archive worker registered with worker-manager (${back
       .find((l) => l.event === 'worker-stopped' && l.workerId === w.workerId);
     assert.match(stopped?.reason ?? '', /refused reregistration/);
     assert.equal((await admin.worker(w.workerPoolId, WORKER_GROUP, w.workerId)).state, 'stopped');
+  });
+
+  it('the CLI: the secret from a variable, removed by worker-manager, exits 0 saying why, no secret logged', async () => {
+    const name = 'cli';
+    const w = await poolWithWorker(name, 3600);
+    const configFile = path.join(env.dir, 'cli-worker.yml');
+    fs.writeFileSync(
+      configFile,
+      yaml.dump({
+        ...env.config(name, { credentials: undefined, workerId: w.workerId }),
+        credentials: undefined,
+        workerManager: {
+          workerPoolId: w.workerPoolId,
+          staticSecretEnv: 'ARCHIVE_WORKER_SECRET',
+          reregisterIntervalSeconds: 1,
+        },
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--config', configFile, '--json'],
+      {
+        cwd: PROJECT_ROOT,
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+          ARCHIVE_WORKER_SECRET: w.staticSecret,
+          ...env.s3.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    try {
+      await waitFor('reregistered', async () =>
+        stderr.includes('reregistered') ? true : undefined,
+      );
+      await admin.removeWorker(w.workerPoolId, WORKER_GROUP, w.workerId);
+      assert.equal(await exited, 0, stderr);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    assert.match(JSON.parse(stdout).stopReason, /refused reregistration/);
+    assert.match(stderr, /worker-removed/);
+    assert.ok(!stderr.includes(w.staticSecret) && !stdout.includes(w.staticSecret));
   });
 });
