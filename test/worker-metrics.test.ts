@@ -15,7 +15,7 @@ describe('worker: Prometheus metrics', function () {
     await env?.close();
   });
 
-  it('counts claimed and resolved runs, their duration and the uploaded bytes; /metrics serves them', async () => {
+  it('counts claimed and resolved runs, their duration and the fetched and uploaded bytes; /metrics serves them', async () => {
     const q = 'metrics';
     const metrics = new WorkerMetrics();
     const server = await metrics.listen(0);
@@ -52,6 +52,10 @@ describe('worker: Prometheus metrics', function () {
       );
       const a = done.results[0]!.archive!;
       assert.equal(value(/mozharness_worker_uploaded_bytes_total/), a.size + a.zip!.size, text);
+      // the hgweb source's subdir archive, as transferred
+      const fetched = done.results[0]!.fetchedBytes!;
+      assert.ok(fetched > 0, 'the hgweb download was counted');
+      assert.equal(value(/mozharness_worker_fetched_bytes_total/), fetched, text);
       assert.equal((await fetch(server.url.replace('/metrics', '/other'))).status, 404);
     } finally {
       await server.close();

@@ -39,6 +39,8 @@ export interface FetchPolicy {
   idleTimeoutMs?: number;
   retries?: number;
   maxRetryTimeMs?: number;
+  /** Told the bytes each network source transferred (the subdir archive, git packs). */
+  onFetchedBytes?: (bytes: number) => void;
 }
 
 export interface SourceLimits {
@@ -554,6 +556,8 @@ async function openHgweb(
     const len = res.headers['content-length'];
     const expected = typeof len === 'string' && /^\d+$/.test(len) ? Number(len) : undefined;
     ctx.log.info('archive.download', { url });
+    const onBytes = ctx.policy?.onFetchedBytes;
+    if (onBytes) res.body.on('data', (chunk: Buffer) => onBytes(chunk.length));
     const files = await spoolHgArchive(res.body, expected, tree, subdir, ctx.limits).catch((e) => {
       res.body.destroy();
       throw asCorrupt(e, url);
@@ -851,6 +855,7 @@ async function fetchSubdir(
     );
   }
   const blobBytes = packBytes(stage) - treeBytes;
+  ctx.policy?.onFetchedBytes?.(treeBytes + blobBytes);
   ctx.log.info('git.fetched', {
     url,
     revision: node,

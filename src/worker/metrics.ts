@@ -1,6 +1,6 @@
 // The worker's Prometheus metrics, in a registry of its own, served on an optional port
 // (`metricsPort`): tasks claimed, tasks resolved by state and reason, seconds from claim to
-// resolution, and the bytes uploaded to S3.
+// resolution, and the bytes fetched from repositories and uploaded to S3.
 import { Counter, Histogram, Registry } from 'prom-client';
 import { serveMetrics } from '../util/metrics.js';
 import type { TaskResult } from './run-task.js';
@@ -25,6 +25,11 @@ export class WorkerMetrics {
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
     registers: [this.registry],
   });
+  readonly fetchedBytes = new Counter({
+    name: 'mozharness_worker_fetched_bytes_total',
+    help: 'Bytes the archive sources transferred from repositories (subdir archives, git packs).',
+    registers: [this.registry],
+  });
   readonly uploadedBytes = new Counter({
     name: 'mozharness_worker_uploaded_bytes_total',
     help: 'Archive bytes (tar.gz and zip) uploaded to S3; reused objects count nothing.',
@@ -40,6 +45,7 @@ export class WorkerMetrics {
       const seconds = (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000;
       this.claimToResolved.observe({ state }, Math.max(0, seconds));
     }
+    if (r.fetchedBytes) this.fetchedBytes.inc(r.fetchedBytes);
     const a = r.archive;
     if (a && !a.reused) this.uploadedBytes.inc(a.size);
     if (a?.zip && a.zipReused === false) this.uploadedBytes.inc(a.zip.size);

@@ -154,6 +154,8 @@ export interface TaskResult {
   };
   /** Seconds spent in each step. */
   timings: Partial<Record<Step, number>>;
+  /** Bytes the archive's source transferred from the network (the subdir archive, git packs). */
+  fetchedBytes?: number;
   /** When the worker started on the claim, and when the run was resolved (or abandoned). */
   startedAt: string;
   finishedAt?: string;
@@ -386,6 +388,9 @@ export async function runOneClaim(
           idleTimeoutMs: limits.idleTimeoutMs,
           retries: limits.retries,
           maxRetryTimeMs: limits.maxRetryTimeMs,
+          onFetchedBytes: (bytes) => {
+            result.fetchedBytes = (result.fetchedBytes ?? 0) + bytes;
+          },
         },
         limits: Object.fromEntries(
           Object.entries({
