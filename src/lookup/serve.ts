@@ -34,7 +34,7 @@ import {
   type QueueLookup,
 } from './find.js';
 import { hostAllowList } from './http.js';
-import { HttpError, type Answer } from './serve/answer.js';
+import { acceptsJson, HttpError, type Answer } from './serve/answer.js';
 import { FrontDoor } from './serve/front-door.js';
 import {
   BuildStore,
@@ -459,7 +459,7 @@ export class LookupService {
     if (method !== 'GET' && method !== 'HEAD') {
       throw new HttpError(405, `method ${method} not allowed`, { allow: 'GET, HEAD' });
     }
-    const json = url.searchParams.get('format') === 'json' || /\bapplication\/json\b/.test(accept);
+    const json = url.searchParams.get('format') === 'json' || acceptsJson(accept);
     const seg = url.pathname
       .split('/')
       .filter((s, i) => i > 0 || s !== '')

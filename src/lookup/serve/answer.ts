@@ -18,3 +18,8 @@ export interface Answer {
   /** How the answer was found, for metrics and log sampling. */
   outcome?: 'hit' | 'miss' | 'negative' | 'on-demand' | 'status' | 'other';
 }
+
+/** Whether an Accept header asks for JSON: one test for routing and for the answer cache's key. */
+export function acceptsJson(accept: string): boolean {
+  return /\bapplication\/json\b/.test(accept);
+}

@@ -6,7 +6,7 @@ import type http from 'node:http';
 import { errorMessage, isArchiveError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import type { LookupConfig } from '../config.js';
-import { HttpError, type Answer } from './answer.js';
+import { acceptsJson, HttpError, type Answer } from './answer.js';
 import { TtlCache } from './cache.js';
 import type { LookupMetrics } from './metrics.js';
 
@@ -111,7 +111,7 @@ export class FrontDoor {
     const method = req.method ?? 'GET';
     const accept = String(req.headers.accept ?? '');
     const raw = req.url ?? '/';
-    const key = `${accept.includes('application/json') ? 'j' : 'r'}${raw}`;
+    const key = `${acceptsJson(accept) ? 'j' : 'r'}${raw}`;
     if (method === 'GET' || method === 'HEAD') {
       const ready = this.prepared.get(key);
       if (ready) {
