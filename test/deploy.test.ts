@@ -25,6 +25,7 @@ import { parseManifestLocation, type ChannelEntry, type Manifest } from '../src/
 import { promote, rollback } from '../src/lookup/promote.js';
 import { isArchiveError } from '../src/util/errors.js';
 import { SAMPLE_EXECUTABLE } from './helpers/repos.js';
+import { waitFor } from './helpers/wait.js';
 import {
   PROJECT,
   startLookupWorld,
@@ -100,14 +101,6 @@ async function startFileServer(): Promise<FileServer> {
         server.close(() => resolve());
       }),
   };
-}
-
-async function until(what: string, fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('deploy', function () {
@@ -193,19 +186,19 @@ describe('deploy', function () {
     });
     try {
       const idle = () => passes.some((p) => !(p instanceof Error) && p.outcome === 'not-modified');
-      await until('an idle poll (manifest unchanged)', async () => idle());
+      await waitFor('an idle poll (manifest unchanged)', async () => idle());
       await promote(promoteDeps(), {
         channel: 'release',
         manifest: parseManifestLocation(manifestFile),
         project: PROJECT,
         revision: b.revision,
       });
-      await until('switch to b', async () => (await currentVersion(root)) === b.sha256);
+      await waitFor('switch to b', async () => (await currentVersion(root)) === b.sha256);
       await rollback(
         { io: {} },
         { channel: 'release', manifest: parseManifestLocation(manifestFile) },
       );
-      await until('rollback to a', async () => (await currentVersion(root)) === a.sha256);
+      await waitFor('rollback to a', async () => (await currentVersion(root)) === a.sha256);
     } finally {
       ac.abort();
       await running;
@@ -333,12 +326,12 @@ describe('deploy', function () {
       },
     );
     try {
-      await until(
+      await waitFor(
         'the download to start',
         async () =>
           files.requests.some((r) => r.path === '/stall.tar.gz') &&
           listing(path.join(root, '.downloads')).length > 0,
-        60_000,
+        { timeoutMs: 60_000 },
       );
       assert.ok(fs.existsSync(path.join(root, LOCK_FILE)), 'the agent holds the lock');
       child.kill('SIGKILL');
@@ -386,13 +379,13 @@ describe('deploy', function () {
       },
     });
     try {
-      await until(
+      await waitFor(
         'two failed passes',
         async () => passes.filter((p) => p instanceof Error).length >= 2,
       );
       assert.equal(await currentVersion(root), before, 'current untouched while failing');
       writeManifest(m, entryFor(a));
-      await until(
+      await waitFor(
         'the fixed manifest is deployed',
         async () => (await currentVersion(root)) === a.sha256,
       );
@@ -441,11 +434,13 @@ describe('deploy', function () {
       child.on('exit', (code) => resolve(code)),
     );
     try {
-      await until('the first pass', async () => stdout.includes('\n'), 60_000);
+      await waitFor('the first pass', async () => stdout.includes('\n'), {
+        timeoutMs: 60_000,
+      });
       assert.ok(fs.existsSync(path.join(root, LOCK_FILE)), 'the watching agent holds the lock');
       writeManifest(m, entryFor(b));
-      await until('the switch to b', async () => (await currentVersion(root)) === b.sha256);
-      await until('its line', async () => stdout.trim().split('\n').length >= 2);
+      await waitFor('the switch to b', async () => (await currentVersion(root)) === b.sha256);
+      await waitFor('its line', async () => stdout.trim().split('\n').length >= 2);
     } finally {
       child.kill('SIGTERM');
     }

@@ -12,7 +12,8 @@ import { startForest, type Forest } from '../src/local/forest.js';
 import { listGroupTasks, pushArchive, pushLabels, type PushRecord } from '../src/local/pushes.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { indexClient, queueClient } from '../src/taskcluster/client.js';
-import { gitClone, pushOf, settled, waitFor } from './helpers/forest.js';
+import { FOREST_WAIT, gitClone, pushOf, settled } from './helpers/forest.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('local up --repo (the local forest, git)', function () {
   this.timeout(900_000);
@@ -105,18 +106,22 @@ describe('local up --repo (the local forest, git)', function () {
       action: 'retrigger-multiple',
       input: { requests: [{ tasks: [label], times: 1 }] },
     });
-    const added = await waitFor('the retriggered task to complete', async () => {
-      const tasks = (await listGroupTasks(queue, p2.decisionTaskId)).filter(
-        (t) => !before.has(t.status.taskId),
-      );
-      const retriggered = tasks.filter((t) => t.task.metadata.name === label);
-      const resolved = (id: string) =>
-        events.some((e) => e.startsWith('completed') && e.includes(id));
-      return retriggered.length &&
-        tasks.every((t) => t.status.state === 'completed' && resolved(t.status.taskId))
-        ? tasks
-        : undefined;
-    });
+    const added = await waitFor(
+      'the retriggered task to complete',
+      async () => {
+        const tasks = (await listGroupTasks(queue, p2.decisionTaskId)).filter(
+          (t) => !before.has(t.status.taskId),
+        );
+        const retriggered = tasks.filter((t) => t.task.metadata.name === label);
+        const resolved = (id: string) =>
+          events.some((e) => e.startsWith('completed') && e.includes(id));
+        return retriggered.length &&
+          tasks.every((t) => t.status.state === 'completed' && resolved(t.status.taskId))
+          ? tasks
+          : undefined;
+      },
+      FOREST_WAIT,
+    );
     const ids = added.map((t) => t.status.taskId);
     assert.ok(ids.includes(r.actionTaskId), 'the action task ran');
     for (const id of ids) {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { processesMentioning } from './helpers/forest.js';
+import { giveUp, waitFor } from './helpers/wait.js';
 
 describe('local run: Ctrl-C', function () {
   this.timeout(180_000);
@@ -35,23 +36,30 @@ describe('local run: Ctrl-C', function () {
         child.on('exit', (code) => resolve(code)),
       );
       // wait until the run is under way: hg serve is serving the sample hg repository
-      const deadline = Date.now() + 120_000;
-      while (
-        !processesMentioning(path.join(stateDir, 'sample-repo')).some((p) => p.includes('serve'))
-      ) {
-        assert.ok(Date.now() < deadline, `local run never started hg serve: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await waitFor(
+        'local run to start hg serve',
+        () => {
+          if (child.exitCode !== null) giveUp(`local run exited early: ${stderr}`);
+          return processesMentioning(path.join(stateDir, 'sample-repo')).some((p) =>
+            p.includes('serve'),
+          );
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      );
       await new Promise((r) => setTimeout(r, 1500));
       child.kill('SIGINT');
       const code = await exited;
       assert.equal(code, 130, stderr);
       assert.match(stderr, /interrupted/);
-      await new Promise((r) => setTimeout(r, 500));
-      assert.deepEqual(
-        processesMentioning(stateDir),
-        [],
-        'no process still uses the state directory',
+      // the run's children may take a moment to go once it exited: none may stay
+      await waitFor(
+        'no process still using the state directory',
+        () => {
+          const left = processesMentioning(stateDir);
+          if (left.length === 0) return true;
+          throw new Error(`still running: ${left.join('; ')}`);
+        },
+        { timeoutMs: 20_000 },
       );
       // the state directory is consistent: the services start again on it
       execFileSync(

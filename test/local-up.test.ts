@@ -10,7 +10,8 @@ import { triggerAction } from '../src/actions/trigger.js';
 import { listGroupTasks } from '../src/local/pushes.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { queueClient } from '../src/taskcluster/client.js';
-import { processesMentioning, waitFor } from './helpers/forest.js';
+import { processesMentioning } from './helpers/forest.js';
+import { giveUp, waitFor } from './helpers/wait.js';
 
 describe('local up --repo (command line)', function () {
   this.timeout(180_000);
@@ -44,7 +45,7 @@ describe('local up --repo (command line)', function () {
       const info = await waitFor(
         'the JSON line of local up',
         () => (stdout.includes('\n') ? JSON.parse(stdout.split('\n')[0]!) : undefined),
-        120_000,
+        { timeoutMs: 120_000 },
       );
       assert.match(info.repository.url, /^http:\/\/127\.0\.0\.1:\d+\/mozilla-central$/);
       assert.equal(info.repository.vcs, 'git');
@@ -62,7 +63,7 @@ describe('local up --repo (command line)', function () {
       await waitFor(
         'every process of the run to exit',
         () => (processesMentioning(stateDir).length === 0 ? true : undefined),
-        20_000,
+        { timeoutMs: 20_000 },
       );
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
@@ -98,14 +99,14 @@ describe('local up --repo (command line)', function () {
       const lines = await waitFor(
         'the replay summary and the JSON line of local up',
         () => {
-          if (child.exitCode !== null) throw new Error(`local run exited early: ${stderr}`);
+          if (child.exitCode !== null) giveUp(`local run exited early: ${stderr}`);
           const docs = stdout
             .split('\n')
             .filter((l) => l.startsWith('{') && l.endsWith('}'))
             .map((l) => JSON.parse(l) as Record<string, unknown>);
           return docs.some((d) => typeof d.dashboardUrl === 'string') ? docs : undefined;
         },
-        170_000,
+        { timeoutMs: 170_000 },
       );
       const up = lines.find((d) => typeof d.dashboardUrl === 'string')!;
       const page = await fetch(String(up.dashboardUrl));
@@ -146,7 +147,7 @@ describe('local up --repo (command line)', function () {
             ? tasks
             : undefined;
         },
-        120_000,
+        { timeoutMs: 120_000 },
       );
       assert.ok(
         added.some((t) => t.status.taskId === r.actionTaskId),
@@ -157,7 +158,7 @@ describe('local up --repo (command line)', function () {
       await waitFor(
         'every process of the run to exit',
         () => (processesMentioning(stateDir).length === 0 ? true : undefined),
-        20_000,
+        { timeoutMs: 20_000 },
       );
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { createLookupService, onDemandTaskId, type LookupService } from '../src/
 import type { IndexLookup } from '../src/lookup/find.js';
 import { createLogger } from '../src/util/log.js';
 import { assertUpstream } from './helpers/upstream.js';
+import { giveUp, waitFor } from './helpers/wait.js';
 import {
   PROJECT,
   startLookupWorld,
@@ -551,12 +552,10 @@ describe('lookup: serve', function () {
       child.on('exit', (code) => resolve(code)),
     );
     try {
-      const deadline = Date.now() + 60_000;
-      while (!stdout.includes('\n')) {
-        if (Date.now() > deadline || child.exitCode !== null)
-          throw new Error(`serve did not start: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor('serve to print its address', () => {
+        if (child.exitCode !== null) giveUp(`serve exited before it started: ${stderr}`);
+        return stdout.includes('\n');
+      });
       const { url, metricsUrl } = JSON.parse(stdout.split('\n')[0]!);
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal((await get(url, '/__heartbeat__')).status, 200);

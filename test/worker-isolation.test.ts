@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ensureTaskUser, isRoot, TASK_USER } from './helpers/task-user.js';
 import { startWorkerEnv, type WorkerEnv } from './helpers/worker-env.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('worker: the test command is isolated from the worker', function () {
   this.timeout(120_000);
@@ -98,9 +99,7 @@ describe('worker: the test command is isolated from the worker', function () {
   });
 
   async function waitForConnections(n: number): Promise<number> {
-    for (let i = 0; i < 200 && connections.length < n; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitFor(`${n} connection(s)`, () => connections.length >= n, { intervalMs: 25 });
     return connections.length;
   }
 

@@ -18,7 +18,8 @@ import {
   validateWorkerConfig,
   type Registration,
 } from '../src/worker/index.js';
-import { startBackend, waitFor, type Backend } from './helpers/backend.js';
+import { startBackend, type Backend } from './helpers/backend.js';
+import { waitFor } from './helpers/wait.js';
 
 const slug = (): string => tc.slugid();
 const base = {

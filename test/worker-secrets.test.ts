@@ -12,6 +12,7 @@ import * as yaml from 'js-yaml';
 import { PROJECT_ROOT } from './helpers/cli.js';
 import { ensureTaskUser, TASK_USER } from './helpers/task-user.js';
 import { startWorkerEnv, WORKER_GROUP, type WorkerEnv } from './helpers/worker-env.js';
+import { waitFor } from './helpers/wait.js';
 
 const secret = (what: string) => `${what}-${randomBytes(9).toString('hex')}`;
 
@@ -98,15 +99,17 @@ describe('worker: no secret in any log, artifact or S3 object', function () {
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      const deadline = Date.now() + 120_000;
-      for (;;) {
-        const states = await Promise.all(
-          Object.values(tasks).map(async (id) => (await env.root.status(id)).status.state),
-        );
-        if (states.every((s) => s !== 'pending' && s !== 'running')) break;
-        assert.ok(Date.now() < deadline, `tasks still unresolved: ${states}\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await waitFor(
+        'every task to resolve',
+        async () => {
+          const states = await Promise.all(
+            Object.values(tasks).map(async (id) => (await env.root.status(id)).status.state),
+          );
+          if (states.every((s) => s !== 'pending' && s !== 'running')) return true;
+          throw new Error(`still unresolved: ${states.join(', ')}; worker stderr: ${stderr}`);
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      );
     } finally {
       child.kill('SIGTERM');
     }

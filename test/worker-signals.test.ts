@@ -9,6 +9,7 @@ import path from 'node:path';
 import { buildArchive } from '../src/archive/index.js';
 import { SAMPLE_SUBDIR } from './helpers/repos.js';
 import { ensureTaskUser, processesWithEnv, TASK_USER } from './helpers/task-user.js';
+import { waitFor } from './helpers/wait.js';
 import { startWorkerEnv, WORKER_GROUP, type WorkerEnv } from './helpers/worker-env.js';
 
 const MAIN = path.resolve('src/cli/main.ts');
@@ -82,15 +83,6 @@ function startWorker(
   return { child, stdout, stderr, exited };
 }
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
   this.timeout(120_000);
   let env: WorkerEnv;
@@ -126,7 +118,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
       { retries: 2 },
     );
     const w = startWorker(env, q, ['--shutdown-grace', '1']);
-    await until('the test step to start', () => fs.existsSync(mark));
+    await waitFor('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGTERM');
     const { code } = await w.exited;
     assert.equal(code, 0, w.stderr.join(''));
@@ -161,7 +153,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
       test: { command: ['sh', '-c', 'touch "$MARK"; sleep 1'], env: { MARK: mark } },
     });
     const w = startWorker(env, q, ['--shutdown-grace', '30']);
-    await until('the test step to start', () => fs.existsSync(mark));
+    await waitFor('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGTERM');
     const { code } = await w.exited;
     assert.equal(code, 0, w.stderr.join(''));
@@ -178,7 +170,7 @@ describe('worker subprocess: SIGTERM and SIGKILL mid-task', function () {
     );
     const keysBefore = await env.s3.listKeys();
     const w = startWorker(env, q);
-    await until('the test step to start', () => fs.existsSync(mark));
+    await waitFor('the test step to start', () => fs.existsSync(mark));
     w.child.kill('SIGKILL');
     await w.exited;
     for (const pid of processesWithEnv('MARK', mark)) process.kill(pid, 'SIGKILL'); // orphans
@@ -227,7 +219,7 @@ describe('worker subprocess: SIGTERM on an idle worker', function () {
     const w = startWorker(env, q, ['--shutdown-grace', '30'], {
       MOZHARNESS_ARCHIVE_LOG_LEVEL: 'debug',
     });
-    await until('the claimWork long poll', () =>
+    await waitFor('the claimWork long poll', () =>
       w.stderr.join('').includes('"event":"claim-work"'),
     );
     await new Promise((r) => setTimeout(r, 300)); // let the request reach the queue

@@ -6,6 +6,7 @@ import { buildArchive } from '../src/archive/index.js';
 import { SAMPLE_SUBDIR } from './helpers/repos.js';
 import { assertUpstream } from './helpers/upstream.js';
 import { startWorkerEnv, type WorkerEnv } from './helpers/worker-env.js';
+import { waitFor } from './helpers/wait.js';
 import { runWorker } from '../src/worker/index.js';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -458,16 +459,8 @@ describe('worker end to end (embedded services, s3rver, hg serve)', function () 
     });
     const done = env.runOnce(q, { reclaimIntervalSeconds: 0.3 });
     // wait until the worker has reclaimed at least once, then cancel the task under it
-    for (
-      let i = 0;
-      i < 100 && !env.logLines.some((l) => l.includes('"reclaimed"') && l.includes(taskId));
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(
+    await waitFor('a reclaim of the task', () =>
       env.logLines.some((l) => l.includes('"reclaimed"') && l.includes(taskId)),
-      'reclaimed',
     );
     await env.root.cancelTask(taskId);
     const summary = await done;

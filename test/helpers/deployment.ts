@@ -29,7 +29,8 @@ import {
   type QueueClient,
 } from '../../src/taskcluster/client.js';
 import type { ClaimedTask } from '../../src/taskcluster/types.js';
-import { waitFor, type Backend } from './backend.js';
+import { type Backend } from './backend.js';
+import { waitFor } from './wait.js';
 import { isolatedTree, type IsolatedTree } from './isolated-tree.js';
 
 export interface Deployment {

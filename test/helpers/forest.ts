@@ -6,8 +6,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { listGroupTasks, type PushLog, type PushRecord } from '../../src/local/pushes.js';
 import type { QueueClient } from '../../src/taskcluster/client.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
+
+/** A whole push replays in minutes on a loaded machine. */
+export const FOREST_WAIT = { timeoutMs: 240_000, intervalMs: 200 };
 
 const GIT_ENV = {
   ...process.env,
@@ -16,29 +20,6 @@ const GIT_ENV = {
   GIT_COMMITTER_NAME: 'Forest Developer',
   GIT_COMMITTER_EMAIL: 'forest@example.com',
 };
-
-/** Poll `check` until it returns a value (not undefined), at most `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 240_000,
-  everyMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** A git clone of `url` in `dir` that commits file changes and pushes them back. */
 export async function gitClone(url: string, dir: string) {
@@ -61,20 +42,26 @@ export async function gitClone(url: string, dir: string) {
 
 /** The push of `revision` once its decision task exists. */
 export function pushOf(pushLog: PushLog, revision: string): Promise<PushRecord> {
-  return waitFor(`the push of ${revision}`, () =>
-    pushLog.list().find((p) => p.revision === revision),
+  return waitFor(
+    `the push of ${revision}`,
+    () => pushLog.list().find((p) => p.revision === revision),
+    FOREST_WAIT,
   );
 }
 
 /** Every task of a push's group, once the decision task and all it created are resolved. */
 export function settled(queue: QueueClient, decisionTaskId: string, minTasks = 2) {
-  return waitFor(`the tasks of ${decisionTaskId} to finish`, async () => {
-    const tasks = await listGroupTasks(queue, decisionTaskId);
-    const done = tasks.every(
-      (t) => !['pending', 'running', 'unscheduled'].includes(t.status.state),
-    );
-    return tasks.length >= minTasks && done ? tasks : undefined;
-  });
+  return waitFor(
+    `the tasks of ${decisionTaskId} to finish`,
+    async () => {
+      const tasks = await listGroupTasks(queue, decisionTaskId);
+      const done = tasks.every(
+        (t) => !['pending', 'running', 'unscheduled'].includes(t.status.state),
+      );
+      return tasks.length >= minTasks && done ? tasks : undefined;
+    },
+    FOREST_WAIT,
+  );
 }
 
 /** Processes (other than this one) whose command line mentions `needle`. */

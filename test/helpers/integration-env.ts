@@ -22,7 +22,8 @@ import {
   type WorkerS3Settings,
   type WorkerSummary,
 } from '../../src/worker/index.js';
-import { startBackend, waitFor, type Backend } from './backend.js';
+import { startBackend, type Backend } from './backend.js';
+import { waitFor } from './wait.js';
 import { createHgRepo, startHgServe, type HgServer, type SampleRepo } from './repos.js';
 import { startS3, type TestS3 } from './s3.js';
 import { assertUpstream } from './upstream.js';

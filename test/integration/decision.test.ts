@@ -16,7 +16,8 @@ import {
   type IndexClient,
   type QueueClient,
 } from '../../src/taskcluster/client.js';
-import { startBackend, waitFor, type Backend } from '../helpers/backend.js';
+import { startBackend, type Backend } from '../helpers/backend.js';
+import { waitFor } from '../helpers/wait.js';
 import { setUpDeployment, type Deployment } from '../helpers/deployment.js';
 
 const backendName = process.env.MOZHARNESS_TEST_BACKEND ?? 'embedded';

@@ -9,7 +9,7 @@ import { revisionNamespace } from '../../src/contract/index.js';
 import { checkLookupConfig } from '../../src/lookup/config.js';
 import { createLookupService, onDemandTaskId, type LookupService } from '../../src/lookup/serve.js';
 import { indexClient, queueClient } from '../../src/taskcluster/client.js';
-import { waitFor } from '../helpers/backend.js';
+import { waitFor } from '../helpers/wait.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 
 const PROJECT = 'mozilla-central';

@@ -10,7 +10,7 @@ import { deployOnce } from '../../src/lookup/deploy.js';
 import { findArchive } from '../../src/lookup/find.js';
 import { promote } from '../../src/lookup/promote.js';
 import { makeClients } from '../../src/taskcluster/client.js';
-import { waitFor } from '../helpers/backend.js';
+import { waitFor } from '../helpers/wait.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 import { SAMPLE_SUBDIR } from '../helpers/repos.js';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { buildArchive } from '../../src/archive/index.js';
 import { cacheNamespace } from '../../src/contract/index.js';
 import { runWorker } from '../../src/worker/index.js';
-import { waitFor } from '../helpers/backend.js';
+import { waitFor } from '../helpers/wait.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 import { SAMPLE_SUBDIR } from '../helpers/repos.js';
 

@@ -12,7 +12,7 @@ import tc from 'taskcluster-client';
 import { buildArchive } from '../../src/archive/index.js';
 import type { Credentials } from '../../src/taskcluster/client.js';
 import { runWorker, type Registration, type WorkerSummary } from '../../src/worker/index.js';
-import { waitFor } from '../helpers/backend.js';
+import { waitFor } from '../helpers/wait.js';
 import {
   startIntegrationEnv,
   WORKER_GROUP,

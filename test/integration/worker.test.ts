@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildArchive } from '../../src/archive/index.js';
-import { waitFor } from '../helpers/backend.js';
+import { waitFor } from '../helpers/wait.js';
 import { PROJECT_ROOT } from '../helpers/cli.js';
 import {
   startIntegrationEnv,
