@@ -43,12 +43,12 @@ import {
   type FetchPolicy,
   type SourceContext,
   type SourceSpec,
-} from './sources.js';
+} from './sources/index.js';
 import { hasControl, type TreeEntry, type TreeSource } from './tree.js';
 import { unpackTo, type UnpackOptions } from './unpack.js';
 
-export type { FetchPolicy, SourceSpec } from './sources.js';
-export { isAllowedUrl } from './sources.js';
+export type { FetchPolicy, SourceSpec } from './sources/index.js';
+export { isAllowedUrl } from './sources/index.js';
 export {
   ARCHIVE_FORMATS,
   DEFAULT_UNPACK_LIMITS,
