@@ -15,11 +15,17 @@ import {
   planTasks,
   type DependencyDecision,
   type Plan,
+  type PlannedTask,
   type PlanOracle,
   type PlanRequest,
 } from './plan.js';
 import { ARCHIVE_KIND } from '../contract/index.js';
-import { actionByCallback, contextMatches, type CallbackName } from './registry.js';
+import {
+  actionByCallback,
+  contextMatches,
+  type ActionDefinition,
+  type CallbackName,
+} from './registry.js';
 import { validateActionInput } from './schemas.js';
 
 export interface ActionContext {
@@ -195,15 +201,16 @@ async function targetTask(
   };
 }
 
-/** Run one action callback. Throws ArchiveError (nothing created) when the input or a label is
- * wrong; on a createTask failure part-way, what was created is still written to the artifacts. */
-export async function runActionCallback(
-  ctx: ActionContext,
-  deps: CallbackDeps,
-): Promise<CallbackResult> {
-  const log = deps.log ?? silentLogger;
-  const now = (deps.now ?? (() => new Date()))();
-  const action = actionByCallback(ctx.callback);
+/** An action's input once its schema accepted it (each action uses the fields it declares). */
+interface ActionInput {
+  requests?: Array<{ tasks: string[]; times: number }>;
+  tasks?: string[];
+  times?: number;
+  downstream?: boolean;
+}
+
+/** The context and input of an action, checked before anything is read or created. */
+function checkedInput(action: ActionDefinition, ctx: ActionContext): ActionInput {
   const problems: string[] = [];
   if (!ctx.taskGroupId || !SLUGID.test(ctx.taskGroupId)) {
     problems.push(
@@ -216,10 +223,10 @@ export async function runActionCallback(
       `action '${action.name}' applies to one task: ACTION_TASK_ID must be a task id (got ${JSON.stringify(ctx.taskId)})`,
     );
   }
-  let input: any = null;
+  let input: ActionInput = {};
   if (action.schema) {
     const v = validateActionInput(action.schema, ctx.input ?? {});
-    if (v.ok) input = v.value;
+    if (v.ok) input = v.value as ActionInput;
     else problems.push(...v.errors);
   }
   if (problems.length) {
@@ -227,137 +234,144 @@ export async function runActionCallback(
       problems,
     });
   }
-  const decisionTaskId = ctx.taskGroupId;
-  const result: CallbackResult = {
-    callback: action.cbName,
-    decisionTaskId,
-    created: [],
-    dependencies: [],
-    canceled: [],
-    labelToTaskId: {},
-    artifacts: [],
-  };
+  return input;
+}
 
-  if (action.cbName === 'cancel' || action.cbName === 'cancel-all') {
-    const targets: string[] = [];
-    if (action.cbName === 'cancel') {
-      const def = await deps.queue.task(ctx.taskId!).catch((e) => {
-        if (statusCode(e) === 404)
-          throw new ArchiveError('not-found', `task ${ctx.taskId} does not exist`);
-        throw e;
-      });
-      if (def.taskGroupId !== decisionTaskId) {
-        throw new ArchiveError(
-          'not-allowed',
-          `task ${ctx.taskId} is not in this push's task group ${decisionTaskId}`,
-        );
-      }
-      targets.push(ctx.taskId!);
-    } else {
-      for (const m of await listTaskGroup(deps.queue, decisionTaskId)) {
-        const id: string = m.status.taskId;
-        if (id === decisionTaskId || id === ctx.ownTaskId) continue;
-        if (['unscheduled', 'pending', 'running'].includes(m.status.state)) targets.push(id);
-      }
-    }
-    const failures: string[] = [];
-    await pool(targets, deps.concurrency ?? 20, async (id) => {
-      try {
-        await deps.queue.cancelTask(id);
-        result.canceled.push(id);
-        log.info('task-canceled', { taskId: id });
-      } catch (e) {
-        // a task that resolved meanwhile cannot be canceled; that is fine
-        if (statusCode(e) === 409) log.info('task-already-resolved', { taskId: id });
-        else failures.push(`${id}: ${errorMessage(e)}`);
-      }
+/** cancel (one task of the push) and cancel-all (every unresolved task of the push). */
+async function cancelTasks(
+  action: ActionDefinition,
+  ctx: ActionContext,
+  deps: CallbackDeps,
+  log: Logger,
+): Promise<string[]> {
+  const decisionTaskId = ctx.taskGroupId;
+  const targets: string[] = [];
+  if (action.cbName === 'cancel') {
+    const def = await deps.queue.task(ctx.taskId!).catch((e) => {
+      if (statusCode(e) === 404)
+        throw new ArchiveError('not-found', `task ${ctx.taskId} does not exist`);
+      throw e;
     });
-    if (failures.length) {
+    if (def.taskGroupId !== decisionTaskId) {
       throw new ArchiveError(
-        'unavailable',
-        `could not cancel ${failures.length} task(s): ${failures.join('; ')}`,
+        'not-allowed',
+        `task ${ctx.taskId} is not in this push's task group ${decisionTaskId}`,
       );
     }
-    return result;
+    targets.push(ctx.taskId!);
+  } else {
+    for (const m of await listTaskGroup(deps.queue, decisionTaskId)) {
+      const id: string = m.status.taskId;
+      if (id === decisionTaskId || id === ctx.ownTaskId) continue;
+      if (['unscheduled', 'pending', 'running'].includes(m.status.state)) targets.push(id);
+    }
   }
-
-  const view = await loadPushView(deps.queue, decisionTaskId, {
-    ownTaskId: ctx.ownTaskId,
-    log,
-    fetchImpl: deps.fetchImpl,
+  const canceled: string[] = [];
+  const failures: string[] = [];
+  await pool(targets, deps.concurrency ?? 20, async (id) => {
+    try {
+      await deps.queue.cancelTask(id);
+      canceled.push(id);
+      log.info('task-canceled', { taskId: id });
+    } catch (e) {
+      // a task that resolved meanwhile cannot be canceled; that is fine
+      if (statusCode(e) === 409) log.info('task-already-resolved', { taskId: id });
+      else failures.push(`${id}: ${errorMessage(e)}`);
+    }
   });
-  let requests: PlanRequest[];
-  let downstream = false;
-  let rebuild: string[] = [];
+  if (failures.length) {
+    throw new ArchiveError(
+      'unavailable',
+      `could not cancel ${failures.length} task(s): ${failures.join('; ')}`,
+    );
+  }
+  return canceled;
+}
+
+interface PlanAsk {
+  requests: PlanRequest[];
+  downstream: boolean;
+  rebuild: string[];
+}
+
+/** The labels an action asks to re-create: from its input, or the task it was triggered on. */
+async function planAsk(
+  action: ActionDefinition,
+  ctx: ActionContext,
+  deps: CallbackDeps,
+  view: PushView,
+  input: ActionInput,
+): Promise<PlanAsk> {
   switch (action.cbName) {
     case 'retrigger-multiple':
-      requests = input.requests.map((r: { tasks: string[]; times: number }) => ({
-        labels: r.tasks,
-        times: r.times,
-      }));
-      break;
+      return {
+        requests: input.requests!.map((r) => ({ labels: r.tasks, times: r.times })),
+        downstream: false,
+        rebuild: [],
+      };
     case 'add-new-jobs':
-      requests = [{ labels: input.tasks, times: input.times }];
-      break;
+      return {
+        requests: [{ labels: input.tasks!, times: input.times! }],
+        downstream: false,
+        rebuild: [],
+      };
     case 'retrigger':
     case 'rebuild-mozharness-archive': {
-      const target = await targetTask(deps, view, ctx.taskId!);
-      if (
-        target.taskGroupId &&
-        target.taskGroupId !== decisionTaskId &&
-        !view.tasks.has(ctx.taskId!)
-      ) {
+      const target = await actionTarget(action, ctx, deps, view);
+      const downstream = Boolean(input.downstream);
+      if (action.cbName === 'retrigger') {
+        return {
+          requests: [{ labels: [target.label], times: input.times! }],
+          downstream,
+          rebuild: [],
+        };
+      }
+      if (target.kind !== ARCHIVE_KIND) {
         throw new ArchiveError(
           'not-allowed',
-          `task ${ctx.taskId} ('${target.label}') is not part of push ${decisionTaskId}`,
+          `task ${ctx.taskId} ('${target.label}') is not a mozharness archive task`,
         );
       }
-      if (!contextMatches(action.context, target.tags)) {
-        throw new ArchiveError(
-          'not-allowed',
-          `action '${action.name}' does not apply to task ${ctx.taskId} ('${target.label}'): its tags ` +
-            `${JSON.stringify(target.tags)} match none of ${JSON.stringify(action.context)}`,
-        );
-      }
-      if (action.cbName === 'rebuild-mozharness-archive') {
-        if (target.kind !== ARCHIVE_KIND) {
-          throw new ArchiveError(
-            'not-allowed',
-            `task ${ctx.taskId} ('${target.label}') is not a mozharness archive task`,
-          );
-        }
-        rebuild = [target.label];
-        requests = [{ labels: [target.label], times: 1 }];
-      } else {
-        requests = [{ labels: [target.label], times: input.times }];
-      }
-      downstream = Boolean(input.downstream);
-      break;
+      return {
+        requests: [{ labels: [target.label], times: 1 }],
+        downstream,
+        rebuild: [target.label],
+      };
     }
     default:
       throw new ArchiveError('internal', `no handler for callback ${action.cbName}`);
   }
+}
 
-  const plan = await planTasks({
-    view,
-    requests,
-    downstream,
-    rebuild,
-    now,
-    ownTaskId: ctx.ownTaskId,
-    newTaskId: deps.newTaskId ?? slugid,
-    oracle: clientOracle(deps.queue, deps.index),
-    defineTask: deps.defineTask ? (label) => deps.defineTask!(label, view) : undefined,
-    ...(deps.retarget ? { retarget: deps.retarget(view.parameters) } : {}),
-  });
-  result.dependencies = plan.dependencies;
-  for (const d of plan.dependencies) log.info('dependency', { ...d });
+/** The task a per-task action was triggered on, once it is known to be this push's and to match. */
+async function actionTarget(
+  action: ActionDefinition,
+  ctx: ActionContext,
+  deps: CallbackDeps,
+  view: PushView,
+): Promise<Awaited<ReturnType<typeof targetTask>>> {
+  const decisionTaskId = ctx.taskGroupId;
+  const target = await targetTask(deps, view, ctx.taskId!);
+  if (target.taskGroupId && target.taskGroupId !== decisionTaskId && !view.tasks.has(ctx.taskId!)) {
+    throw new ArchiveError(
+      'not-allowed',
+      `task ${ctx.taskId} ('${target.label}') is not part of push ${decisionTaskId}`,
+    );
+  }
+  if (!contextMatches(action.context, target.tags)) {
+    throw new ArchiveError(
+      'not-allowed',
+      `action '${action.name}' does not apply to task ${ctx.taskId} ('${target.label}'): its tags ` +
+        `${JSON.stringify(target.tags)} match none of ${JSON.stringify(action.context)}`,
+    );
+  }
+  return target;
+}
 
-  // create, parents first; a task is submitted once everything it depends on in the plan exists
-  const created = new Set<string>();
-  const failures: string[] = [];
+/** The plan's tasks in waves: a task's wave comes after every wave holding a task it depends on. */
+function creationWaves(plan: Plan): PlannedTask[][] {
   const inPlan = new Set(plan.tasks.map((t) => t.taskId));
-  const waves: Array<typeof plan.tasks> = [];
+  const waves: PlannedTask[][] = [];
   const wave = new Map<string, number>();
   for (const t of plan.tasks) {
     const w = Math.max(
@@ -369,7 +383,19 @@ export async function runActionCallback(
     wave.set(t.taskId, w);
     (waves[w] ??= []).push(t);
   }
-  for (const batch of waves) {
+  return waves;
+}
+
+/** Create the plan's tasks, parents first; stops after the first wave with a failure. */
+async function createPlanned(
+  plan: Plan,
+  deps: CallbackDeps,
+  log: Logger,
+  result: CallbackResult,
+): Promise<{ created: Set<string>; failures: string[] }> {
+  const created = new Set<string>();
+  const failures: string[] = [];
+  for (const batch of creationWaves(plan)) {
     if (failures.length) break;
     await pool(batch, deps.concurrency ?? 20, async (t) => {
       try {
@@ -382,17 +408,61 @@ export async function runActionCallback(
       }
     });
   }
-  const labelToTaskId: Record<string, string> = {};
-  for (const [label, id] of Object.entries(plan.labelToTaskId)) {
-    if (created.has(id) || !inPlan.has(id)) labelToTaskId[label] = id;
+  return { created, failures };
+}
+
+/** Run one action callback. Throws ArchiveError (nothing created) when the input or a label is
+ * wrong; on a createTask failure part-way, what was created is still written to the artifacts. */
+export async function runActionCallback(
+  ctx: ActionContext,
+  deps: CallbackDeps,
+): Promise<CallbackResult> {
+  const log = deps.log ?? silentLogger;
+  const now = (deps.now ?? (() => new Date()))();
+  const action = actionByCallback(ctx.callback);
+  const input = checkedInput(action, ctx);
+  const decisionTaskId = ctx.taskGroupId;
+  const result: CallbackResult = {
+    callback: action.cbName,
+    decisionTaskId,
+    created: [],
+    dependencies: [],
+    canceled: [],
+    labelToTaskId: {},
+    artifacts: [],
+  };
+  if (action.cbName === 'cancel' || action.cbName === 'cancel-all') {
+    result.canceled = await cancelTasks(action, ctx, deps, log);
+    return result;
   }
-  result.labelToTaskId = labelToTaskId;
+
+  const view = await loadPushView(deps.queue, decisionTaskId, {
+    ownTaskId: ctx.ownTaskId,
+    log,
+    fetchImpl: deps.fetchImpl,
+  });
+  const plan = await planTasks({
+    view,
+    ...(await planAsk(action, ctx, deps, view, input)),
+    now,
+    ownTaskId: ctx.ownTaskId,
+    newTaskId: deps.newTaskId ?? slugid,
+    oracle: clientOracle(deps.queue, deps.index),
+    defineTask: deps.defineTask ? (label) => deps.defineTask!(label, view) : undefined,
+    ...(deps.retarget ? { retarget: deps.retarget(view.parameters) } : {}),
+  });
+  result.dependencies = plan.dependencies;
+  for (const d of plan.dependencies) log.info('dependency', { ...d });
+
+  const { created, failures } = await createPlanned(plan, deps, log, result);
+  const inPlan = new Set(plan.tasks.map((t) => t.taskId));
+  for (const [label, id] of Object.entries(plan.labelToTaskId)) {
+    if (created.has(id) || !inPlan.has(id)) result.labelToTaskId[label] = id;
+  }
   if (deps.outDir) {
     result.artifacts.push(
       await writeJsonAtomic(deps.outDir, 'task-graph.json', actionTaskGraph(plan, created)),
-    );
-    result.artifacts.push(
-      await writeJsonAtomic(deps.outDir, 'label-to-taskid.json', labelToTaskId),
+      await writeJsonAtomic(deps.outDir, 'label-to-taskid.json', result.labelToTaskId),
     );
   }
   if (failures.length) {
