@@ -1,16 +1,16 @@
 // The embedded auth service: who am I (`currentScopes`), role expansion (`expandScopes`), clients
-// and roles. Clients and roles live in the tables of src/local/auth.ts; a role is granted by the
+// and roles. Clients and roles live in the tables of src/local/auth-store.ts; a role is granted by the
 // scope `assume:<roleId>` and expanded recursively.
 import { satisfiesExpression } from 'taskcluster-lib-scopes';
+import type { RoleRecord } from './auth-roles.js';
 import {
   checkScopes,
   createClient,
   getClient,
   listClients,
   type ClientRecord,
-  type HawkAuthenticator,
-  type RoleRecord,
-} from './auth.js';
+} from './auth-store.js';
+import type { HawkAuthenticator } from './auth.js';
 import {
   ApiError,
   type Handler,
