@@ -1,7 +1,6 @@
 // The input schemas of the in-tree actions (schemas/action-*.json), compiled once. Errors become
 // sentences that name the field, so an action task that refuses its input says exactly why.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import fs from 'node:fs';
+import { describeSchemaErrors, projectValidator, schemaDocument } from '../util/schemas.js';
 
 export type ActionSchemaName =
   | 'action-retrigger-multiple.json'
@@ -9,71 +8,16 @@ export type ActionSchemaName =
   | 'action-retrigger.json'
   | 'action-rebuild-mozharness-archive.json';
 
-const loaded = new Map<string, Record<string, unknown>>();
-
-/** The JSON schema document (src/actions/ and dist/actions/ are both two levels below the root). */
+/** The JSON schema document. */
 export function actionSchema(name: ActionSchemaName): Record<string, unknown> {
-  let schema = loaded.get(name);
-  if (!schema) {
-    const url = new URL(`../../schemas/${name}`, import.meta.url);
-    schema = JSON.parse(fs.readFileSync(url, 'utf8')) as Record<string, unknown>;
-    loaded.set(name, schema);
-  }
-  return schema;
+  return schemaDocument(name);
 }
 
 /** The schema as published in actions.json: the same document without `$id`/`$schema`, which
  * consumers (Treeherder's ajv, the hooks service) would otherwise try to resolve. */
 export function publishedSchema(name: ActionSchemaName): Record<string, unknown> {
   const { $id: _id, $schema: _schema, ...rest } = actionSchema(name);
-  return JSON.parse(JSON.stringify(rest));
-}
-
-let ajv: Ajv | undefined;
-const compiled = new Map<string, ValidateFunction>();
-
-function validator(name: ActionSchemaName): ValidateFunction {
-  let fn = compiled.get(name);
-  if (!fn) {
-    ajv ??= new Ajv({ allErrors: true, useDefaults: true, strict: false });
-    fn = ajv.compile(publishedSchema(name));
-    compiled.set(name, fn);
-  }
-  return fn;
-}
-
-function field(pointer: string): string {
-  return pointer
-    .split('/')
-    .slice(1)
-    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : `${acc}.${p}`), 'input');
-}
-
-function describe(errors: ErrorObject[] | null | undefined): string[] {
-  return (errors ?? []).map((e) => {
-    const at = field(e.instancePath);
-    const p = e.params as Record<string, unknown>;
-    switch (e.keyword) {
-      case 'required':
-        return `${at}.${String(p.missingProperty)} is required`;
-      case 'additionalProperties':
-        return `${at}.${String(p.additionalProperty)} is not a known field`;
-      case 'type':
-        return `${at} must be ${String(p.type)}`;
-      case 'minimum':
-      case 'maximum':
-        return `${at} must be ${e.keyword === 'minimum' ? '>=' : '<='} ${String(p.limit)}`;
-      case 'minItems':
-        return `${at} must list at least ${String(p.limit)} item(s)`;
-      case 'maxItems':
-        return `${at} must list at most ${String(p.limit)} items`;
-      case 'uniqueItems':
-        return `${at} lists the same item twice`;
-      default:
-        return `${at} ${e.message ?? 'is invalid'}`;
-    }
-  });
+  return structuredClone(rest);
 }
 
 /**
@@ -83,10 +27,9 @@ function describe(errors: ErrorObject[] | null | undefined): string[] {
 export function validateActionInput(
   name: ActionSchemaName,
   input: unknown,
-): { ok: true; value: any } | { ok: false; errors: string[] } {
-  const value = input === undefined ? undefined : JSON.parse(JSON.stringify(input));
-  const fn = validator(name);
+): { ok: true; value: unknown } | { ok: false; errors: string[] } {
+  const value: unknown = input === undefined ? undefined : JSON.parse(JSON.stringify(input));
+  const fn = projectValidator(name);
   if (fn(value)) return { ok: true, value };
-  const errors = describe(fn.errors);
-  return { ok: false, errors: errors.length ? errors : ['input is invalid'] };
+  return { ok: false, errors: describeSchemaErrors(fn.errors, value, { root: 'input' }) };
 }

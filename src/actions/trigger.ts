@@ -3,8 +3,8 @@
 // pick the first action with that name whose context matches, render its hookPayload with json-e
 // in Treeherder's context, check the decision task may use that hook, and call
 // hooks.triggerHook. `mozharness-archive local trigger-action` is a thin wrapper around this.
+import type { ValidateFunction } from 'ajv';
 import jsone from 'json-e';
-import { Ajv } from 'ajv';
 import { satisfiesExpression } from 'taskcluster-lib-scopes';
 import {
   authClient,
@@ -16,6 +16,7 @@ import {
 import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { describeSchemaErrors, foreignValidator } from '../util/schemas.js';
 import { contextMatches, type TagSet } from './registry.js';
 
 export interface TriggerActionOptions {
@@ -157,10 +158,18 @@ export async function triggerAction(opts: TriggerActionOptions): Promise<Trigger
   }
   const input = opts.input ?? (action.schema ? {} : null);
   if (opts.validateInput !== false && action.schema) {
-    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
-    const ok = ajv.validate(action.schema as object, input);
-    if (!ok) {
-      const errors = (ajv.errors ?? []).map((e) => `input${e.instancePath} ${e.message}`);
+    // the schema comes from the decision task's actions.json: data, not one of ours
+    let validate: ValidateFunction;
+    try {
+      validate = foreignValidator(action.schema as Record<string, unknown>);
+    } catch (e) {
+      throw new ArchiveError(
+        'usage',
+        `action '${action.name}' has an invalid input schema: ${errorMessage(e)}`,
+      );
+    }
+    if (!validate(input)) {
+      const errors = describeSchemaErrors(validate.errors, input, { root: 'input' });
       throw new ArchiveError(
         'usage',
         `input for '${action.name}' is invalid: ${errors.join('; ')}`,

@@ -4,12 +4,12 @@
 // `{firedBy: 'triggerHook', payload, clientId, now, taskId}`, applies upstream's defaults
 // (created = now, deadline = now + 1 day, expires = now + 1 month, taskGroupId = taskId) and
 // creates the task through the Queue with the hook's own scopes (`assume:hook-id:<group>/<id>`).
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
 import jsone from 'json-e';
 import slugid from 'slugid';
 import type { TaskDefinition, TaskStatusResponse } from '../taskcluster/types.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { foreignValidator } from '../util/schemas.js';
 import {
   ApiError,
   type Handler,
@@ -17,8 +17,6 @@ import {
   type Service,
   type ServiceDeps,
 } from './framework.js';
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 /** Creates a task on behalf of a principal holding `scopes` (the queue's `createTaskAs`). */
 export type CreateTaskAs = (
@@ -70,12 +68,6 @@ function addMonths(d: Date, n: number): Date {
   return out;
 }
 
-/** Trigger schemas may name draft-06/07 metaschemas; validate them with the draft-07 superset. */
-function withoutMetaSchema(schema: Record<string, unknown>): Record<string, unknown> {
-  const { $schema: _meta, $id: _id, ...rest } = schema;
-  return rest;
-}
-
 interface HookRow {
   hook_group_id: string;
   hook_id: string;
@@ -86,8 +78,6 @@ export class HooksService implements Service {
   readonly name = 'hooks';
   readonly handlers: Record<string, Handler>;
   private readonly log: Logger;
-  private readonly ajv: Ajv;
-  private readonly validators = new Map<string, ValidateFunction>();
 
   constructor(
     private readonly deps: ServiceDeps & {
@@ -99,8 +89,6 @@ export class HooksService implements Service {
     },
   ) {
     this.log = deps.log ?? silentLogger;
-    this.ajv = new Ajv({ strict: false, allErrors: true });
-    addFormats(this.ajv);
     deps.db.exec(`
       CREATE TABLE IF NOT EXISTS hooks (
         hook_group_id TEXT NOT NULL,
@@ -257,7 +245,7 @@ export class HooksService implements Service {
     }
     if (o.triggerSchema !== undefined) {
       try {
-        this.ajv.compile(withoutMetaSchema(o.triggerSchema));
+        foreignValidator(o.triggerSchema);
       } catch (e) {
         throw new ApiError(
           'InputValidationError',
@@ -283,7 +271,6 @@ export class HooksService implements Service {
           ON CONFLICT(hook_group_id, hook_id) DO UPDATE SET definition = excluded.definition`,
       )
       .run(hookGroupId, hookId, JSON.stringify(def));
-    this.validators.delete(`${hookGroupId}/${hookId}`);
     return def;
   }
 
@@ -324,14 +311,10 @@ export class HooksService implements Service {
     }));
   }
 
+  /** A trigger schema is user data written for upstream's hooks service: see foreignValidator
+   * (lenient, `$schema` of any draft accepted, compiled once per distinct schema). */
   private validator(def: HookDefinition): ValidateFunction {
-    const key = `${def.hookGroupId}/${def.hookId}`;
-    let fn = this.validators.get(key);
-    if (!fn) {
-      fn = this.ajv.compile(withoutMetaSchema(def.triggerSchema));
-      this.validators.set(key, fn);
-    }
-    return fn;
+    return foreignValidator(def.triggerSchema);
   }
 
   /** Render the hook's task for a trigger (exported for tests and dry runs). */

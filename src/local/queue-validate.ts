@@ -2,18 +2,8 @@
 // schemas in schemas/taskcluster/ (written from the upstream API documentation; the upstream
 // schema files themselves are only used by the tests). Defaults in the schemas are applied to the
 // validated copy, as the upstream queue does.
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
 import { ApiError } from './framework.js';
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** schemas/taskcluster beside src/ (and beside dist/ after a build). */
-export const QUEUE_SCHEMA_DIR = path.resolve(here, '../../schemas/taskcluster');
 
 export type QueueRequestSchema =
   | 'create-task-request'
@@ -28,22 +18,6 @@ export type QueueRequestSchema =
   | 'worker-manager/reregister-worker-request'
   | 'worker-manager/report-worker-error-request';
 
-let ajv: Ajv | undefined;
-const compiled = new Map<QueueRequestSchema, ValidateFunction>();
-
-function validator(name: QueueRequestSchema): ValidateFunction {
-  let fn = compiled.get(name);
-  if (fn) return fn;
-  if (!ajv) {
-    ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-    addFormats(ajv);
-  }
-  const schema = JSON.parse(fs.readFileSync(path.join(QUEUE_SCHEMA_DIR, `${name}.json`), 'utf8'));
-  fn = ajv.compile(schema);
-  compiled.set(name, fn);
-  return fn;
-}
-
 /**
  * Validate a request body; returns a deep copy with the schema defaults applied, or throws a 400
  * `InputValidationError` naming every problem (as upstream's API library does).
@@ -53,11 +27,9 @@ export function validateRequest<T>(name: QueueRequestSchema, body: unknown): T {
     throw new ApiError('InputValidationError', `the request body must be a JSON object (${name})`);
   }
   const copy = structuredClone(body) as T;
-  const fn = validator(name);
+  const fn = projectValidator(`taskcluster/${name}.json`);
   if (!fn(copy)) {
-    const problems = (fn.errors ?? []).map(
-      (e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'} ${JSON.stringify(e.params)}`,
-    );
+    const problems = describeSchemaErrors(fn.errors, copy);
     throw new ApiError(
       'InputValidationError',
       `request body does not match ${name}.json:\n  ${problems.join('\n  ')}`,

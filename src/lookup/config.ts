@@ -2,14 +2,11 @@
 // schemas/lookup-config.json. Projects come only from here: the service answers 400 for any other
 // project and never contacts a host that is not in it (the Taskcluster root URL, the projects'
 // repositories and `allowHosts`, e.g. the S3 bucket the archive artifacts point at).
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import * as yaml from 'js-yaml';
 import fs from 'node:fs';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
 import { DEFAULT_INDEX_PREFIX } from './find.js';
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 export interface OnDemandConfig {
   /** `<provisionerId>/<workerType>` of the archive workers. */
@@ -60,29 +57,12 @@ export interface LookupConfig {
 
 export const DEFAULT_SUBDIR = 'testing/mozharness';
 
-let validator: ValidateFunction | undefined;
-function configValidator(): ValidateFunction {
-  if (validator) return validator;
-  const schema = JSON.parse(
-    fs.readFileSync(new URL('../../schemas/lookup-config.json', import.meta.url), 'utf8'),
-  );
-  validator = addFormats(new Ajv({ allErrors: true, strict: false, useDefaults: true })).compile(
-    schema,
-  );
-  return validator;
-}
-
 /** Validate (applying defaults) a parsed configuration document. */
 export function checkLookupConfig(doc: unknown, where = 'lookup configuration'): LookupConfig {
   const copy = doc === null || typeof doc !== 'object' ? doc : structuredClone(doc);
-  const fn = configValidator();
+  const fn = projectValidator('lookup-config.json');
   if (!fn(copy)) {
-    const errors = (fn.errors ?? [])
-      .slice(0, 8)
-      .map(
-        (e) =>
-          `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`,
-      );
+    const errors = describeSchemaErrors(fn.errors, copy, { max: 8 });
     throw new ArchiveError('invalid-config', `${where}: ${errors.join('; ')}`, { errors });
   }
   const cfg = copy as LookupConfig;

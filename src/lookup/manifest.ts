@@ -3,15 +3,12 @@
 // deploy agent reacts only to a change; writes are atomic (temp + rename, or one S3 PUT, made
 // conditional on the ETag that was read).
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
 import { getFollowing, type HostCheck } from './http.js';
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 export interface ManifestEntry {
   project: string;
@@ -85,26 +82,11 @@ export function describeLocation(loc: ManifestLocation): string {
       : `s3://${loc.bucket}/${loc.key}`;
 }
 
-let validator: ValidateFunction | undefined;
-function manifestValidator(): ValidateFunction {
-  if (validator) return validator;
-  // src/lookup/ and dist/lookup/ are both two levels below the package root.
-  const schema = JSON.parse(
-    fs.readFileSync(new URL('../../schemas/manifest.json', import.meta.url), 'utf8'),
-  );
-  const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
-  validator = ajv.compile(schema);
-  return validator;
-}
-
 /** The manifest, checked against schemas/manifest.json; errors name the field. */
 export function validateManifest(doc: unknown, where = 'manifest'): Manifest {
-  const fn = manifestValidator();
+  const fn = projectValidator('manifest.json');
   if (fn(doc)) return doc as Manifest;
-  const errors = (fn.errors ?? [])
-    .filter((e) => e.keyword !== 'allOf' && e.keyword !== 'if')
-    .slice(0, 8)
-    .map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
+  const errors = describeSchemaErrors(fn.errors, doc, { max: 8 });
   throw new ArchiveError('invalid-config', `${where} fails its schema: ${errors.join('; ')}`, {
     errors,
   });

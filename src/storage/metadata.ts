@@ -1,39 +1,19 @@
 // The archive metadata document (schemas/archive-metadata.json): validation with errors that name
 // the field, and, for an archive that arrives without one, what can be read from the archive itself.
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { computeTreeDigest, FORMAT_VERSION, unpackArchive } from '../archive/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
 import type { StoredMetadata } from './store.js';
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-let validate: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (validate) return validate;
-  // src/storage/ and dist/storage/ are both two levels below the package root.
-  const url = new URL('../../schemas/archive-metadata.json', import.meta.url);
-  const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
-  validate = ajv.compile(JSON.parse(fs.readFileSync(url, 'utf8')));
-  return validate;
-}
 
 /** Check a full metadata document against schemas/archive-metadata.json. */
 export function validateArchiveMetadata(doc: unknown, where = 'metadata'): StoredMetadata {
-  const v = validator();
+  const v = projectValidator('archive-metadata.json');
   if (!v(doc)) {
-    const problems = (v.errors ?? []).map((e) => {
-      const field = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(document)';
-      const extra =
-        e.keyword === 'additionalProperties'
-          ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})`
-          : '';
-      return `${field} ${e.message ?? 'is invalid'}${extra}`;
-    });
+    const problems = describeSchemaErrors(v.errors, doc);
     throw new ArchiveError(
       'usage',
       `${where} is not a valid archive metadata document: ${problems.join('; ')}`,

@@ -24,7 +24,7 @@ export interface LoggerOptions {
 }
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-const SECRET_KEYS =
+export const SECRET_KEYS =
   /^(accessToken|secretAccessKey|sessionToken|certificate|password|secret|staticSecret|authorization|x-amz-security-token)$/i;
 const secrets = new Set<string>();
 

@@ -4,7 +4,15 @@ import fs from 'node:fs';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { redact, redactUrl, redactUrlSecrets } from '../util/log.js';
-import { describeErrors, schemaValidator } from './schema.js';
+import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
+
+/** Kinder words than the schema's patterns, by field. */
+const patternHints: Record<string, string> = {
+  '/taskQueueId': 'must look like <provisionerId>/<workerType>, e.g. proj-mozharness/archive',
+  '/workerGroup': 'must be 1-38 characters of [a-zA-Z0-9-_]',
+  '/workerId': 'must be 1-38 characters of [a-zA-Z0-9-_]',
+  '/rootUrl': 'must be an http(s) URL',
+};
 
 export interface WorkerS3Settings {
   bucket: string;
@@ -220,9 +228,13 @@ export function validateWorkerConfig(raw: Record<string, unknown>): WorkerConfig
   if (config.s3 && typeof config.s3 === 'object' && Object.keys(config.s3).length === 0) {
     delete config.s3;
   }
-  const validate = schemaValidator('worker-config.json');
+  const validate = projectValidator('worker-config.json');
   if (!validate(config)) {
-    const errors = describeErrors('config', validate.errors, config).map((line) => {
+    const described = describeSchemaErrors(validate.errors, config, {
+      root: 'config',
+      patternHints,
+    });
+    const errors = described.map((line) => {
       const m = /^config(?:\.s3)?\.(\w+) is required$/.exec(line);
       return m && FLAG_OF[m[1]] ? `${line} (${FLAG_OF[m[1]]}, or in the config file)` : line;
     });

@@ -5,7 +5,7 @@ import { DEFAULT_ZIP_ARTIFACT, METADATA_ARTIFACT } from '../contract/index.js';
 import { isArchiveError } from '../util/errors.js';
 import { redactUrl } from '../util/log.js';
 import { COT_ARTIFACT, COT_SIGNATURE_ARTIFACT } from './cot.js';
-import { describeErrors, schemaValidator } from './schema.js';
+import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
 
 export { METADATA_ARTIFACT };
 /** The zip of the same tree, for Firefox's test scripts (MOZHARNESS_URL). */
@@ -13,6 +13,17 @@ export const ZIP_ARTIFACT = DEFAULT_ZIP_ARTIFACT;
 export const LOG_ARTIFACT = 'public/logs/live_backing.log';
 export const LIVE_LOG_ARTIFACT = 'public/logs/live.log';
 export const PAYLOAD_ERROR_ARTIFACT = 'public/errors/malformed-payload';
+
+/** Kinder words than the schema's patterns, by field. */
+const patternHints: Record<string, string> = {
+  '/revision': 'must be the full 40-hex revision (short or symbolic revisions are not accepted)',
+  '/treeDigest': 'must be a 64-hex sha256 tree digest',
+  '/sha256': 'must be a 64-hex sha256',
+  '/zipSha256': 'must be a 64-hex sha256',
+  '/repository': 'must be an http(s) hgweb or git URL',
+  '/subdir': 'must be a path relative to the repository root',
+  '/artifactName': 'must be printable ASCII',
+};
 
 export interface TestSpec {
   command: string[];
@@ -61,9 +72,10 @@ export function isAllowedRepository(url: string, allowRepos: readonly string[]):
  */
 export function checkPayload(raw: unknown, allowRepos: readonly string[]): PayloadCheck {
   const copy = raw === null || typeof raw !== 'object' ? raw : structuredClone(raw);
-  const validate = schemaValidator('worker-payload.json');
+  const validate = projectValidator('worker-payload.json');
   if (!validate(copy)) {
-    return { ok: false, errors: describeErrors('payload', validate.errors, copy) };
+    const errors = describeSchemaErrors(validate.errors, copy, { root: 'payload', patternHints });
+    return { ok: false, errors };
   }
   const payload = copy as ArchivePayload;
   const errors: string[] = [];
