@@ -279,9 +279,7 @@ describe('deploy', function () {
       deploy({ manifest: parseManifestLocation(invalid), channel: 'release', root }),
       (e: unknown) =>
         isArchiveError(e, 'invalid-config') &&
-        /fails its schema: channels\.release\.sha256 must match pattern/.test(
-          (e as Error).message,
-        ),
+        /fails its schema: channels\.release\.sha256 must match pattern/.test((e as Error).message),
     );
     assert.equal(await currentVersion(root), a.sha256);
   });
