@@ -3,7 +3,7 @@
 // written as full-task-graph.json.
 import { ArchiveError } from '../util/errors.js';
 import { ARCHIVE_KIND, ARCHIVE_LABEL } from '../contract/index.js';
-import type { ArchiveKind, DownstreamTaskSpec, Kinds } from './config.js';
+import type { ArchiveKind, DownstreamKind, DownstreamTaskSpec, Kinds } from './config.js';
 import type { Parameters } from './parameters.js';
 
 export interface ArchiveGraphTask {
@@ -56,8 +56,9 @@ export function topologicalOrder(tasks: Record<string, GraphTask>, seed: string[
     }
     state.set(label, 1);
     stack.push(label);
-    const t = tasks[label]!;
-    for (const dep of Object.values(t.dependencies).sort()) visit(dep);
+    const deps = Object.values(tasks[label]!.dependencies);
+    if (deps.length > 1) deps.sort();
+    for (const dep of deps) visit(dep);
     stack.pop();
     state.set(label, 2);
     out.push(label);
@@ -66,10 +67,67 @@ export function topologicalOrder(tasks: Record<string, GraphTask>, seed: string[
   return out;
 }
 
+function configError(file: string, task: string, where: string, why: string): ArchiveError {
+  return new ArchiveError('invalid-config', `${file}: task '${task}': ${where}: ${why}`, {
+    file,
+    task,
+  });
+}
+
+/** Add a kind's tasks to the graph, refusing a label that is already taken. */
+function addKindTasks(
+  kind: DownstreamKind,
+  tasks: Record<string, GraphTask>,
+  kindOf: Map<string, string>,
+): string[] {
+  const labels: string[] = [];
+  for (const spec of kind.tasks) {
+    const label = `${kind.name}-${spec.name}`;
+    if (kindOf.has(label)) {
+      throw new ArchiveError(
+        'invalid-config',
+        `${kind.file}: task '${spec.name}': duplicate label '${label}'`,
+        { file: kind.file, task: spec.name },
+      );
+    }
+    tasks[label] = {
+      label,
+      kind: kind.name,
+      file: kind.file,
+      dependencies: { ...spec.dependencies },
+      runOnProjects: spec.runOnProjects,
+      spec,
+    };
+    kindOf.set(label, kind.name);
+    labels.push(label);
+  }
+  return labels;
+}
+
+/** Every dependency names an existing task of a declared kind; `mozharness` is the archive. */
+function checkDependencies(kind: DownstreamKind, labels: string[], kindOf: Map<string, string>) {
+  const allowed = new Set(kind.kindDependencies);
+  kind.tasks.forEach((spec, i) => {
+    const label = labels[i]!;
+    for (const name in spec.dependencies) {
+      const dep = spec.dependencies[name]!;
+      const depKind = kindOf.get(dep);
+      const fail = (why: string) => configError(kind.file, spec.name, `dependencies.${name}`, why);
+      if (depKind === undefined) throw fail(`no task labelled '${dep}'`);
+      if (name === 'mozharness' && dep !== ARCHIVE_LABEL) {
+        throw fail(`must be '${ARCHIVE_LABEL}' (the archive task), got '${dep}'`);
+      }
+      if (!allowed.has(depKind)) {
+        throw fail(`'${dep}' is of kind '${depKind}', which is not in kind-dependencies`);
+      }
+      if (dep === label) throw fail('a task cannot depend on itself');
+    }
+  });
+}
+
 /** The full graph: every task of every kind, dependencies checked. */
 export function loadFullGraph(kinds: Kinds): TaskGraph {
   const tasks: Record<string, GraphTask> = {};
-  const seed: string[] = [ARCHIVE_LABEL];
   tasks[ARCHIVE_LABEL] = {
     label: ARCHIVE_LABEL,
     kind: ARCHIVE_KIND,
@@ -80,7 +138,7 @@ export function loadFullGraph(kinds: Kinds): TaskGraph {
   };
   const kindOf = new Map<string, string>([[ARCHIVE_LABEL, ARCHIVE_KIND]]);
   const knownKinds = new Set([ARCHIVE_KIND, ...kinds.downstream.map((k) => k.name)]);
-  for (const kind of kinds.downstream) {
+  const labels = kinds.downstream.map((kind) => {
     for (const dep of kind.kindDependencies) {
       if (!knownKinds.has(dep)) {
         throw new ArchiveError(
@@ -90,67 +148,10 @@ export function loadFullGraph(kinds: Kinds): TaskGraph {
         );
       }
     }
-    for (const spec of kind.tasks) {
-      const label = `${kind.name}-${spec.name}`;
-      if (tasks[label]) {
-        throw new ArchiveError(
-          'invalid-config',
-          `${kind.file}: task '${spec.name}': duplicate label '${label}'`,
-          {
-            file: kind.file,
-            task: spec.name,
-          },
-        );
-      }
-      tasks[label] = {
-        label,
-        kind: kind.name,
-        file: kind.file,
-        dependencies: { ...spec.dependencies },
-        runOnProjects: spec.runOnProjects,
-        spec,
-      };
-      kindOf.set(label, kind.name);
-      seed.push(label);
-    }
-  }
-  // every dependency names an existing task of a declared kind; `mozharness` is the archive
-  for (const kind of kinds.downstream) {
-    const allowed = new Set(kind.kindDependencies);
-    for (const spec of kind.tasks) {
-      const label = `${kind.name}-${spec.name}`;
-      for (const [name, dep] of Object.entries(spec.dependencies)) {
-        const where = `${kind.file}: task '${spec.name}': dependencies.${name}`;
-        if (!tasks[dep]) {
-          throw new ArchiveError('invalid-config', `${where}: no task labelled '${dep}'`, {
-            file: kind.file,
-            task: spec.name,
-          });
-        }
-        if (name === 'mozharness' && dep !== ARCHIVE_LABEL) {
-          throw new ArchiveError(
-            'invalid-config',
-            `${where}: must be '${ARCHIVE_LABEL}' (the archive task), got '${dep}'`,
-            { file: kind.file, task: spec.name },
-          );
-        }
-        if (!allowed.has(kindOf.get(dep)!)) {
-          throw new ArchiveError(
-            'invalid-config',
-            `${where}: '${dep}' is of kind '${kindOf.get(dep)}', which is not in kind-dependencies`,
-            { file: kind.file, task: spec.name },
-          );
-        }
-        if (dep === label) {
-          throw new ArchiveError('invalid-config', `${where}: a task cannot depend on itself`, {
-            file: kind.file,
-            task: spec.name,
-          });
-        }
-      }
-    }
-  }
-  return { order: topologicalOrder(tasks, seed), tasks };
+    return addKindTasks(kind, tasks, kindOf);
+  });
+  kinds.downstream.forEach((kind, i) => checkDependencies(kind, labels[i]!, kindOf));
+  return { order: topologicalOrder(tasks, [ARCHIVE_LABEL, ...labels.flat()]), tasks };
 }
 
 /** The target graph: the archive, the tasks that run on this project, and what they depend on. */

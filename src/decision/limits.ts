@@ -1,6 +1,7 @@
 // Phase 6b: Taskcluster's limits, checked before anything is submitted, so a graph the queue
 // would reject halfway through is refused whole, with every problem listed.
 import { ArchiveError } from '../util/errors.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
 import type { ResolvedGraph } from './resolve.js';
 
 export const LIMITS = {
@@ -20,85 +21,147 @@ const NAMESPACE = /^([a-zA-Z0-9_!~*'()%-]+\.)*[a-zA-Z0-9_!~*'()%-]+$/;
 const TASK_QUEUE_ID = /^[a-zA-Z0-9-_]{1,38}\/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$/;
 const IDENTIFIER = /^[a-zA-Z0-9-_]{1,38}$/;
 
+type Problem = [field: string, why: string];
+
+const NO_ROUTES: string[] = [];
+
+/**
+ * What a graph's tasks share is checked once: tasks of one graph share their timestamps, queue
+ * ids and often their routes (the same array), so a Firefox-sized graph parses each date and
+ * tests each route once.
+ */
+interface Checks {
+  time: (iso: string) => number;
+  routes: (routes: string[]) => Problem[];
+  matches: (re: RegExp, value: string) => boolean;
+}
+
+function checks(): Checks {
+  const times = new Map<string, number>();
+  const routeProblems = new Map<string[], Problem[]>();
+  const valid = new Map<RegExp, Map<string, boolean>>();
+  return {
+    time: (iso) => {
+      let t = times.get(iso);
+      if (t === undefined) times.set(iso, (t = Date.parse(iso)));
+      return t;
+    },
+    routes: (routes) => {
+      let out = routeProblems.get(routes);
+      if (!out) routeProblems.set(routes, (out = routesProblems(routes)));
+      return out;
+    },
+    matches: (re, value) => {
+      let seen = valid.get(re);
+      if (!seen) valid.set(re, (seen = new Map()));
+      let ok = seen.get(value);
+      if (ok === undefined) seen.set(value, (ok = re.test(value)));
+      return ok;
+    },
+  };
+}
+
+function routesProblems(routes: string[]): Problem[] {
+  const out: Problem[] = [];
+  if (routes.length > LIMITS.maxRoutes)
+    out.push(['routes', `${routes.length} routes, the queue allows ${LIMITS.maxRoutes}`]);
+  if (new Set(routes).size !== routes.length) out.push(['routes', 'duplicate routes']);
+  for (const r of routes) {
+    if (r.length < 1 || r.length > LIMITS.maxRouteLength) {
+      out.push([
+        'routes',
+        `'${r.slice(0, 60)}…' is ${r.length} characters, the queue allows ${LIMITS.maxRouteLength}`,
+      ]);
+    }
+    if (r.startsWith('index.')) {
+      const ns = r.slice('index.'.length);
+      if (!NAMESPACE.test(ns)) out.push(['routes', `'${r}' is not a valid index namespace`]);
+    }
+  }
+  return out;
+}
+
+function timeProblems(g: ResolvedGraph, task: TaskDefinition, c: Checks, now?: Date): Problem[] {
+  const out: Problem[] = [];
+  const created = c.time(task.created);
+  const deadline = c.time(task.deadline);
+  const ref = now ? now.getTime() : created;
+  if (!(deadline > created))
+    out.push(['deadline', `${task.deadline} is not after created ${task.created}`]);
+  if (deadline > ref + LIMITS.maxDeadlineDays * 86400_000) {
+    out.push(['deadline', `${task.deadline} is more than ${LIMITS.maxDeadlineDays} days ahead`]);
+  }
+  if (now && deadline <= now.getTime()) out.push(['deadline', `${task.deadline} is in the past`]);
+  if (task.expires && c.time(task.expires) < deadline) {
+    out.push(['expires', `${task.expires} is before the deadline ${task.deadline}`]);
+  }
+  const deps = task.dependencies ?? [];
+  if (deps.length > LIMITS.maxDependencies) {
+    out.push([
+      'dependencies',
+      `${deps.length} dependencies, the queue allows ${LIMITS.maxDependencies}`,
+    ]);
+  }
+  for (const dep of deps) {
+    const exp = g.tasks[dep]?.task.expires ?? g.external[dep]?.expires;
+    if (exp !== undefined && c.time(exp) < deadline) {
+      const depLabel = g.tasks[dep]?.label ?? g.external[dep]?.label ?? dep;
+      out.push([
+        'dependencies',
+        `'${depLabel}' (${dep}) expires ${exp}, before this task's deadline ${task.deadline}`,
+      ]);
+    }
+  }
+  return out;
+}
+
+function fieldProblems(task: TaskDefinition, c: Checks): Problem[] {
+  const out: Problem[] = [];
+  if (task.retries !== undefined && (task.retries < 0 || task.retries > LIMITS.maxRetries)) {
+    out.push(['retries', `${task.retries} is outside 0..${LIMITS.maxRetries}`]);
+  }
+  if (task.taskQueueId && !c.matches(TASK_QUEUE_ID, task.taskQueueId)) {
+    out.push(['taskQueueId', `'${task.taskQueueId}' is not <provisionerId>/<workerType>`]);
+  }
+  if (task.schedulerId && !c.matches(IDENTIFIER, task.schedulerId)) {
+    out.push(['schedulerId', `'${task.schedulerId}' is not 1..38 of [a-zA-Z0-9-_]`]);
+  }
+  const { name, description, source } = task.metadata;
+  if (name.length > LIMITS.maxNameLength) {
+    out.push([
+      'metadata.name',
+      `${name.length} characters, the queue allows ${LIMITS.maxNameLength}`,
+    ]);
+  }
+  if (description.length > LIMITS.maxDescriptionLength) {
+    out.push(['metadata.description', `longer than ${LIMITS.maxDescriptionLength} characters`]);
+  }
+  if (source.length > LIMITS.maxSourceLength) {
+    out.push(['metadata.source', `longer than ${LIMITS.maxSourceLength} characters`]);
+  }
+  const tags = task.tags ?? {};
+  for (const k in tags) {
+    if (tags[k]!.length > LIMITS.maxTagLength)
+      out.push([`tags.${k}`, `longer than ${LIMITS.maxTagLength} characters`]);
+  }
+  return out;
+}
+
 /**
  * Every limit problem of the graph as `task '<label>' (<taskId>): <field>: <why>`. `now` is the
  * time the tasks would be submitted (defaults to the decision task's created).
  */
 export function limitProblems(g: ResolvedGraph, now?: Date): string[] {
   const problems: string[] = [];
-  const expiresOf = (id: string): string | undefined =>
-    g.tasks[id]?.task.expires ?? g.external[id]?.expires;
+  const c = checks();
   for (const id of g.order) {
     const { label, task } = g.tasks[id]!;
-    const p = (field: string, why: string) =>
-      problems.push(`task '${label}' (${id}): ${field}: ${why}`);
-    const created = Date.parse(task.created);
-    const deadline = Date.parse(task.deadline);
-    const ref = now ? now.getTime() : created;
-    const routes = task.routes ?? [];
-    if (routes.length > LIMITS.maxRoutes)
-      p('routes', `${routes.length} routes, the queue allows ${LIMITS.maxRoutes}`);
-    if (new Set(routes).size !== routes.length) p('routes', 'duplicate routes');
-    for (const r of routes) {
-      if (r.length < 1 || r.length > LIMITS.maxRouteLength) {
-        p(
-          'routes',
-          `'${r.slice(0, 60)}…' is ${r.length} characters, the queue allows ${LIMITS.maxRouteLength}`,
-        );
-      }
-      if (r.startsWith('index.')) {
-        const ns = r.slice('index.'.length);
-        if (!NAMESPACE.test(ns)) p('routes', `'${r}' is not a valid index namespace`);
-      }
-    }
-    if (!(deadline > created))
-      p('deadline', `${task.deadline} is not after created ${task.created}`);
-    if (deadline > ref + LIMITS.maxDeadlineDays * 86400_000) {
-      p('deadline', `${task.deadline} is more than ${LIMITS.maxDeadlineDays} days ahead`);
-    }
-    if (now && deadline <= now.getTime()) p('deadline', `${task.deadline} is in the past`);
-    if (task.expires && Date.parse(task.expires) < deadline) {
-      p('expires', `${task.expires} is before the deadline ${task.deadline}`);
-    }
-    const deps = task.dependencies ?? [];
-    if (deps.length > LIMITS.maxDependencies) {
-      p('dependencies', `${deps.length} dependencies, the queue allows ${LIMITS.maxDependencies}`);
-    }
-    for (const dep of deps) {
-      const exp = expiresOf(dep);
-      if (exp !== undefined && Date.parse(exp) < deadline) {
-        const depLabel = g.tasks[dep]?.label ?? g.external[dep]?.label ?? dep;
-        p(
-          'dependencies',
-          `'${depLabel}' (${dep}) expires ${exp}, before this task's deadline ${task.deadline}`,
-        );
-      }
-    }
-    if (task.retries !== undefined && (task.retries < 0 || task.retries > LIMITS.maxRetries)) {
-      p('retries', `${task.retries} is outside 0..${LIMITS.maxRetries}`);
-    }
-    if (task.taskQueueId && !TASK_QUEUE_ID.test(task.taskQueueId)) {
-      p('taskQueueId', `'${task.taskQueueId}' is not <provisionerId>/<workerType>`);
-    }
-    if (task.schedulerId && !IDENTIFIER.test(task.schedulerId)) {
-      p('schedulerId', `'${task.schedulerId}' is not 1..38 of [a-zA-Z0-9-_]`);
-    }
-    if (task.metadata.name.length > LIMITS.maxNameLength) {
-      p(
-        'metadata.name',
-        `${task.metadata.name.length} characters, the queue allows ${LIMITS.maxNameLength}`,
-      );
-    }
-    if (task.metadata.description.length > LIMITS.maxDescriptionLength) {
-      p('metadata.description', `longer than ${LIMITS.maxDescriptionLength} characters`);
-    }
-    if (task.metadata.source.length > LIMITS.maxSourceLength) {
-      p('metadata.source', `longer than ${LIMITS.maxSourceLength} characters`);
-    }
-    for (const [k, v] of Object.entries(task.tags ?? {})) {
-      if (v.length > LIMITS.maxTagLength)
-        p(`tags.${k}`, `longer than ${LIMITS.maxTagLength} characters`);
-    }
+    const found = [
+      ...c.routes(task.routes ?? NO_ROUTES),
+      ...timeProblems(g, task, c, now),
+      ...fieldProblems(task, c),
+    ];
+    for (const [field, why] of found) problems.push(`task '${label}' (${id}): ${field}: ${why}`);
   }
   return problems;
 }

@@ -7,7 +7,8 @@ import type { Parameters } from './parameters.js';
 
 export { deterministicSlugid };
 
-export function taskIdSeed(params: Parameters, label: string): string {
+/** What every task id of one decision task is derived from, before the label. */
+function seedPrefix(params: Parameters): string {
   return [
     'mozharness-archive/task-id/v1',
     params.project,
@@ -15,8 +16,12 @@ export function taskIdSeed(params: Parameters, label: string): string {
     params.head_rev,
     params.pushlog_id,
     params.decision_task_id,
-    label,
+    '',
   ].join('\n');
+}
+
+export function taskIdSeed(params: Parameters, label: string): string {
+  return seedPrefix(params) + label;
 }
 
 /**
@@ -29,8 +34,9 @@ export function assignTaskIds(
   replaced: Record<string, { taskId: string }> = {},
 ): Record<string, string> {
   const out: Record<string, string> = {};
+  const prefix = seedPrefix(params);
   for (const label of graph.order) {
-    out[label] = replaced[label]?.taskId ?? deterministicSlugid(taskIdSeed(params, label));
+    out[label] = replaced[label]?.taskId ?? deterministicSlugid(prefix + label);
   }
   return out;
 }
