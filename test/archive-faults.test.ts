@@ -1,24 +1,91 @@
-// Fault injection on the hgweb path with nock (faults a real hg serve cannot easily produce): a 500
-// then success, stalls, truncation, corruption, 404s, redirects. The good bodies are real answers
-// recorded from a real `hg serve` first. Only loopback addresses are used.
+// Fault injection on the hgweb path with a real local HTTP server that plays scripted faults: a
+// 500 then success, stalls, truncation, corruption, 404s, redirects. The good bodies are real
+// answers recorded from a real `hg serve` first. Only loopback addresses are used.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import nock from 'nock';
 import { buildArchive, type BuildOptions } from '../src/archive/index.js';
 import { isArchiveError } from '../src/util/errors.js';
 import { httpGet, backoffDelay } from '../src/util/http.js';
 import { createLogger } from '../src/util/log.js';
 import { SAMPLE_SUBDIR, createHgRepo, startHgServe } from './helpers/repos.js';
 
-// nock intercepts every request of the process once active: keep it off except inside this file's
-// tests, so the real servers of other test files are never proxied through it.
-nock.restore();
+type Reply = (res: http.ServerResponse) => void;
 
-// Port 9 (discard) on loopback: nothing real answers there; nock does.
-const FAKE = 'http://127.0.0.1:9/mozilla-central';
+/** Answer with `status`, `body` and `headers` (a Content-Length unless told otherwise). */
+const reply =
+  (status: number, body: string | Buffer = '', headers: Record<string, string> = {}): Reply =>
+  (res) => {
+    res.writeHead(status, { 'content-length': String(Buffer.byteLength(body)), ...headers });
+    res.end(body);
+  };
+
+/** Never answer (the client's idle timeout must end it). */
+const stall: Reply = () => {};
+
+/** Send the headers and `head` of the body, then nothing more. */
+const stallAfter =
+  (head: Buffer): Reply =>
+  (res) => {
+    res.writeHead(200);
+    res.write(head);
+  };
+
+/** Send `body` and close the connection: with `length`, fewer bytes than announced. */
+const closeAfter =
+  (body: Buffer, length?: number): Reply =>
+  (res) => {
+    res.writeHead(
+      200,
+      length === undefined ? { connection: 'close' } : { 'content-length': String(length) },
+    );
+    res.write(body, () => res.destroy());
+  };
+
+/**
+ * A loopback server answering each path with its scripted replies in order; a request nobody
+ * scripted is answered 599 and counted, so a test sees it.
+ */
+class FaultServer {
+  private readonly scripts = new Map<string, Reply[]>();
+  unexpected: string[] = [];
+  private readonly server = http.createServer((req, res) => {
+    const next = this.scripts.get(req.url ?? '')?.shift();
+    if (next) return next(res);
+    this.unexpected.push(req.url ?? '');
+    res.writeHead(599);
+    res.end();
+  });
+  origin = '';
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.origin = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  on(pathname: string, ...replies: Reply[]): this {
+    this.scripts.set(pathname, [...(this.scripts.get(pathname) ?? []), ...replies]);
+    return this;
+  }
+
+  isDone(): boolean {
+    return [...this.scripts.values()].every((r) => r.length === 0) && this.unexpected.length === 0;
+  }
+
+  reset(): void {
+    this.scripts.clear();
+    this.unexpected = [];
+    this.server.closeAllConnections();
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
 
 describe('archive engine: hgweb fault injection', function () {
   this.timeout(60_000);
@@ -29,6 +96,8 @@ describe('archive engine: hgweb fault injection', function () {
   let archive: Buffer;
   let expected: string;
   let archivePath: string;
+  const faults = new FaultServer();
+  let FAKE: string;
 
   before(async () => {
     tmp = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'faults-test-'));
@@ -51,10 +120,8 @@ describe('archive engine: hgweb fault injection', function () {
         subdir: SAMPLE_SUBDIR,
       })
     ).sha256;
-  });
-
-  before(() => {
-    if (!nock.isActive()) nock.activate();
+    await faults.start();
+    FAKE = `${faults.origin}/mozilla-central`;
   });
 
   beforeEach(async () => {
@@ -63,13 +130,12 @@ describe('archive engine: hgweb fault injection', function () {
 
   afterEach(async () => {
     const leftovers = fs.readdirSync(work);
-    nock.cleanAll();
+    faults.reset();
     assert.deepEqual(leftovers, [], 'no staging directory left behind');
   });
 
   after(async () => {
-    nock.cleanAll();
-    nock.restore();
+    await faults.close();
     await fs.promises.rm(tmp, { recursive: true, force: true });
   });
 
@@ -109,20 +175,14 @@ describe('archive engine: hgweb fault injection', function () {
   }
 
   it('retries a 500, then succeeds with the same bytes as a local build', async () => {
-    const scope = nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/tip')
-      .reply(500, 'oops')
-      .get('/mozilla-central/json-rev/tip')
-      .reply(200, jsonRev)
-      .get(archivePath)
-      .reply(503)
-      .get(archivePath)
-      .reply(200, archive, { 'content-length': String(archive.length) });
+    faults
+      .on('/mozilla-central/json-rev/tip', reply(500, 'oops'), reply(200, jsonRev))
+      .on(archivePath, reply(503), reply(200, archive));
     const { opts, requests, retries } = options();
     const r = await buildArchive({ ...opts, out: path.join(tmp, 'retried.tar.gz') });
     assert.equal(r.sha256, expected);
     assert.equal(r.revision, node);
-    assert.ok(scope.isDone());
+    assert.ok(faults.isDone());
     assert.equal(requests.length, 4);
     assert.deepEqual(
       retries().map((l) => l.reason),
@@ -131,37 +191,28 @@ describe('archive engine: hgweb fault injection', function () {
   });
 
   it('gives up after the bounded number of retries', async () => {
-    nock('http://127.0.0.1:9').get('/mozilla-central/json-rev/tip').times(3).reply(502);
+    faults.on('/mozilla-central/json-rev/tip', reply(502), reply(502), reply(502));
     const { opts, requests } = options();
     await rejects(buildArchive(opts), 'unavailable', /after 3 attempt\(s\): HTTP 502/);
     assert.equal(requests.length, 3);
+    assert.ok(faults.isDone());
   });
 
   it('times out a stall before the response, retries, and succeeds', async () => {
-    nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/tip')
-      .delay(3000)
-      .reply(200, jsonRev)
-      .get('/mozilla-central/json-rev/tip')
-      .reply(200, jsonRev)
-      .get(archivePath)
-      .reply(200, archive);
+    faults
+      .on('/mozilla-central/json-rev/tip', stall, reply(200, jsonRev))
+      .on(archivePath, reply(200, archive));
     const { opts, retries } = options();
     const r = await buildArchive(opts);
     assert.equal(r.sha256, expected);
     assert.match(retries()[0].reason, /idle timeout/);
+    assert.ok(faults.isDone());
   });
 
   it('times out a body that stalls halfway and archives nothing', async () => {
-    nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/tip')
-      .reply(200, jsonRev)
-      .get(archivePath)
-      .reply(200, () => {
-        const body = new PassThrough();
-        body.write(archive.subarray(0, Math.floor(archive.length / 2)));
-        return body; // never ends
-      });
+    faults
+      .on('/mozilla-central/json-rev/tip', reply(200, jsonRev))
+      .on(archivePath, stallAfter(archive.subarray(0, Math.floor(archive.length / 2))));
     const { opts } = options();
     const out = path.join(tmp, 'stalled.tar.gz');
     await rejects(buildArchive({ ...opts, out }), 'unavailable', /idle timeout/);
@@ -169,13 +220,9 @@ describe('archive engine: hgweb fault injection', function () {
   });
 
   it('detects a truncated download (short body against Content-Length)', async () => {
-    nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/tip')
-      .reply(200, jsonRev)
-      .get(archivePath)
-      .reply(200, archive.subarray(0, archive.length - 100), {
-        'content-length': String(archive.length),
-      });
+    faults
+      .on('/mozilla-central/json-rev/tip', reply(200, jsonRev))
+      .on(archivePath, closeAfter(archive.subarray(0, archive.length - 100), archive.length));
     const { opts } = options();
     const out = path.join(tmp, 'truncated.tar.gz');
     await rejects(buildArchive({ ...opts, out }), 'corrupt', /truncated|corrupt/);
@@ -185,14 +232,9 @@ describe('archive engine: hgweb fault injection', function () {
   it('detects a truncated download without Content-Length, and corrupt bytes', async () => {
     const flipped = Buffer.from(archive);
     flipped[Math.floor(flipped.length / 2)] ^= 0xff;
-    nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/tip')
-      .twice()
-      .reply(200, jsonRev)
-      .get(archivePath)
-      .reply(200, archive.subarray(0, archive.length - 30))
-      .get(archivePath)
-      .reply(200, flipped);
+    faults
+      .on('/mozilla-central/json-rev/tip', reply(200, jsonRev), reply(200, jsonRev))
+      .on(archivePath, closeAfter(archive.subarray(0, archive.length - 30)), reply(200, flipped));
     const { opts } = options();
     await rejects(
       buildArchive(opts),
@@ -200,12 +242,11 @@ describe('archive engine: hgweb fault injection', function () {
       new RegExp(`download of ${FAKE}.*(truncated|corrupt)`),
     );
     await rejects(buildArchive(opts), 'corrupt');
+    assert.ok(faults.isDone());
   });
 
   it('treats a 404 for the revision as permanent: one request, repository, revision and subdir named', async () => {
-    nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/deadbeef')
-      .reply(404, '{"error": "unknown revision"}');
+    faults.on('/mozilla-central/json-rev/deadbeef', reply(404, '{"error": "unknown revision"}'));
     const { opts, requests } = options({ revision: 'deadbeef' });
     await rejects(
       buildArchive(opts),
@@ -216,21 +257,21 @@ describe('archive engine: hgweb fault injection', function () {
   });
 
   it('treats a 404 for the subdir archive as permanent', async () => {
-    nock('http://127.0.0.1:9')
-      .get(`/mozilla-central/archive/${node}.tar.gz/testing/nothing`)
-      .reply(404, 'not found');
+    faults.on(`/mozilla-central/archive/${node}.tar.gz/testing/nothing`, reply(404, 'not found'));
     const { opts, requests } = options({ revision: node, subdir: 'testing/nothing' });
     await rejects(buildArchive(opts), 'not-found', /subdir testing\/nothing/);
     assert.equal(requests.length, 1, 'a full node is not re-resolved, and a 404 is not retried');
   });
 
   it('refuses a redirect to a repository that is not allowed', async () => {
-    nock('http://127.0.0.1:9')
-      .get('/mozilla-central/json-rev/tip')
-      .reply(302, '', { location: 'http://127.0.0.1:9/elsewhere/json-rev/tip' });
+    faults.on(
+      '/mozilla-central/json-rev/tip',
+      reply(302, '', { location: `${faults.origin}/elsewhere/json-rev/tip` }),
+    );
     const { opts, requests } = options();
     await rejects(buildArchive(opts), 'not-allowed', /elsewhere/);
     assert.equal(requests.length, 1);
+    assert.deepEqual(faults.unexpected, [], 'the refused target is never requested');
   });
 
   it('refuses a hostile archive from the server (entry escaping the subdir)', async () => {
@@ -247,7 +288,7 @@ describe('archive engine: hgweb fault injection', function () {
         END_OF_ARCHIVE,
       ]),
     );
-    nock('http://127.0.0.1:9').get(archivePath).reply(200, evil);
+    faults.on(archivePath, reply(200, evil));
     const { opts } = options({ revision: node });
     await rejects(buildArchive(opts), 'unsafe-path', /evil/);
   });
@@ -263,9 +304,9 @@ describe('archive engine: hgweb fault injection', function () {
   });
 
   it('httpGet returns 4xx as they are, without retrying', async () => {
-    nock('http://127.0.0.1:9').get('/x').reply(410, 'gone');
+    faults.on('/x', reply(410, 'gone'));
     const seen: string[] = [];
-    const res = await httpGet('http://127.0.0.1:9/x', { onRequest: (u) => seen.push(u) });
+    const res = await httpGet(`${faults.origin}/x`, { onRequest: (u) => seen.push(u) });
     assert.equal(res.status, 410);
     res.body.resume();
     assert.equal(seen.length, 1);

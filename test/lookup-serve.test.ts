@@ -337,7 +337,7 @@ describe('lookup: serve', function () {
     try {
       const r = await get(b2, `/v1/${PROJECT}/revision/${a.revision}`);
       assert.equal(r.status, 502);
-      assert.match(r.body.error, /refusing to contact 127\.0\.0\.1:\d+: not a configured host/);
+      assert.match(r.body.error, /refusing to contact 127\.0\.0\.1:\d+: not an allowed host/);
     } finally {
       await strict.close();
     }

@@ -369,7 +369,7 @@ describe('storage: downloadVerified', function () {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  const fast = { retries: 3, retryBaseMs: 5 };
+  const fast = { retries: 3, baseDelayMs: 5 };
   const leftovers = async () => (await fs.readdir(dir)).filter((f) => f.endsWith('.partial'));
 
   it('downloads and verifies; follows redirects', async () => {

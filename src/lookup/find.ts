@@ -14,7 +14,7 @@ import {
   revisionParentNamespace,
 } from '../contract/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
-import { getJson, type HostCheck } from './http.js';
+import { getJson, type HostCheck } from '../util/http.js';
 
 /** Default index prefix (the trust domain of taskcluster/config.yml). */
 export const DEFAULT_INDEX_PREFIX = 'mozharness';

@@ -7,8 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { getBuffer, type HostCheck } from '../util/http.js';
 import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
-import { getFollowing, type HostCheck } from './http.js';
 
 export interface ManifestEntry {
   project: string;
@@ -149,7 +149,7 @@ export async function readManifest(
     return { status: 'ok', manifest: validateManifest(parseJson(text, where), where), etag };
   }
   if (loc.kind === 'http') {
-    const res = await getFollowing(loc.url, {
+    const res = await getBuffer(loc.url, {
       allowUrl: io.allowUrl,
       timeoutMs: io.timeoutMs,
       headers: {
@@ -163,7 +163,8 @@ export async function readManifest(
       throw new ArchiveError('unavailable', `GET ${where} answered ${res.status}`);
     }
     const text = res.body.toString('utf8');
-    const etag = res.headers.get('etag') ?? contentTag(text);
+    const header = res.headers.etag;
+    const etag = typeof header === 'string' ? header : contentTag(text);
     if (opts.etag && opts.etag === etag) return { status: 'not-modified', etag };
     return { status: 'ok', manifest: validateManifest(parseJson(text, where), where), etag };
   }

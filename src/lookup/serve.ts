@@ -33,7 +33,7 @@ import {
   type IndexLookup,
   type QueueLookup,
 } from './find.js';
-import { hostAllowList } from './http.js';
+import { hostAllowList } from '../util/http.js';
 import { acceptsJson, HttpError, type Answer } from './serve/answer.js';
 import { FrontDoor } from './serve/front-door.js';
 import {

@@ -1,20 +1,29 @@
 // Verified download: stream a URL into a temp file beside the destination, hashing on the way;
-// retry 5xx, network errors, stalls and short bodies with jittered exponential backoff; refuse a
-// wrong sha256 or size; rename into place only when verified. Nothing half-written ever appears
-// at `dest`.
+// retry 5xx, network errors, stalls and short bodies with the one retry policy (util/retry);
+// refuse a wrong sha256 or size; rename into place only when verified. Nothing half-written ever
+// appears at `dest`. The requests themselves are util/http's (keep-alive pools, the allow-list
+// at the first URL and every redirect hop).
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import {
+  checkRequestUrl,
+  describeUrl,
+  isIdleTimeout,
+  isTransientStatus,
+  networkReason,
+  openUrl,
+  type HttpOptions,
+  type HttpResponse,
+} from '../util/http.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { backoffDelay, sleep } from '../util/retry.js';
 import { createProgress } from '../util/progress.js';
+import { TransientError, retrying, type RetryPolicy } from '../util/retry.js';
 
-export interface DownloadOptions {
+export interface DownloadOptions extends RetryPolicy {
   /** Expected sha256 (hex); the download is refused when the bytes differ. */
   sha256?: string;
   /** Expected size in bytes. */
@@ -22,16 +31,9 @@ export interface DownloadOptions {
   /** true: a progress bar on stderr when it is a terminal; or a callback. */
   progress?: boolean | ((done: number, total?: number) => void);
   log?: Logger;
-  signal?: AbortSignal;
-  /** Retries after the first attempt (default 5). */
-  retries?: number;
   connectTimeoutMs?: number;
   /** No byte for this long (before or during the body) fails the attempt (default 60 s). */
   idleTimeoutMs?: number;
-  /** Stop retrying once this much time has passed (default 5 min). */
-  maxRetryTimeMs?: number;
-  /** First backoff delay (default 500 ms; doubles, with jitter, up to 15 s). */
-  retryBaseMs?: number;
   maxRedirects?: number;
   headers?: Record<string, string>;
   onRetry?: (attempt: number, error: Error, delayMs: number) => void;
@@ -44,200 +46,158 @@ export interface DownloadResult {
   size: number;
 }
 
-/** A failure that another attempt may cure. */
-class Transient extends Error {}
+/** A download's own defaults: archives are large, so it waits and retries longer than a GET. */
+const DOWNLOAD_DEFAULTS = {
+  retries: 5,
+  maxRetryTimeMs: 5 * 60_000,
+  baseDelayMs: 500,
+  maxDelayMs: 15_000,
+  connectTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxRedirects: 10,
+};
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+type OnBytes = (done: number, total?: number) => void;
 
-function describeUrl(url: string): string {
-  // Never print query strings: signed URLs carry credentials there.
+/** A truncated body: once the retries are spent, the download is 'corrupt', not 'unavailable'. */
+class ShortBody extends TransientError {}
+
+function checkSha256(sha256: string | undefined): string | undefined {
+  const expected = sha256?.toLowerCase();
+  if (expected !== undefined && !/^[0-9a-f]{64}$/.test(expected)) {
+    throw new ArchiveError('usage', `not a sha256 digest: ${JSON.stringify(sha256)}`);
+  }
+  return expected;
+}
+
+function contentLength(res: HttpResponse): number | undefined {
+  const header = res.headers['content-length'];
+  return typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
+}
+
+/** A final answer other than 200: transient (retried) or a permanent ArchiveError. */
+function refuseStatus(res: HttpResponse): Error {
+  const status = res.status;
+  const where = describeUrl(res.url);
+  if (isTransientStatus(status)) return new TransientError(`HTTP ${status} from ${where}`);
+  const code =
+    status === 404 || status === 410
+      ? 'not-found'
+      : status === 401 || status === 403
+        ? 'not-allowed'
+        : 'unavailable';
+  return new ArchiveError(code, `HTTP ${status} from ${where}`, { status, url: where });
+}
+
+/** Copy a 200 response's body into `tmp`, hashing and counting; refuse more than `size` bytes. */
+async function saveBody(
+  res: HttpResponse,
+  tmp: string,
+  size: number | undefined,
+  onBytes: OnBytes,
+): Promise<DownloadResult> {
+  const where = describeUrl(res.url);
+  const announced = contentLength(res);
+  if (size !== undefined && announced !== undefined && announced !== size) {
+    res.body.destroy();
+    throw new ArchiveError(
+      'checksum-mismatch',
+      `${where} is ${announced} bytes, expected ${size}`,
+      {
+        expected: size,
+        actual: announced,
+      },
+    );
+  }
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (size !== undefined && bytes > size) {
+        cb(
+          new ArchiveError(
+            'checksum-mismatch',
+            `${where} sent more than the expected ${size} bytes`,
+          ),
+        );
+        return;
+      }
+      onBytes(bytes, announced ?? size);
+      cb(null, chunk);
+    },
+  });
   try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
-  } catch {
-    return '<invalid URL>';
+    await pipeline(res.body, counter, fs.createWriteStream(tmp, { flags: 'w', mode: 0o644 }));
+  } catch (e) {
+    if (isIdleTimeout(e)) throw new TransientError(errorMessage(e));
+    if (e instanceof ArchiveError) throw e;
+    throw new ShortBody(`download of ${where} broke off after ${bytes} bytes: ${networkReason(e)}`);
   }
+  if (announced !== undefined && bytes !== announced) {
+    throw new ShortBody(`short body from ${where}: ${bytes} of ${announced} bytes`);
+  }
+  return { sha256: hash.digest('hex'), size: bytes };
 }
 
-function checkUrl(url: string): URL {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ArchiveError('usage', `not a URL: ${JSON.stringify(url)}`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new ArchiveError('usage', `only http and https downloads are supported: ${u.protocol}`);
-  }
-  return u;
-}
-
-interface Attempt {
-  sha256: string;
-  size: number;
-}
-
-/** GET `url` (following redirects) into `tmp`, hashing on the way. */
-function attemptOnce(
+/** One attempt: GET `url` (following vetted redirects) into `tmp`. */
+async function attemptOnce(
   url: string,
   tmp: string,
   opts: DownloadOptions,
-  onBytes: (done: number, total?: number) => void,
-): Promise<Attempt> {
-  const connectTimeoutMs = opts.connectTimeoutMs ?? 30_000;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
-  const maxRedirects = opts.maxRedirects ?? 10;
-
-  const get = (current: URL, redirectsLeft: number): Promise<Attempt> =>
-    new Promise<Attempt>((resolve, reject) => {
-      const lib = current.protocol === 'https:' ? https : http;
-      let connectTimer: NodeJS.Timeout | undefined;
-      const req = lib.get(
-        current,
-        { headers: { 'user-agent': 'mozharness-archive', ...opts.headers }, signal: opts.signal },
-        (res) => {
-          const status = res.statusCode ?? 0;
-          if (REDIRECTS.has(status) && res.headers.location) {
-            res.resume();
-            if (redirectsLeft <= 0) {
-              reject(
-                new ArchiveError('unavailable', `too many redirects from ${describeUrl(url)}`),
-              );
-              return;
-            }
-            let next: URL;
-            try {
-              next = checkUrl(new URL(res.headers.location, current).href);
-              checkAllowed(next, opts);
-            } catch (e) {
-              reject(e);
-              return;
-            }
-            get(next, redirectsLeft - 1).then(resolve, reject);
-            return;
-          }
-          if (status >= 500 || status === 408 || status === 429) {
-            res.resume();
-            reject(new Transient(`HTTP ${status} from ${describeUrl(current.href)}`));
-            return;
-          }
-          if (status !== 200) {
-            res.resume();
-            const code =
-              status === 404 || status === 410
-                ? 'not-found'
-                : status === 401 || status === 403
-                  ? 'not-allowed'
-                  : 'unavailable';
-            reject(
-              new ArchiveError(code, `HTTP ${status} from ${describeUrl(current.href)}`, {
-                status,
-                url: describeUrl(current.href),
-              }),
-            );
-            return;
-          }
-          const lengthHeader = res.headers['content-length'];
-          const expectedLength =
-            lengthHeader !== undefined && /^\d+$/.test(lengthHeader)
-              ? Number(lengthHeader)
-              : undefined;
-          if (
-            opts.size !== undefined &&
-            expectedLength !== undefined &&
-            expectedLength !== opts.size
-          ) {
-            res.resume();
-            reject(
-              new ArchiveError(
-                'checksum-mismatch',
-                `${describeUrl(current.href)} is ${expectedLength} bytes, expected ${opts.size}`,
-                { expected: opts.size, actual: expectedLength },
-              ),
-            );
-            return;
-          }
-          const hash = createHash('sha256');
-          let bytes = 0;
-          const counter = new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              hash.update(chunk);
-              bytes += chunk.length;
-              if (opts.size !== undefined && bytes > opts.size) {
-                cb(
-                  new ArchiveError(
-                    'checksum-mismatch',
-                    `${describeUrl(current.href)} sent more than the expected ${opts.size} bytes`,
-                  ),
-                );
-                return;
-              }
-              onBytes(bytes, expectedLength ?? opts.size);
-              cb(null, chunk);
-            },
-          });
-          pipeline(res, counter, fs.createWriteStream(tmp, { flags: 'w', mode: 0o644 })).then(
-            () => {
-              if (!res.complete || (expectedLength !== undefined && bytes !== expectedLength)) {
-                reject(
-                  new Transient(
-                    `short body from ${describeUrl(current.href)}: ${bytes} of ${expectedLength ?? '?'} bytes`,
-                  ),
-                );
-                return;
-              }
-              resolve({ sha256: hash.digest('hex'), size: bytes });
-            },
-            (e: unknown) => {
-              if (e instanceof ArchiveError) reject(e);
-              else if ((e as { name?: string })?.name === 'AbortError') reject(e);
-              else
-                reject(
-                  new Transient(
-                    `download of ${describeUrl(current.href)} broke off after ${bytes} bytes: ${errorMessage(e)}`,
-                  ),
-                );
-            },
-          );
-        },
-      );
-      req.on('socket', (socket) => {
-        if (socket.connecting) {
-          connectTimer = setTimeout(
-            () =>
-              req.destroy(
-                new Transient(`connect timeout after ${connectTimeoutMs} ms to ${current.host}`),
-              ),
-            connectTimeoutMs,
-          );
-          socket.once('connect', () => clearTimeout(connectTimer));
-        }
-      });
-      req.setTimeout(idleTimeoutMs, () =>
-        req.destroy(
-          new Transient(`no data for ${idleTimeoutMs} ms from ${describeUrl(current.href)}`),
-        ),
-      );
-      req.on('error', (e) => {
-        clearTimeout(connectTimer);
-        if (e instanceof Transient || e instanceof ArchiveError || e.name === 'AbortError')
-          reject(e);
-        else reject(new Transient(`${describeUrl(current.href)}: ${errorMessage(e)}`));
-      });
-      req.on('close', () => clearTimeout(connectTimer));
-    });
-
-  return get(checkUrl(url), maxRedirects);
+  onBytes: OnBytes,
+): Promise<DownloadResult> {
+  const http: HttpOptions = {
+    connectTimeoutMs: opts.connectTimeoutMs ?? DOWNLOAD_DEFAULTS.connectTimeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs ?? DOWNLOAD_DEFAULTS.idleTimeoutMs,
+    maxRedirects: opts.maxRedirects ?? DOWNLOAD_DEFAULTS.maxRedirects,
+    headers: opts.headers,
+    log: opts.log,
+    signal: opts.signal,
+    allowUrl: opts.allowUrl,
+  };
+  const res = await openUrl(url, http);
+  if (res.status !== 200) {
+    res.body.destroy();
+    throw refuseStatus(res);
+  }
+  return saveBody(res, tmp, opts.size, onBytes);
 }
 
-function checkAllowed(u: URL, opts: DownloadOptions): void {
-  if (opts.allowUrl && !opts.allowUrl(u)) {
+function progressSink(opts: DownloadOptions, label: string): { onBytes: OnBytes; finish(): void } {
+  const report = opts.progress;
+  if (typeof report === 'function') return { onBytes: report, finish: () => {} };
+  const bar = report ? createProgress({ label, total: opts.size }) : undefined;
+  return { onBytes: (done, total) => bar?.update(done, total), finish: () => bar?.finish() };
+}
+
+function verify(got: DownloadResult, url: string, size?: number, sha256?: string): void {
+  if (size !== undefined && got.size !== size) {
     throw new ArchiveError(
-      'not-allowed',
-      `refusing to download from ${describeUrl(u.href)}: not an allowed host`,
-      { url: describeUrl(u.href) },
+      'checksum-mismatch',
+      `${describeUrl(url)} gave ${got.size} bytes, expected ${size}`,
+      { expected: size, actual: got.size },
     );
   }
+  if (sha256 !== undefined && got.sha256 !== sha256) {
+    throw new ArchiveError(
+      'checksum-mismatch',
+      `sha256 mismatch for ${describeUrl(url)}: expected ${sha256}, got ${got.sha256}`,
+      { expected: sha256, actual: got.sha256 },
+    );
+  }
+}
+
+/** fsync `tmp`, then rename it over `target`. */
+async function commit(tmp: string, target: string): Promise<void> {
+  const fd = await fs.promises.open(tmp, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+  await fs.promises.rename(tmp, target);
 }
 
 /**
@@ -250,89 +210,49 @@ export async function downloadVerified(
   dest: string,
   opts: DownloadOptions = {},
 ): Promise<DownloadResult> {
-  checkAllowed(checkUrl(url), opts);
-  const expected = opts.sha256?.toLowerCase();
-  if (expected !== undefined && !/^[0-9a-f]{64}$/.test(expected)) {
-    throw new ArchiveError('usage', `not a sha256 digest: ${JSON.stringify(opts.sha256)}`);
-  }
+  checkRequestUrl(url, opts.allowUrl);
+  const expected = checkSha256(opts.sha256);
   const log = (opts.log ?? silentLogger).child({ url: describeUrl(url) });
-  const retries = opts.retries ?? 5;
-  const maxRetryTimeMs = opts.maxRetryTimeMs ?? 5 * 60_000;
-  const base = opts.retryBaseMs ?? 500;
-
   const target = path.resolve(dest);
   await fs.promises.mkdir(path.dirname(target), { recursive: true });
   const tmp = path.join(
     path.dirname(target),
     `.${path.basename(target)}.${randomBytes(6).toString('hex')}.partial`,
   );
-
-  const bar =
-    typeof opts.progress === 'function'
-      ? undefined
-      : opts.progress
-        ? createProgress({ label: path.basename(target), total: opts.size })
-        : undefined;
-  const onBytes = (done: number, total?: number) => {
-    if (typeof opts.progress === 'function') opts.progress(done, total);
-    bar?.update(done, total);
+  const progress = progressSink(opts, path.basename(target));
+  const cancelled = () =>
+    new ArchiveError('unavailable', `download of ${describeUrl(url)} was cancelled`);
+  const policy = {
+    retries: opts.retries ?? DOWNLOAD_DEFAULTS.retries,
+    maxRetryTimeMs: opts.maxRetryTimeMs ?? DOWNLOAD_DEFAULTS.maxRetryTimeMs,
+    baseDelayMs: opts.baseDelayMs ?? DOWNLOAD_DEFAULTS.baseDelayMs,
+    maxDelayMs: opts.maxDelayMs ?? DOWNLOAD_DEFAULTS.maxDelayMs,
+    signal: opts.signal,
   };
-
-  const started = Date.now();
   try {
-    let got!: Attempt;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        got = await attemptOnce(url, tmp, opts, onBytes);
-        break;
-      } catch (e) {
-        if ((e as { name?: string })?.name === 'AbortError' || opts.signal?.aborted) {
-          throw new ArchiveError('unavailable', `download of ${describeUrl(url)} was cancelled`);
-        }
-        if (!(e instanceof Transient)) throw e;
-        const elapsed = Date.now() - started;
-        const delay = backoffDelay(attempt, base, 15_000);
-        if (attempt >= retries || elapsed + delay > maxRetryTimeMs) {
-          const truncated = /short body|broke off/.test(e.message);
-          throw new ArchiveError(
-            truncated ? 'corrupt' : 'unavailable',
-            `${e.message} (gave up after ${attempt + 1} attempt${attempt ? 's' : ''})`,
-            { url: describeUrl(url), attempts: attempt + 1 },
-          );
-        }
-        log.warn('download-retry', {
-          attempt: attempt + 1,
-          error: e.message,
-          delayMs: Math.round(delay),
-        });
-        opts.onRetry?.(attempt + 1, e, delay);
-        await sleep(delay, opts.signal).catch(() => {
-          throw new ArchiveError('unavailable', `download of ${describeUrl(url)} was cancelled`);
-        });
-      }
-    }
-    bar?.finish();
-    if (opts.size !== undefined && got.size !== opts.size) {
-      throw new ArchiveError(
-        'checksum-mismatch',
-        `${describeUrl(url)} gave ${got.size} bytes, expected ${opts.size}`,
-        { expected: opts.size, actual: got.size },
-      );
-    }
-    if (expected !== undefined && got.sha256 !== expected) {
-      throw new ArchiveError(
-        'checksum-mismatch',
-        `sha256 mismatch for ${describeUrl(url)}: expected ${expected}, got ${got.sha256}`,
-        { expected, actual: got.sha256 },
-      );
-    }
-    const fd = await fs.promises.open(tmp, 'r');
-    try {
-      await fd.sync();
-    } finally {
-      await fd.close();
-    }
-    await fs.promises.rename(tmp, target);
+    const got = await retrying(
+      () =>
+        attemptOnce(url, tmp, opts, progress.onBytes).catch((e: unknown) => {
+          throw opts.signal?.aborted ? cancelled() : e;
+        }),
+      policy,
+      {
+        onRetry: (attempt, e, delayMs) => {
+          log.warn('download-retry', { attempt, error: e.message, delayMs });
+          opts.onRetry?.(attempt, e, delayMs);
+        },
+        exhausted: (e, attempts) =>
+          new ArchiveError(
+            e instanceof ShortBody ? 'corrupt' : 'unavailable',
+            `${e.message} (gave up after ${attempts} attempt${attempts > 1 ? 's' : ''})`,
+            { url: describeUrl(url), attempts },
+          ),
+        aborted: cancelled,
+      },
+    );
+    progress.finish();
+    verify(got, url, opts.size, expected);
+    await commit(tmp, target);
     log.info('download-verified', { dest: target, sha256: got.sha256, size: got.size });
     return got;
   } finally {

@@ -1,37 +1,44 @@
-// A small, dependable HTTP GET for downloads: connect and idle timeouts (the idle timeout also
-// watches the body stream), retries of 5xx and network errors with jittered exponential backoff
-// bounded in count and total time, redirects (max 5). 4xx responses are returned as they are: the
-// caller decides what a 404 means.
-import http from 'node:http';
-import https from 'node:https';
-import type { Readable } from 'node:stream';
+// The project's one HTTP client, on undici. Every request goes through shared keep-alive pools;
+// connect, header and body-idle timeouts are undici's own (a body whose reader is the slow side
+// is paused, never timed out). On top sits the project's policy: redirects are followed by hand
+// so the caller's allow-list vets the first URL and every hop; network errors, timeouts and
+// 5xx/408/429 are retried with util/retry's policy; any other status (a 404 above all) is handed
+// back at once for the caller to judge; URLs are described without userinfo or query strings,
+// which can carry credentials.
+import { PassThrough, type Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
 import { ArchiveError, errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
-import { backoffDelay, sleep } from './retry.js';
+import { TransientError, retrying, type RetryPolicy } from './retry.js';
 
-export interface HttpOptions {
+export { backoffDelay } from './retry.js';
+
+export type HostCheck = (url: URL) => boolean;
+
+export interface HttpOptions extends RetryPolicy {
+  /** Time to open the TCP (and TLS) connection (default 10 s). */
   connectTimeoutMs?: number;
+  /** No response headers, or no body byte while the reader waits, for this long fails the attempt (default 30 s). */
   idleTimeoutMs?: number;
-  /** Retries after the first attempt (default 4). */
-  retries?: number;
-  /** No retry starts once this much time has passed since the first attempt (default 60 s). */
-  maxRetryTimeMs?: number;
-  /** First backoff delay (default 500 ms); doubles per attempt up to maxDelayMs (default 10 s). */
-  baseDelayMs?: number;
-  maxDelayMs?: number;
+  /** The whole call, retries included, within this long ('unavailable' past it). */
+  timeoutMs?: number;
+  /** Redirects followed per attempt (default 5). */
+  maxRedirects?: number;
   headers?: Record<string, string>;
   log?: Logger;
-  signal?: AbortSignal;
+  /** Told before each retry's wait. */
   onRetry?: (attempt: number, reason: string, delayMs: number) => void;
   /** Called with every URL actually requested (first request, retries, redirects). */
   onRequest?: (url: string) => void;
-  /** Vets every redirect target; return false to refuse it (ArchiveError 'not-allowed'). */
-  allowUrl?: (url: string) => boolean;
+  /** Vets the first URL and every redirect target; false refuses it (ArchiveError 'not-allowed'). */
+  allowUrl?: HostCheck;
 }
+
+export type HttpHeaders = Record<string, string | string[] | undefined>;
 
 export interface HttpResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: HttpHeaders;
   body: Readable;
   /** The final URL after redirects. */
   url: string;
@@ -39,152 +46,243 @@ export interface HttpResponse {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-export const DEFAULT_RETRIES = 4;
-export const DEFAULT_MAX_RETRY_TIME_MS = 60_000;
+export const DEFAULT_MAX_REDIRECTS = 5;
 
-export { backoffDelay };
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-/** Network failures and 5xx: worth another try. */
-class Transient extends Error {}
-
-const aborted = () => new ArchiveError('unavailable', 'request aborted');
-
-/**
- * Idle watchdog on a response body: when no byte arrives for `idleMs` while nothing is waiting in
- * the stream's buffer (so the consumer is not the slow side), the body fails with 'unavailable'.
- */
-function watchBody(body: http.IncomingMessage, url: string, idleMs: number): void {
-  let last = Date.now();
-  // Watch arrivals without adding a 'data' listener (which would switch the stream to flowing).
-  const push = body.push.bind(body);
-  body.push = (chunk: unknown, encoding?: BufferEncoding) => {
-    last = Date.now();
-    return push(chunk, encoding);
-  };
-  const tick = Math.max(10, Math.min(1000, Math.floor(idleMs / 4)));
-  const timer = setInterval(() => {
-    if (body.readableLength > 0) last = Date.now();
-    else if (Date.now() - last >= idleMs) {
-      clearInterval(timer);
-      body.destroy(
-        new ArchiveError('unavailable', `idle timeout: no data for ${idleMs} ms from ${url}`),
-      );
-    }
-  }, tick);
-  timer.unref();
-  const stop = () => clearInterval(timer);
-  body.once('end', stop);
-  body.once('close', stop);
-  body.once('error', stop);
+/** Statuses another attempt may cure: 5xx, request timeout, too many requests. */
+export function isTransientStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
 }
 
-function once(url: string, opts: HttpOptions): Promise<HttpResponse> {
-  const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
+/** `url` safe for logs and errors: no userinfo, and `?…` in place of a query string. */
+export function describeUrl(url: string | URL): string {
+  try {
     const u = new URL(url);
-    const mod = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
-    if (!mod) {
-      reject(new ArchiveError('usage', `unsupported URL scheme in ${url} (http or https only)`));
-      return;
-    }
-    opts.onRequest?.(url);
-    let settled = false;
-    const req = mod.get(u, {
+    return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+// One keep-alive pool set per connect timeout (undici sets it on the agent, not the request).
+const agents = new Map<number, Agent>();
+function agentFor(connectTimeoutMs: number): Dispatcher {
+  let agent = agents.get(connectTimeoutMs);
+  if (!agent) {
+    agent = new Agent({ connect: { timeout: connectTimeoutMs }, keepAliveTimeout: 4_000 });
+    agents.set(connectTimeoutMs, agent);
+  }
+  return agent;
+}
+
+/** Close the shared pools (idle sockets are unreferenced: a process need not call this to exit). */
+export async function closeHttpPools(): Promise<void> {
+  const all = [...agents.values()];
+  agents.clear();
+  await Promise.all(all.map((a) => a.close()));
+}
+
+/** A URL the client may request: http(s) and, when the caller has an allow-list, on it. */
+export function checkRequestUrl(url: string | URL, allowUrl?: HostCheck): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ArchiveError('usage', `not a URL: ${JSON.stringify(String(url))}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ArchiveError(
+      'not-allowed',
+      `refusing ${u.protocol} URL ${describeUrl(u)} (http or https only)`,
+    );
+  }
+  if (allowUrl && !allowUrl(u)) {
+    throw new ArchiveError(
+      'not-allowed',
+      `refusing to contact ${u.host}: not an allowed host (${describeUrl(u)})`,
+      { url: describeUrl(u) },
+    );
+  }
+  return u;
+}
+
+function abortedError(): ArchiveError {
+  return new ArchiveError('unavailable', 'request aborted');
+}
+
+/** Discard a body we will not read, without holding its connection. */
+function discard(body: Readable): void {
+  body.resume();
+}
+
+async function requestOnce(u: URL, opts: HttpOptions): Promise<HttpResponse> {
+  const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  opts.onRequest?.(u.href);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(u, {
+      method: 'GET',
+      dispatcher: agentFor(opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
       headers: { 'user-agent': 'mozharness-archive', ...opts.headers },
-      agent: false,
+      headersTimeout: idle,
+      bodyTimeout: idle,
       signal: opts.signal,
     });
-    const connectTimer = setTimeout(() => {
-      req.destroy(new Transient(`connect timeout after ${connectTimeoutMs} ms`));
-    }, connectTimeoutMs);
-    req.on('socket', (socket) => {
-      if (!socket.connecting) clearTimeout(connectTimer);
-      else socket.once('connect', () => clearTimeout(connectTimer));
+  } catch (e) {
+    if (opts.signal?.aborted) throw abortedError();
+    throw new TransientError(`${describeUrl(u)}: ${networkReason(e, idle)}`);
+  }
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: describedBody(res.body, u, idle),
+    url: u.href,
+  };
+}
+
+/**
+ * The response body as the caller reads it: undici's body piped through a PassThrough (so
+ * backpressure still pauses the socket, and a paused body is never timed out) whose errors say
+ * what happened: a stall is ArchiveError 'unavailable' naming the idle time and the URL.
+ */
+function describedBody(body: Readable, u: URL, idleMs: number): Readable {
+  const out = new PassThrough({ highWaterMark: 64 * 1024 });
+  body.on('error', (e) => {
+    const code = (e as { code?: string }).code;
+    out.destroy(
+      code === 'UND_ERR_BODY_TIMEOUT'
+        ? new ArchiveError(
+            'unavailable',
+            `idle timeout: no data for ${idleMs} ms from ${describeUrl(u)}`,
+            { idleTimeoutMs: idleMs },
+          )
+        : e,
+    );
+  });
+  out.on('close', () => body.destroy());
+  // An error before the caller listens must not crash the process: it stays in out.errored and
+  // reaches whoever reads or pipes the body.
+  out.on('error', () => {});
+  body.pipe(out);
+  return out;
+}
+
+/** True for the error of a body that stalled (no byte for the idle timeout while read). */
+export function isIdleTimeout(e: unknown): boolean {
+  return e instanceof ArchiveError && e.details.idleTimeoutMs !== undefined;
+}
+
+/** What went wrong on the wire, in words (undici's codes for its timeouts). */
+export function networkReason(e: unknown, idleMs?: number): string {
+  const code = (e as { code?: string })?.code;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timeout (${errorMessage(e)})`;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `idle timeout: no response in ${idleMs} ms`;
+  if (code === 'UND_ERR_BODY_TIMEOUT') return `idle timeout: no data for ${idleMs} ms`;
+  const cause = (e as { cause?: unknown })?.cause;
+  return cause ? `${errorMessage(e)} (${errorMessage(cause)})` : errorMessage(e);
+}
+
+/**
+ * One attempt: GET `url`, following redirects (each target vetted by `allowUrl`), and return
+ * the final response whatever its status. Network errors and timeouts throw TransientError.
+ */
+export async function openUrl(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
+  const log = opts.log ?? silentLogger;
+  const max = opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  let current = checkRequestUrl(url, opts.allowUrl);
+  for (let hop = 0; ; hop++) {
+    if (opts.signal?.aborted) throw abortedError();
+    const res = await requestOnce(current, opts);
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.status) || typeof location !== 'string') return res;
+    discard(res.body);
+    if (hop >= max) {
+      throw new ArchiveError('unavailable', `too many redirects from ${describeUrl(url)}`);
+    }
+    let next: URL;
+    try {
+      next = checkRequestUrl(new URL(location, current), opts.allowUrl);
+    } catch (e) {
+      if (!(e instanceof ArchiveError) || e.code === 'usage') throw e;
+      throw new ArchiveError(
+        'not-allowed',
+        `redirect from ${describeUrl(current)} to ${describeUrl(location)} refused: ${e.message}`,
+        e.details,
+      );
+    }
+    log.debug('http.redirect', {
+      from: describeUrl(current),
+      to: describeUrl(next),
+      status: res.status,
     });
-    // Waiting for the response headers counts as idleness too.
-    const headerTimer = setTimeout(() => {
-      req.destroy(new Transient(`idle timeout: no response from ${url} in ${idleTimeoutMs} ms`));
-    }, idleTimeoutMs);
-    req.on('response', (r) => {
-      settled = true;
-      clearTimeout(connectTimer);
-      clearTimeout(headerTimer);
-      // An error before the caller listens must not crash the process: it stays in r.errored
-      // and reaches whoever reads or pipes the body.
-      r.on('error', () => {});
-      watchBody(r, url, idleTimeoutMs);
-      resolve({ status: r.statusCode ?? 0, headers: r.headers, body: r, url });
-    });
-    req.on('error', (e) => {
-      clearTimeout(connectTimer);
-      clearTimeout(headerTimer);
-      if (settled) return;
-      settled = true;
-      if (opts.signal?.aborted) reject(aborted());
-      else reject(e instanceof Transient ? e : new Transient(errorMessage(e)));
-    });
+    current = next;
+  }
+}
+
+/** `opts.signal` joined with the whole-call deadline of `opts.timeoutMs`. */
+function withDeadline(opts: HttpOptions): HttpOptions {
+  if (opts.timeoutMs === undefined) return opts;
+  const signals = [AbortSignal.timeout(opts.timeoutMs)];
+  if (opts.signal) signals.push(opts.signal);
+  return { ...opts, signal: AbortSignal.any(signals) };
+}
+
+/**
+ * Run `attempt` under the client's retry policy, logging each retry as `http.retry`; once the
+ * retries are spent, ArchiveError 'unavailable' naming `what`, the attempts and the last reason.
+ */
+export function retryingHttp<T>(
+  what: string,
+  opts: HttpOptions,
+  attempt: (n: number) => Promise<T>,
+): Promise<T> {
+  const log = opts.log ?? silentLogger;
+  return retrying(attempt, opts, {
+    onRetry: (n, e, delayMs) => {
+      log.warn('http.retry', { url: what, attempt: n, reason: e.message, delayMs });
+      opts.onRetry?.(n, e.message, delayMs);
+    },
+    exhausted: (e, attempts) =>
+      new ArchiveError(
+        'unavailable',
+        `GET ${what} failed after ${attempts} attempt(s): ${e.message}`,
+        {
+          url: what,
+          attempts,
+          reason: e.message,
+        },
+      ),
+    aborted: abortedError,
   });
 }
 
 /**
- * GET `url`. Retries 5xx and network errors (bounded by `retries` and `maxRetryTimeMs`), follows
- * up to 5 redirects, returns any other status as is. Exhausted retries: ArchiveError 'unavailable'.
+ * GET `url`: redirects followed and vetted, network errors and 5xx/408/429 retried (bounded by
+ * `retries` and `maxRetryTimeMs`); any other status is returned as it is.
  */
-export async function httpGet(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
-  const log = opts.log ?? silentLogger;
-  const retries = opts.retries ?? DEFAULT_RETRIES;
-  const maxRetryTimeMs = opts.maxRetryTimeMs ?? DEFAULT_MAX_RETRY_TIME_MS;
-  const start = Date.now();
-  let current = url;
-  let redirects = 0;
-  let attempt = 0;
-  while (true) {
-    if (opts.signal?.aborted) throw aborted();
-    let reason: string;
-    try {
-      const res = await once(current, opts);
-      if ([301, 302, 303, 307, 308].includes(res.status) && res.headers.location) {
-        res.body.resume();
-        const next = new URL(String(res.headers.location), current).toString();
-        if (++redirects > 5)
-          throw new ArchiveError('unavailable', `too many redirects from ${url}`);
-        if (opts.allowUrl && !opts.allowUrl(next)) {
-          throw new ArchiveError(
-            'not-allowed',
-            `redirect from ${current} to ${next} refused: not an allowed URL`,
-          );
-        }
-        log.debug('http.redirect', { from: current, to: next, status: res.status });
-        current = next;
-        continue;
-      }
-      if (res.status < 500) return res;
-      res.body.resume();
-      reason = `HTTP ${res.status}`;
-    } catch (e) {
-      if (!(e instanceof Transient)) throw e;
-      reason = e.message;
-    }
-    const delayMs = backoffDelay(attempt, opts.baseDelayMs, opts.maxDelayMs);
-    if (attempt >= retries || Date.now() - start + delayMs > maxRetryTimeMs) {
+export async function httpGet(url: string, options: HttpOptions = {}): Promise<HttpResponse> {
+  const opts = withDeadline(options);
+  try {
+    return await retryingHttp(describeUrl(url), opts, async () => {
+      const res = await openUrl(url, opts);
+      if (!isTransientStatus(res.status)) return res;
+      discard(res.body);
+      throw new TransientError(`HTTP ${res.status}`);
+    });
+  } catch (e) {
+    if (opts.signal?.aborted && !options.signal?.aborted) {
       throw new ArchiveError(
         'unavailable',
-        `GET ${current} failed after ${attempt + 1} attempt(s): ${reason}`,
-        { url: current, attempts: attempt + 1, reason },
+        `GET ${describeUrl(url)} took over ${options.timeoutMs} ms`,
       );
     }
-    attempt++;
-    log.warn('http.retry', { url: current, attempt, reason, delayMs });
-    opts.onRetry?.(attempt, reason, delayMs);
-    await sleep(delayMs, opts.signal).catch(() => {
-      throw aborted();
-    });
+    throw e;
   }
 }
 
-/** Read a whole (small) response body as a string, still under the idle timeout. */
-export async function readText(body: Readable, maxBytes = 16 * 1024 * 1024): Promise<string> {
+/** Read a whole (small) response body, still under the idle timeout. */
+export async function readBody(body: Readable, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of body) {
@@ -195,5 +293,72 @@ export async function readText(body: Readable, maxBytes = 16 * 1024 * 1024): Pro
     }
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+export async function readText(body: Readable, maxBytes?: number): Promise<string> {
+  return (await readBody(body, maxBytes)).toString('utf8');
+}
+
+export interface BufferedResponse {
+  status: number;
+  url: string;
+  headers: HttpHeaders;
+  body: Buffer;
+}
+
+/** GET `url` (as httpGet) and read its whole body, at most `maxBytes`. */
+export async function getBuffer(
+  url: string,
+  opts: HttpOptions & { maxBytes?: number } = {},
+): Promise<BufferedResponse> {
+  const res = await httpGet(url, opts);
+  try {
+    return {
+      status: res.status,
+      url: res.url,
+      headers: res.headers,
+      body: await readBody(res.body, opts.maxBytes),
+    };
+  } catch (e) {
+    if (e instanceof ArchiveError) throw e;
+    throw new ArchiveError(
+      'unavailable',
+      `reading ${describeUrl(res.url)}: ${networkReason(e, opts.idleTimeoutMs)}`,
+    );
+  }
+}
+
+/** GET a JSON document; 404 → ArchiveError('not-found'), other non-2xx → 'unavailable'. */
+export async function getJson<T = unknown>(url: string, opts: HttpOptions = {}): Promise<T> {
+  const res = await getBuffer(url, {
+    ...opts,
+    headers: { accept: 'application/json', ...opts.headers },
+  });
+  const where = describeUrl(res.url);
+  if (res.status === 404) throw new ArchiveError('not-found', `not found: ${where}`);
+  if (res.status < 200 || res.status >= 300) {
+    throw new ArchiveError('unavailable', `GET ${where} answered ${res.status}`, {
+      status: res.status,
+    });
+  }
+  try {
+    return JSON.parse(res.body.toString('utf8')) as T;
+  } catch (e) {
+    throw new ArchiveError('corrupt', `${where} is not JSON: ${errorMessage(e)}`);
+  }
+}
+
+/** Host allow-list check from a list of origins or host names (`https://a.example`, `127.0.0.1:8080`). */
+export function hostAllowList(allowed: Array<string | undefined>): HostCheck {
+  const hosts = new Set<string>();
+  for (const a of allowed) {
+    if (!a) continue;
+    try {
+      hosts.add(new URL(a.includes('://') ? a : `http://${a}`).host.toLowerCase());
+    } catch {
+      // ignore unparsable entries; the config schema reports them
+    }
+  }
+  return (u: URL) => hosts.has(u.host.toLowerCase());
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ArchiveError } from '../../util/errors.js';
-import { backoffDelay } from '../../util/http.js';
+import { TransientError, retrying } from '../../util/retry.js';
 import { GIT_RUN_ENV, runCommand } from '../proc.js';
 import { gitResolve, openGitRepo } from './git.js';
 import {
@@ -32,7 +32,30 @@ function packBytes(repo: string): number {
     .reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
 }
 
-/** One `git fetch` from the promisor remote, retried on transient failures. */
+/** `git fetch` with what keeps it on the allow-list and bounded: no redirects, a low-speed limit. */
+function fetchCommand(repo: string, idleS: number, fetchArgs: string[]): string[] {
+  return [
+    '-C',
+    repo,
+    '-c',
+    'protocol.file.allow=always',
+    '-c',
+    'http.followRedirects=false', // a redirect could leave the allow-list
+    '-c',
+    `http.lowSpeedLimit=1`,
+    '-c',
+    `http.lowSpeedTime=${idleS}`,
+    '-c',
+    'fetch.negotiationAlgorithm=noop', // an empty repository has nothing to negotiate
+    'fetch',
+    '--quiet',
+    '--no-tags',
+    '--no-recurse-submodules',
+    ...fetchArgs,
+  ];
+}
+
+/** One `git fetch` from the promisor remote, retried on transient failures (util/retry's policy). */
 async function gitFetch(
   repo: string,
   url: string,
@@ -44,52 +67,33 @@ async function gitFetch(
 ): Promise<void> {
   const p = ctx.policy ?? { allowRepos: [] };
   const idleS = Math.max(1, Math.round((p.idleTimeoutMs ?? 30_000) / 1000));
-  const retries = p.retries ?? 4;
   const maxRetryTimeMs = p.maxRetryTimeMs ?? 60_000;
-  const start = Date.now();
-  for (let attempt = 0; ; attempt++) {
+  const attempt = async () => {
     ctx.onRequest?.(url);
-    const r = await runCommand(
-      'git',
-      [
-        '-C',
-        repo,
-        '-c',
-        'protocol.file.allow=always',
-        '-c',
-        'http.followRedirects=false', // a redirect could leave the allow-list
-        '-c',
-        `http.lowSpeedLimit=1`,
-        '-c',
-        `http.lowSpeedTime=${idleS}`,
-        '-c',
-        'fetch.negotiationAlgorithm=noop', // an empty repository has nothing to negotiate
-        'fetch',
-        '--quiet',
-        '--no-tags',
-        '--no-recurse-submodules',
-        ...fetchArgs,
-      ],
-      {
-        env: GIT_RUN_ENV(),
-        signal: ctx.signal,
-        timeoutMs: maxRetryTimeMs + idleS * 1000,
-        input,
-      },
-    );
+    const r = await runCommand('git', fetchCommand(repo, idleS, fetchArgs), {
+      env: GIT_RUN_ENV(),
+      signal: ctx.signal,
+      timeoutMs: maxRetryTimeMs + idleS * 1000,
+      input,
+    });
     if (r.code === 0) return;
     const reason = r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`;
     if (GIT_PERMANENT.test(r.stderr)) throw notFound(url, what, subdir, `git fetch: ${reason}`);
-    const delayMs = backoffDelay(attempt, ctx.baseDelayMs);
-    if (attempt >= retries || Date.now() - start + delayMs > maxRetryTimeMs) {
-      throw new ArchiveError(
-        'unavailable',
-        `git fetch ${url} ${what} failed after ${attempt + 1} attempt(s): ${reason}`,
-      );
-    }
-    ctx.log.warn('git.retry', { url, attempt: attempt + 1, reason, delayMs });
-    await new Promise((res) => setTimeout(res, delayMs));
-  }
+    throw new TransientError(reason);
+  };
+  await retrying(
+    attempt,
+    { retries: p.retries, maxRetryTimeMs, baseDelayMs: ctx.baseDelayMs, signal: ctx.signal },
+    {
+      onRetry: (n, e, delayMs) =>
+        ctx.log.warn('git.retry', { url, attempt: n, reason: e.message, delayMs }),
+      exhausted: (e, attempts) =>
+        new ArchiveError(
+          'unavailable',
+          `git fetch ${url} ${what} failed after ${attempts} attempt(s): ${e.message}`,
+        ),
+    },
+  );
 }
 
 /** A bare repository whose `origin` is a promisor remote with the blob:none filter. */

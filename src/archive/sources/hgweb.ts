@@ -29,7 +29,7 @@ function httpOptions(ctx: SourceContext, url: string): HttpOptions {
     log: ctx.log,
     signal: ctx.signal,
     onRequest: ctx.onRequest,
-    allowUrl: (u) => isAllowedUrl(u, p?.allowRepos ?? []),
+    allowUrl: (u) => isAllowedUrl(u.href, p?.allowRepos ?? []),
     headers: { accept: url.includes('/json-rev/') ? 'application/json' : '*/*' },
   };
 }
