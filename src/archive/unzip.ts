@@ -3,7 +3,7 @@
 // of entries made on Unix (Info-ZIP): exec bits, S_IFDIR, and S_IFLNK symlinks whose content is
 // the link target. Encrypted entries, compression methods other than stored and deflate, and
 // devices or FIFOs are reported for refusal; sizes are checked against the data by yauzl.
-import yauzl from 'yauzl';
+import type yauzl from 'yauzl';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import type { ArchiveEntry, ArchiveEntryType } from './extract.js';
 import { MAX_PATH_BYTES } from './tree-model.js';
@@ -70,6 +70,9 @@ export async function* readZip(
   what = `archive ${file}`,
   opts: { maxEntries?: number } = {},
 ): AsyncGenerator<ArchiveEntry> {
+  // loaded when a zip is read: it is the archive engine's costliest module to load, and most
+  // commands (digest, build) never read one
+  const { default: yauzl } = await import('yauzl');
   let zip: yauzl.ZipFile;
   try {
     zip = await yauzl.openPromise(file, {

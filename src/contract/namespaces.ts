@@ -11,6 +11,9 @@
 // and the parser all read that one list. Adding a route is adding an entry there.
 import { readableLevels, trustLevel, type TrustLevel } from './levels.js';
 
+/** Default index prefix (the trust domain of taskcluster/config.yml). */
+export const DEFAULT_INDEX_PREFIX = 'mozharness';
+
 /** The push facts a per-push namespace may carry (the decision parameters' names). */
 export interface PushFacts {
   project: string;

@@ -5,8 +5,8 @@
 import * as yaml from 'js-yaml';
 import fs from 'node:fs';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { DEFAULT_INDEX_PREFIX } from '../contract/index.js';
 import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
-import { DEFAULT_INDEX_PREFIX } from './find.js';
 
 export interface OnDemandConfig {
   /** `<provisionerId>/<workerType>` of the archive workers. */

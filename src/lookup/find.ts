@@ -7,6 +7,7 @@ import type { IndexedTask } from '../taskcluster/types.js';
 import {
   archiveArtifactOf,
   cacheNamespace,
+  DEFAULT_INDEX_PREFIX,
   latestNamespace,
   METADATA_ARTIFACT,
   readableLevels,
@@ -15,9 +16,6 @@ import {
 } from '../contract/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { getJson, type HostCheck } from '../util/http.js';
-
-/** Default index prefix (the trust domain of taskcluster/config.yml). */
-export const DEFAULT_INDEX_PREFIX = 'mozharness';
 
 export const PROJECT_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 export const REVISION_RE = /^[0-9a-f]{12,40}$/;
