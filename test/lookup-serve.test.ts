@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { checkLookupConfig, type LookupConfig } from '../src/lookup/config.js';
@@ -258,6 +260,118 @@ describe('lookup: serve', function () {
     const first = await w.workOne({ complete: true });
     assert.equal(first?.taskId, taskId);
     assert.equal(await w.workOne(), undefined);
+  });
+
+  it('gives concurrent misses of one key one index lookup, and counts every answer', async () => {
+    // a queue that counts what the lookups ask it
+    const q = w.lookup.queue;
+    const asked = { queue: 0 };
+    const queue: typeof q = {
+      ...q,
+      task: q.task.bind(q),
+      status: (taskId: string) => (asked.queue++, q.status(taskId)),
+      getLatestArtifact: (taskId: string, name: string) => (
+        asked.queue++,
+        q.getLatestArtifact(taskId, name)
+      ),
+      // URLs of this client's methods are the wrapped client's
+      buildUrl: (method, ...args) =>
+        q.buildUrl(method === queue.getLatestArtifact ? q.getLatestArtifact : method, ...args),
+    };
+    // an index that answers once the gate opens: the test opens it when every request of a burst
+    // has reached the service, so they all wait on the same lookup
+    let gate: Promise<void> = Promise.resolve();
+    const gated: IndexLookup = {
+      findTask: async (ns) => (await gate, counting.findTask(ns)),
+      listNamespaces: async (ns, query) => (await gate, counting.listNamespaces(ns, query)),
+    };
+    const fresh = (dir: string) =>
+      createLookupService(config, {
+        index: gated,
+        queue,
+        rootUrl: w.emb.rootUrl,
+        stateDir: path.join(w.tmp, dir),
+        now: () => now,
+      });
+    const asks = () => counts.findTask + counts.listNamespaces + asked.queue;
+    const unindexed = w.repo.revisions[4]!;
+    const paths = [`/v1/${PROJECT}/revision/${a.revision}`, `/v1/no-builds/revision/${unindexed}`];
+    // what one request costs, on a service with empty caches
+    const single = fresh('coalesce-single');
+    const singleBase = await single.listen(0);
+    const cost: number[] = [];
+    try {
+      for (const p of paths) {
+        const before = asks();
+        await get(singleBase, p);
+        cost.push(asks() - before);
+      }
+    } finally {
+      await single.close();
+    }
+    assert.ok(cost[0]! > 0 && cost[1]! > 0, `a lookup asks the services (${cost})`);
+    // 24 concurrent requests of each key, redirects and JSON, on another empty service
+    const many = fresh('coalesce-many');
+    let arrived = 0;
+    let release = () => {};
+    const server = http.createServer((req, res) => {
+      if (++arrived === 24) release();
+      many.handle(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const manyBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (const [i, p] of paths.entries()) {
+        const before = asks();
+        arrived = 0;
+        gate = new Promise((resolve) => (release = resolve));
+        const answers = await Promise.all(
+          Array.from({ length: 24 }, (_, n) =>
+            get(manyBase, p, n % 2 ? { accept: 'application/json' } : {}),
+          ),
+        );
+        assert.equal(asks() - before, cost[i], `${p}: one lookup for 24 concurrent misses`);
+        const want = i === 0 ? [302, 200] : [404, 404];
+        assert.deepEqual(
+          answers.map((r) => r.status),
+          Array.from({ length: 24 }, (_, n) => want[n % 2]),
+        );
+      }
+      const afterMisses = asks();
+      for (let n = 0; n < 5; n++) assert.equal((await get(manyBase, paths[0]!)).status, 302);
+      assert.equal(asks(), afterMisses, 'cached hits ask nothing');
+      // every answer is counted once, in the counter and in the latency histogram
+      const text = await many.metrics.registry.metrics();
+      const sum = (re: RegExp) => [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+      const revision = sum(/^mozharness_lookup_requests_total\{route="revision",[^}]*\} (\d+)$/gm);
+      assert.equal(revision, 24 + 5);
+      assert.equal(
+        sum(
+          /^mozharness_lookup_requests_total\{route="error",outcome="other",status="404"\} (\d+)$/gm,
+        ),
+        24,
+      );
+      assert.equal(
+        sum(/^mozharness_lookup_request_seconds_count\{route="revision"\} (\d+)$/gm),
+        revision,
+      );
+      const buckets = [
+        ...text.matchAll(
+          /^mozharness_lookup_request_seconds_bucket\{le="([^"]+)",route="revision"\} (\d+)$/gm,
+        ),
+      ].map((m) => Number(m[2]));
+      assert.equal(buckets.length, 12);
+      assert.equal(buckets.at(-1), revision, 'the +Inf bucket holds every answer');
+      assert.ok(
+        buckets.every((b, i) => i === 0 || b >= buckets[i - 1]!),
+        'buckets are cumulative',
+      );
+      assert.match(text, /^mozharness_lookup_request_seconds_sum\{route="revision"\} [\d.e-]+$/m);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await many.close();
+    }
   });
 
   it('answers 400 with the reason for a bad project, revision, digest or task id', async () => {

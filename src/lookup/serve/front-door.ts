@@ -8,7 +8,7 @@ import type { Logger } from '../../util/log.js';
 import type { LookupConfig } from '../config.js';
 import { acceptsJson, HttpError, type Answer } from './answer.js';
 import { TtlCache } from './cache.js';
-import type { LookupMetrics } from './metrics.js';
+import type { LatencyTally, LookupMetrics, RequestTally } from './metrics.js';
 
 /** A prepared answer for the cached-hit fast path: status, headers, body. */
 interface Prepared {
@@ -17,6 +17,12 @@ interface Prepared {
   body: string;
   log: Record<string, unknown>;
   route: string;
+}
+
+/** A cached hit: its prepared answer and the tallies that count it. */
+interface Ready extends Prepared {
+  request: RequestTally;
+  latency: LatencyTally;
 }
 
 export interface FrontDoorDeps {
@@ -28,14 +34,18 @@ export interface FrontDoorDeps {
 }
 
 export class FrontDoor {
-  private prepared: TtlCache<Prepared>;
+  /** Cached hits by URL, one cache for JSON answers and one for redirects. */
+  private json: TtlCache<Ready>;
+  private redirect: TtlCache<Ready>;
   private sampleCounter = 0;
   constructor(private deps: FrontDoorDeps) {
-    this.prepared = new TtlCache(deps.config.cache.maxEntries, deps.now);
+    this.json = new TtlCache(deps.config.cache.maxEntries, deps.now);
+    this.redirect = new TtlCache(deps.config.cache.maxEntries, deps.now);
   }
 
   clear(): void {
-    this.prepared.clear();
+    this.json.clear();
+    this.redirect.clear();
   }
 
   private errorAnswer(e: unknown): Answer {
@@ -71,7 +81,7 @@ export class FrontDoor {
     method: string,
     path: string,
     status: number,
-    started: bigint,
+    ms: number,
     fields: Record<string, unknown> | undefined,
     hit: boolean,
   ): void {
@@ -79,9 +89,9 @@ export class FrontDoor {
     if (hit && rate > 1 && this.sampleCounter++ % rate !== 0) return;
     this.deps.log.info('lookup.request', {
       method,
-      path,
+      path: path.split('?')[0],
       status,
-      ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+      ms: Math.round(ms * 1000) / 1000,
       ...(hit && rate > 1 ? { sampled: `1/${rate}` } : {}),
       ...fields,
     });
@@ -107,17 +117,18 @@ export class FrontDoor {
 
   /** node:http request handler. */
   handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const method = req.method ?? 'GET';
-    const accept = String(req.headers.accept ?? '');
+    const accept = req.headers.accept ?? '';
     const raw = req.url ?? '/';
-    const key = `${acceptsJson(accept) ? 'j' : 'r'}${raw}`;
+    const cache = acceptsJson(accept) ? this.json : this.redirect;
     if (method === 'GET' || method === 'HEAD') {
-      const ready = this.prepared.get(key);
+      const ready = cache.get(raw);
       if (ready) {
         this.write(res, method, ready);
-        this.observe(ready.route, 'hit', ready.status, started);
-        this.logRequest(method, raw.split('?')[0]!, ready.status, started, ready.log, true);
+        const ms = performance.now() - started;
+        this.deps.metrics.answered(ready.request, ready.latency, ms / 1000);
+        this.logRequest(method, raw, ready.status, ms, ready.log, true);
         return;
       }
     }
@@ -134,20 +145,23 @@ export class FrontDoor {
         const p = this.prepare(a);
         this.write(res, method, p);
         const outcome = a.outcome ?? 'other';
+        const { metrics, config } = this.deps;
         if ((outcome === 'hit' || outcome === 'miss') && a.status < 400) {
-          this.prepared.set(
-            key,
-            { ...p, log: { ...p.log, cache: 'hit' } },
-            this.deps.config.cache.hitTtlSeconds * 1000,
-          );
+          const ready: Ready = {
+            ...p,
+            log: { ...p.log, cache: 'hit' },
+            request: metrics.requestTally(a.route, 'hit', a.status),
+            latency: metrics.latency.tally(a.route),
+          };
+          cache.set(raw, ready, config.cache.hitTtlSeconds * 1000);
         }
-        this.observe(a.route, outcome, a.status, started);
-        this.logRequest(method, url.pathname, a.status, started, a.log, outcome === 'hit');
+        const ms = performance.now() - started;
+        metrics.answered(
+          metrics.requestTally(a.route, outcome, a.status),
+          metrics.latency.tally(a.route),
+          ms / 1000,
+        );
+        this.logRequest(method, url.pathname, a.status, ms, a.log, outcome === 'hit');
       });
   };
-
-  private observe(route: string, outcome: string, status: number, started: bigint): void {
-    this.deps.metrics.requests.inc({ route, outcome, status: String(status) });
-    this.deps.metrics.latency.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
-  }
 }
