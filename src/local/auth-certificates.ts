@@ -79,7 +79,7 @@ export function validScopes(value: unknown): value is string[] {
 }
 
 /** Sign temporary credentials like taskcluster-client's `createTemporaryCredentials`. */
-export function signTemporaryCredentials(opts: {
+function signTemporaryCredentials(opts: {
   issuer: { clientId: string; accessToken: string };
   clientId?: string;
   scopes: string[];

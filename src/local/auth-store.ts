@@ -7,14 +7,14 @@ import type { Database } from './db.js';
 import { ApiError, systemClock, type Clock } from './framework.js';
 
 /** The root client created at first start; its accessToken is random and persisted. */
-export const ROOT_CLIENT_ID = 'static/taskcluster/root';
+const ROOT_CLIENT_ID = 'static/taskcluster/root';
 /** Internal issuer of the queue's task credentials (holds `*`). */
 export const QUEUE_ISSUER_CLIENT_ID = 'static/taskcluster/queue';
 /** Internal client that signs index → queue artifact redirects (holds `*`). */
 export const INDEX_CLIENT_ID = 'static/taskcluster/index';
 
 /** What unauthenticated requests may do: read public artifacts and the index, nothing else. */
-export const DEFAULT_ANONYMOUS_SCOPES = [
+const DEFAULT_ANONYMOUS_SCOPES = [
   'queue:get-artifact:public/*',
   'index:find-task:*',
   'index:list-namespaces:*',

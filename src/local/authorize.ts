@@ -89,7 +89,7 @@ export function renderScopeTemplate(template: ScopeTemplate, params: ScopeParams
 }
 
 /** The parameters a template uses, with the type each needs (as upstream's extractParams). */
-export function templateParams(
+function templateParams(
   template: ScopeTemplate,
 ): Map<string, 'string' | 'array' | 'boolean'> {
   const out = new Map<string, 'string' | 'array' | 'boolean'>();

@@ -1,7 +1,6 @@
 // The embedded services' single store: one better-sqlite3 database in WAL mode under the state
 // directory (`<stateDir>/taskcluster.sqlite`). Every service creates its own tables in its
-// constructor (`CREATE TABLE IF NOT EXISTS`); `migrate` runs a named, one-time schema change and
-// records it, so a restart keeps everything and never re-applies a change.
+// constructor (`CREATE TABLE IF NOT EXISTS`), so a restart keeps everything.
 import BetterSqlite3 from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +8,7 @@ import { ArchiveError, errorMessage } from '../util/errors.js';
 
 export type Database = BetterSqlite3.Database;
 
-export const DATABASE_FILE = 'taskcluster.sqlite';
+const DATABASE_FILE = 'taskcluster.sqlite';
 
 /** Open (creating if needed) the embedded database of a state directory. */
 export function openDatabase(stateDir: string): Database {
@@ -40,30 +39,12 @@ export function openDatabase(stateDir: string): Database {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.exec(`
-    CREATE TABLE IF NOT EXISTS migrations (
-      name TEXT PRIMARY KEY,
-      applied TEXT NOT NULL
-    );
     CREATE TABLE IF NOT EXISTS settings (
       key TEXT PRIMARY KEY,
       value TEXT NOT NULL
     );
   `);
   return db;
-}
-
-/** Run `sql` once per database, recorded under `name` in the migrations table. */
-export function migrate(db: Database, name: string, sql: string | ((db: Database) => void)): void {
-  const done = db.prepare('SELECT 1 FROM migrations WHERE name = ?').get(name);
-  if (done) return;
-  db.transaction(() => {
-    if (typeof sql === 'string') db.exec(sql);
-    else sql(db);
-    db.prepare('INSERT INTO migrations (name, applied) VALUES (?, ?)').run(
-      name,
-      new Date().toISOString(),
-    );
-  })();
 }
 
 /** A persisted setting of the embedded deployment (root token, chosen ports…). */

@@ -19,9 +19,9 @@ import { listenWithFallback } from './listen.js';
 import { ApiServer } from './server.js';
 import { lockStateDir } from './state-lock.js';
 
-export const DEFAULT_ARCHIVE_TASK_QUEUE_ID = 'proj-mozharness/archive';
-export const DEFAULT_S3_BUCKET = 'mozharness-archive';
-export const DEFAULT_SWEEP_INTERVAL_MS = 1000;
+const DEFAULT_ARCHIVE_TASK_QUEUE_ID = 'proj-mozharness/archive';
+const DEFAULT_S3_BUCKET = 'mozharness-archive';
+const DEFAULT_SWEEP_INTERVAL_MS = 1000;
 /** s3rver accepts any credentials; these are its documented defaults. */
 const S3RVER_ACCESS_KEY = 'S3RVER';
 

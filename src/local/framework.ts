@@ -45,7 +45,7 @@ export type ApiErrorCode =
   | 'InternalServerError' // 500
   | 'NotImplemented'; // 501
 
-export const API_ERROR_STATUS: Record<ApiErrorCode, number> = {
+const API_ERROR_STATUS: Record<ApiErrorCode, number> = {
   MalformedPayload: 400,
   InvalidRequestArguments: 400,
   InputValidationError: 400,

@@ -17,9 +17,9 @@ import {
 } from './framework.js';
 
 /** Upstream `namespaceFormat` (services/index/src/helpers.js). */
-export const NAMESPACE_FORMAT = /^([a-zA-Z0-9_!~*'()%-]+\.)*[a-zA-Z0-9_!~*'()%-]+$/;
+const NAMESPACE_FORMAT = /^([a-zA-Z0-9_!~*'()%-]+\.)*[a-zA-Z0-9_!~*'()%-]+$/;
 /** Response schemas declare `namespace` with maxLength 255. */
-export const MAX_NAMESPACE_LENGTH = 255;
+const MAX_NAMESPACE_LENGTH = 255;
 const SLUGID = /^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$/;
 const MAX_DATA_BYTES = 32 * 1024;
 
@@ -55,7 +55,7 @@ function join(parent: string, name: string): string {
   return parent ? `${parent}.${name}` : name;
 }
 
-export function checkNamespace(namespace: string, what = 'namespace'): void {
+function checkNamespace(namespace: string, what = 'namespace'): void {
   if (!NAMESPACE_FORMAT.test(namespace)) {
     throw new ApiError(
       'InvalidRequestArguments',

@@ -56,7 +56,7 @@ export function readBody(req: http.IncomingMessage, limit: number): Promise<Buff
 }
 
 /** True when the media type (parameters ignored) is `application/json`, as type-is decides. */
-export function isJsonContentType(contentType: string | undefined): boolean {
+function isJsonContentType(contentType: string | undefined): boolean {
   if (!contentType) return false;
   return contentType.split(';')[0]!.trim().toLowerCase() === 'application/json';
 }

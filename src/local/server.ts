@@ -26,7 +26,7 @@ import {
 export const EMBEDDED_SERVICES = ['queue', 'index', 'hooks', 'auth', 'worker-manager'] as const;
 
 /** Request bodies larger than this answer 413 InputTooLarge. */
-export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
+const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 
 export interface ServerOptions {
   /** A port to listen on; taken means `listen()` fails (default: a free port). */

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 
-export const STATE_LOCK_FILE = 'local.lock';
+const STATE_LOCK_FILE = 'local.lock';
 
 export interface LockOwner {
   pid: number;
@@ -24,7 +24,7 @@ export interface StateLock {
 }
 
 /** True when a process with this pid exists (EPERM: it exists but belongs to someone else). */
-export function processAlive(pid: number): boolean {
+function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

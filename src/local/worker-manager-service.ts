@@ -22,10 +22,10 @@ import {
 import { pageOf } from './paging.js';
 import { validateRequest } from './queue-validate.js';
 
-export const STATIC_PROVIDER_ID = 'static';
-export const NULL_PROVIDER_ID = 'null-provider';
+const STATIC_PROVIDER_ID = 'static';
+const NULL_PROVIDER_ID = 'null-provider';
 /** Upstream's default reregistrationTimeout: 96 hours (providers/provider.js interpretLifecycle). */
-export const DEFAULT_REREGISTRATION_TIMEOUT_S = 345600;
+const DEFAULT_REREGISTRATION_TIMEOUT_S = 345600;
 const PROVIDERS = [STATIC_PROVIDER_ID, NULL_PROVIDER_ID];
 
 export interface WorkerManagerDeps extends ServiceDeps {
@@ -103,7 +103,7 @@ function initTables(db: Database): void {
 }
 
 /** The scopes of a registered worker's credentials (upstream's util.js createCredentials). */
-export function workerScopes(pool: string, group: string, id: string): string[] {
+function workerScopes(pool: string, group: string, id: string): string[] {
   const w = `${pool}/${group}/${id}`;
   return [
     `assume:worker-type:${pool}`,
