@@ -89,9 +89,7 @@ export function renderScopeTemplate(template: ScopeTemplate, params: ScopeParams
 }
 
 /** The parameters a template uses, with the type each needs (as upstream's extractParams). */
-function templateParams(
-  template: ScopeTemplate,
-): Map<string, 'string' | 'array' | 'boolean'> {
+function templateParams(template: ScopeTemplate): Map<string, 'string' | 'array' | 'boolean'> {
   const out = new Map<string, 'string' | 'array' | 'boolean'>();
   const strings = (s: string, skip?: string) => {
     for (const m of s.matchAll(/<([a-zA-Z][a-zA-Z0-9_.]*)>/g)) {
