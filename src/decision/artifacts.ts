@@ -20,8 +20,15 @@ export function serialise(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value, null, 2) + '\n';
 }
 
-/** Entries stringified, and written, at a time. */
-const BATCH = 500;
+/**
+ * About how many characters of JSON are stringified at a time. Chunks this small stay in V8's
+ * young generation and die there; megabyte strings would be allocated in the large-object space
+ * and make the collector mark the whole graph again and again.
+ */
+const CHUNK_CHARS = 48 * 1024;
+
+/** How many bytes are gathered before one write. */
+const WRITE_BYTES = 1 << 20;
 
 /**
  * The bytes of `serialise(value)`, produced a chunk at a time: a large object is written entry
@@ -33,14 +40,17 @@ export function* serialiseChunks(value: unknown): Generator<string> {
     return;
   }
   // a batch of entries stringified as an object has the indentation it has in the whole
-  // object: only the braces around each batch go
+  // object: only the braces around each batch go. The batch size adapts to the entries' size.
   let batch: Record<string, unknown> = {};
   let size = 0;
+  let limit = 16;
   let first = true;
   const flush = (): string => {
     const text = JSON.stringify(batch, null, 2);
     batch = {};
     size = 0;
+    if (text.length > CHUNK_CHARS * 2 && limit > 1) limit >>= 1;
+    else if (text.length < CHUNK_CHARS / 2 && limit < 4096) limit <<= 1;
     if (text === '{}') return '';
     const body = text.slice(1, -2); // without '{' and '\n}'
     const out = first ? '{' + body : ',' + body;
@@ -49,7 +59,7 @@ export function* serialiseChunks(value: unknown): Generator<string> {
   };
   for (const [k, v] of Object.entries(value)) {
     batch[k] = v;
-    if (++size >= BATCH) {
+    if (++size >= limit) {
       const out = flush();
       if (out) yield out;
     }
@@ -58,11 +68,33 @@ export function* serialiseChunks(value: unknown): Generator<string> {
   yield first ? '{}\n' : rest + '\n}\n';
 }
 
+/** Write every byte of `buffers` (a short write goes on from where it stopped). */
+async function writeAll(fh: fs.FileHandle, buffers: Buffer[], bytes: number): Promise<void> {
+  const { bytesWritten } = await fh.writev(buffers);
+  let rest = bytesWritten < bytes ? Buffer.concat(buffers).subarray(bytesWritten) : undefined;
+  while (rest?.length) {
+    const { bytesWritten: n } = await fh.write(rest);
+    rest = rest.subarray(n);
+  }
+}
+
 async function writeAtomic(file: string, value: unknown): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const fh = await fs.open(tmp, 'w');
   try {
-    for (const chunk of serialiseChunks(value)) await fh.write(chunk);
+    let pending: Buffer[] = [];
+    let bytes = 0;
+    for (const chunk of serialiseChunks(value)) {
+      const b = Buffer.from(chunk);
+      pending.push(b);
+      bytes += b.length;
+      if (bytes >= WRITE_BYTES) {
+        await writeAll(fh, pending, bytes);
+        pending = [];
+        bytes = 0;
+      }
+    }
+    if (pending.length) await writeAll(fh, pending, bytes);
   } finally {
     await fh.close();
   }

@@ -55,6 +55,87 @@ function statusCode(e: unknown): number | undefined {
   return typeof s === 'number' ? s : undefined;
 }
 
+/** Who waits for whom among the graph's tasks, and which tasks can go first. */
+interface Schedule {
+  /** taskId → how many of its in-graph dependencies are not submitted yet */
+  waiting: Map<string, number>;
+  children: Map<string, string[]>;
+  /** A FIFO with a read position: shift() would make scheduling quadratic on wide graphs. */
+  ready: string[];
+  done: Set<string>;
+}
+
+function schedule(g: ResolvedGraph): Schedule {
+  const waiting = new Map<string, number>();
+  const children = new Map<string, string[]>();
+  const ready: string[] = [];
+  for (const id of g.order) {
+    let n = 0;
+    for (const d of g.tasks[id]!.task.dependencies ?? []) {
+      if (!g.tasks[d]) continue;
+      n++;
+      const list = children.get(d);
+      if (list) list.push(id);
+      else children.set(d, [id]);
+    }
+    waiting.set(id, n);
+    if (n === 0) ready.push(id);
+  }
+  return { waiting, children, ready, done: new Set() };
+}
+
+/** Look the task up (a rerun), then create it; resolves to whether it was created or existed. */
+async function submitOne(
+  queue: QueueClient,
+  id: string,
+  task: TaskDefinition,
+  checkExisting: boolean,
+): Promise<'created' | 'existing'> {
+  if (checkExisting) {
+    let existing: Record<string, unknown> | undefined;
+    try {
+      existing = await queue.task(id);
+    } catch (e) {
+      if (statusCode(e) !== 404) throw e;
+    }
+    if (existing) {
+      if (!sameDefinition(existing, task)) {
+        throw new ArchiveError(
+          'conflict',
+          `task ${id} already exists with a different definition (was the graph changed between runs?)`,
+        );
+      }
+      return 'existing';
+    }
+  }
+  try {
+    await queue.createTask(id, task);
+  } catch (e) {
+    const age = Date.now() - Date.parse(task.created);
+    if (statusCode(e) === 400 && age > 15 * 60_000) {
+      throw new ArchiveError(
+        'conflict',
+        `${errorMessage(e)} (created ${task.created} is ${Math.round(age / 60_000)} min old: the queue ` +
+          'accepts at most 15 min; tasks missing from an old decision task need a new decision task)',
+      );
+    }
+    throw e;
+  }
+  return 'created';
+}
+
+/** The error naming every task that could not be submitted. */
+function submitError(g: ResolvedGraph, report: SubmitReport): ArchiveError {
+  const lines = report.failed.map((f) => `'${f.label}' (${f.taskId}): ${f.error}`);
+  if (report.skipped.length) lines.push(`${report.skipped.length} dependent task(s) not submitted`);
+  const permanent = report.failed.every((f) => !/5\d\d|ECONN|timeout|socket/i.test(f.error));
+  return new ArchiveError(
+    permanent ? 'conflict' : 'unavailable',
+    `${report.failed.length} of ${g.order.length} tasks could not be submitted:\n  ${lines.join('\n  ')}`,
+    { report },
+  );
+}
+
 export async function submitTaskGraph(
   g: ResolvedGraph,
   queue: QueueClient,
@@ -64,22 +145,8 @@ export async function submitTaskGraph(
   const checkExisting = opts.checkExisting ?? true;
   const log = opts.log ?? silentLogger;
   const report: SubmitReport = { created: [], existing: [], failed: [], skipped: [] };
-
-  const waiting = new Map<string, number>();
-  const children = new Map<string, string[]>();
-  for (const id of g.order) {
-    const inGraph = (g.tasks[id]!.task.dependencies ?? []).filter((d) => g.tasks[d]);
-    waiting.set(id, inGraph.length);
-    for (const d of inGraph) {
-      const list = children.get(d);
-      if (list) list.push(id);
-      else children.set(d, [id]);
-    }
-  }
-  // a FIFO with a read position: shift() would make scheduling quadratic on wide graphs
-  const ready: string[] = g.order.filter((id) => waiting.get(id) === 0);
+  const { waiting, children, ready, done } = schedule(g);
   let head = 0;
-  const done = new Set<string>();
 
   const skipDescendants = (id: string, because: string) => {
     for (const c of children.get(id) ?? []) {
@@ -89,45 +156,28 @@ export async function submitTaskGraph(
       skipDescendants(c, because);
     }
   };
-
-  const submitOne = async (id: string): Promise<void> => {
-    const { label, task } = g.tasks[id]!;
-    if (checkExisting) {
-      let existing: Record<string, unknown> | undefined;
-      try {
-        existing = await queue.task(id);
-      } catch (e) {
-        if (statusCode(e) !== 404) throw e;
-      }
-      if (existing) {
-        if (!sameDefinition(existing, task)) {
-          throw new ArchiveError(
-            'conflict',
-            `task ${id} already exists with a different definition (was the graph changed between runs?)`,
-          );
-        }
-        report.existing.push(id);
-        log.debug('submit.exists', { taskId: id, label });
-        return;
-      }
+  const submitted = (id: string, how: 'created' | 'existing') => {
+    done.add(id);
+    report[how].push(id);
+    log.debug(how === 'created' ? 'submit.created' : 'submit.exists', {
+      taskId: id,
+      label: g.tasks[id]!.label,
+    });
+    for (const c of children.get(id) ?? []) {
+      const n = waiting.get(c)! - 1;
+      waiting.set(c, n);
+      if (n === 0 && !done.has(c)) ready.push(c);
     }
-    try {
-      await queue.createTask(id, task);
-    } catch (e) {
-      const age = Date.now() - Date.parse(task.created);
-      if (statusCode(e) === 400 && age > 15 * 60_000) {
-        throw new ArchiveError(
-          'conflict',
-          `${errorMessage(e)} (created ${task.created} is ${Math.round(age / 60_000)} min old: the queue ` +
-            'accepts at most 15 min; tasks missing from an old decision task need a new decision task)',
-        );
-      }
-      throw e;
-    }
-    report.created.push(id);
-    log.debug('submit.created', { taskId: id, label });
+  };
+  const failed = (id: string, e: unknown) => {
+    done.add(id);
+    const label = g.tasks[id]!.label;
+    report.failed.push({ taskId: id, label, error: errorMessage(e) });
+    log.error('submit.failed', { taskId: id, label, error: errorMessage(e) });
+    skipDescendants(id, `depends on '${label}' (${id}), which failed`);
   };
 
+  // parents first, at most `concurrency` requests in flight
   await new Promise<void>((resolve) => {
     let running = 0;
     const pump = () => {
@@ -135,29 +185,18 @@ export async function submitTaskGraph(
         const id = ready[head++]!;
         if (done.has(id)) continue;
         running++;
-        submitOne(id)
-          .then(
-            () => {
-              done.add(id);
-              for (const c of children.get(id) ?? []) {
-                const n = waiting.get(c)! - 1;
-                waiting.set(c, n);
-                if (n === 0 && !done.has(c)) ready.push(c);
-              }
-            },
-            (e) => {
-              done.add(id);
-              const label = g.tasks[id]!.label;
-              report.failed.push({ taskId: id, label, error: errorMessage(e) });
-              log.error('submit.failed', { taskId: id, label, error: errorMessage(e) });
-              skipDescendants(id, `depends on '${label}' (${id}), which failed`);
-            },
-          )
-          .finally(() => {
+        submitOne(queue, id, g.tasks[id]!.task, checkExisting).then(
+          (how) => {
             running--;
-            if (running === 0 && head >= ready.length) resolve();
-            else pump();
-          });
+            submitted(id, how);
+            pump();
+          },
+          (e) => {
+            running--;
+            failed(id, e);
+            pump();
+          },
+        );
       }
       if (running === 0 && head >= ready.length) resolve();
     };
@@ -170,16 +209,6 @@ export async function submitTaskGraph(
     failed: report.failed.length,
     skipped: report.skipped.length,
   });
-  if (report.failed.length) {
-    const lines = report.failed.map((f) => `'${f.label}' (${f.taskId}): ${f.error}`);
-    if (report.skipped.length)
-      lines.push(`${report.skipped.length} dependent task(s) not submitted`);
-    const permanent = report.failed.every((f) => !/5\d\d|ECONN|timeout|socket/i.test(f.error));
-    throw new ArchiveError(
-      permanent ? 'conflict' : 'unavailable',
-      `${report.failed.length} of ${g.order.length} tasks could not be submitted:\n  ${lines.join('\n  ')}`,
-      { report },
-    );
-  }
+  if (report.failed.length) throw submitError(g, report);
   return report;
 }
