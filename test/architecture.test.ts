@@ -7,14 +7,15 @@ import path from 'node:path';
 /** folder → the folders it may import (besides itself). Keep in step with ARCHITECTURE.md. */
 export const ALLOWED: Record<string, string[]> = {
   util: [],
-  taskcluster: ['util'],
-  contract: ['taskcluster', 'util'],
-  archive: ['util'],
-  storage: ['archive', 'util'],
-  decision: ['contract', 'archive', 'taskcluster', 'util'],
-  worker: ['contract', 'archive', 'storage', 'taskcluster', 'util'],
-  actions: ['decision', 'contract', 'archive', 'taskcluster', 'util'],
-  lookup: ['contract', 'archive', 'storage', 'taskcluster', 'util'],
+  generated: [],
+  taskcluster: ['util', 'generated'],
+  contract: ['taskcluster', 'util', 'generated'],
+  archive: ['util', 'generated'],
+  storage: ['archive', 'util', 'generated'],
+  decision: ['contract', 'archive', 'taskcluster', 'util', 'generated'],
+  worker: ['contract', 'archive', 'storage', 'taskcluster', 'util', 'generated'],
+  actions: ['decision', 'contract', 'archive', 'taskcluster', 'util', 'generated'],
+  lookup: ['contract', 'archive', 'storage', 'taskcluster', 'util', 'generated'],
   local: [
     'actions',
     'decision',
@@ -25,6 +26,7 @@ export const ALLOWED: Record<string, string[]> = {
     'storage',
     'taskcluster',
     'util',
+    'generated',
   ],
   cli: [
     'local',
@@ -37,6 +39,7 @@ export const ALLOWED: Record<string, string[]> = {
     'storage',
     'taskcluster',
     'util',
+    'generated',
   ],
 };
 

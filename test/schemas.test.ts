@@ -16,6 +16,9 @@ import {
   type SchemaFile,
   type SchemaRef,
 } from '../src/util/schemas.js';
+import { generatedFiles, GENERATED_DIR } from '../scripts/gen-types.js';
+import type { Parameters } from '../src/decision/parameters.js';
+import type { TasksFor } from '../src/decision/producers.js';
 import { redact } from '../src/util/log.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -190,5 +193,24 @@ describe('schemas: schemas that are data (hook trigger schemas, actions.json inp
     assert.throws(() => foreignValidator(null as unknown as Record<string, unknown>), /object/);
     for (let i = 0; i < 600; i++) foreignValidator({ type: 'object', maxProperties: i });
     assert.equal(foreignValidator({ type: 'object', maxProperties: 0 })({}), true);
+  });
+});
+
+describe('schemas: the generated types', () => {
+  it('src/generated is what `npm run gen:types` writes from schemas/ today', async function () {
+    this.timeout(60_000);
+    const want = await generatedFiles();
+    const have = fs.readdirSync(GENERATED_DIR).sort();
+    assert.deepEqual(have, [...want.keys()].sort(), 'run npm run gen:types');
+    for (const [name, text] of want) {
+      const now = fs.readFileSync(path.join(GENERATED_DIR, name), 'utf8');
+      assert.ok(now === text, `src/generated/${name} is out of date: run npm run gen:types`);
+    }
+  });
+
+  it('the CLI’s own list of producers is the schema’s tasks_for', () => {
+    type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+    const same: Same<TasksFor, Parameters['tasks_for']> = true;
+    assert.equal(same, true);
   });
 });

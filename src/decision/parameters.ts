@@ -6,59 +6,15 @@ import * as yaml from 'js-yaml';
 import type { PushFacts } from '../contract/index.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { validateAgainst } from './schema.js';
-
+import type { Parameters as GeneratedParameters } from '../generated/index.js';
 import type { TasksFor } from './producers.js';
 export { TASKS_FOR, type TasksFor } from './producers.js';
 
 /**
- * The decision parameters (parameters.yml). Every key of taskgraph's base schema, with its name
- * and type, so taskgraph tooling can read the file; then the project's own keys.
+ * The decision parameters (parameters.yml, schemas/parameters.json). Every key of taskgraph's base
+ * schema, with its name and type, so taskgraph tooling can read the file; then the project's own keys.
  */
-export interface Parameters {
-  /** The repository the push is based on (the same as head_repository for a push). */
-  base_repository: string;
-  /** The branch the push or pull request is based on, when the producer names one. */
-  base_ref: string | null;
-  /** The revision before the push; '' when unknown (first push of a branch). */
-  base_rev: string;
-  /** Unix seconds (the push date). */
-  build_date: number;
-  build_number: number;
-  /** Labels never optimised away. */
-  do_not_optimize: string[];
-  enable_always_target: boolean | string[];
-  /** label → taskId of tasks to reuse instead of scheduling. */
-  existing_tasks: Record<string, string>;
-  files_changed: string[];
-  filters: string[];
-  /** The pushed ref: refs/heads/<branch> for git, the hg branch ('default') for hg. */
-  head_ref: string;
-  /** The repository the revision is fetched from. */
-  head_repository: string;
-  /** The pushed revision (40 hex). */
-  head_rev: string;
-  head_tag: string;
-  /** Trust level, a string as the hg-push producer gives it: '1' (try), '2', '3'. */
-  level: '1' | '2' | '3';
-  /** YYYYMMDDhhmmss of the push date (UTC). */
-  moz_build_date: string;
-  next_version: string | null;
-  optimize_strategies: string | null;
-  optimize_target_tasks: boolean;
-  owner: string;
-  project: string;
-  /** Unix seconds. */
-  pushdate: number;
-  /** '0' when the producer has no pushlog (git). */
-  pushlog_id: string;
-  repository_type: 'hg' | 'git';
-  target_tasks_method: string;
-  tasks_for: TasksFor;
-  version: string | null;
-  /** The project's own: the decision task (the task group) and the deployment. */
-  decision_task_id: string;
-  taskcluster_root_url: string;
-}
+export type Parameters = GeneratedParameters;
 
 /** What a push says; every other parameter has a taskgraph default derived from it. */
 export type PushParameters = Pick<

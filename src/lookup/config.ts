@@ -6,54 +6,30 @@ import * as yaml from 'js-yaml';
 import fs from 'node:fs';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { DEFAULT_INDEX_PREFIX } from '../contract/index.js';
-import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
+import type { LookupConfig as GeneratedLookupConfig } from '../generated/index.js';
+import { describeSchemaErrors, projectValidator, type Defaulted } from '../util/schemas.js';
 
-export interface OnDemandConfig {
-  /** `<provisionerId>/<workerType>` of the archive workers. */
-  taskQueueId: string;
-  /** Scopes of the archive task itself. */
-  scopes?: string[];
-  schedulerId?: string;
-  projectId?: string;
-  priority?: string;
-  /** Minutes from creation to the task's deadline (default 180). */
-  deadlineMinutes?: number;
-  /** Days the task (and so its artifacts and index entries) live (default 365). */
-  expiresDays?: number;
-  /** Seconds the worker may spend (default 1800). */
-  maxRunTime?: number;
-  /** Revisions not indexed yet that may be looked up in the repository per minute (default 60). */
-  repositoryLookupsPerMinute?: number;
-}
+type RawProject = GeneratedLookupConfig['projects'][string];
 
-export interface ProjectConfig {
-  /** hgweb (or git) URL of the repository. */
-  repository: string;
-  repositoryType?: 'hg' | 'git';
-  subdir?: string;
-  /** Repository path of the legacy `/archiver/hgmo/<path>/<rev>` route (default: the URL path). */
-  legacyPath?: string;
-  /** On-demand builds of revisions not indexed yet; absent → 404 for them. */
-  onDemand?: OnDemandConfig;
-}
+/** On-demand builds of revisions not indexed yet; absent → 404 for them. */
+export type OnDemandConfig = NonNullable<RawProject['onDemand']>;
 
-export interface LookupConfig {
-  rootUrl?: string;
-  indexPrefix: string;
-  stateDir?: string;
-  /** Extra hosts the service may contact (origins or host:port), e.g. the archive bucket. */
-  allowHosts: string[];
-  cache: { hitTtlSeconds: number; missTtlSeconds: number; maxEntries: number };
-  /** How long a revision the repository does not know is answered 404 without asking again. */
-  unknownRevisionTtlSeconds: number;
-  /** A failed on-demand build is replaced by a new task on a request this long after it was created. */
-  retryFailedAfterSeconds: number;
-  /** Region name in the legacy status document's `s3_urls`. */
-  legacyRegion: string;
-  /** One in this many cached hits is logged (every other answer is logged); 1 logs every request. */
-  requestLogSampleRate: number;
+/** A project, with its `subdir` and `legacyPath` filled in by checkLookupConfig. */
+export type ProjectConfig = RawProject;
+
+/** The validated configuration (schemas/lookup-config.json, its defaults applied). */
+export type LookupConfig = Defaulted<
+  Omit<GeneratedLookupConfig, 'cache' | 'projects'>,
+  | 'indexPrefix'
+  | 'allowHosts'
+  | 'unknownRevisionTtlSeconds'
+  | 'retryFailedAfterSeconds'
+  | 'legacyRegion'
+  | 'requestLogSampleRate'
+> & {
+  cache: Required<NonNullable<GeneratedLookupConfig['cache']>>;
   projects: Record<string, ProjectConfig>;
-}
+};
 
 export const DEFAULT_SUBDIR = 'testing/mozharness';
 

@@ -6,31 +6,15 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ChannelEntry, Entry, Manifest } from '../generated/manifest.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { getBuffer, type HostCheck } from '../util/http.js';
 import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
 
-export interface ManifestEntry {
-  project: string;
-  revision: string;
-  treeDigest: string;
-  url: string;
-  sha256: string;
-  size: number;
-  taskId: string;
-  promotedAt: string;
-  promotedBy: string;
-}
-
-export interface ChannelEntry extends ManifestEntry {
-  /** The entry this one replaced (one level deep): `promote --rollback` restores it. */
-  previous?: ManifestEntry;
-}
-
-export interface Manifest {
-  version: 1;
-  channels: Record<string, ChannelEntry>;
-}
+/** One verified archive of a channel (schemas/manifest.json). */
+export type ManifestEntry = Entry;
+/** A channel's entry, with the entry it replaced (one level deep): `promote --rollback` restores it. */
+export type { ChannelEntry, Manifest };
 
 export type ManifestLocation =
   | { kind: 'file'; path: string }

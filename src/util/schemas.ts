@@ -343,3 +343,9 @@ export function describeSchemaErrors(
   }
   return lines.length ? lines : [`${opts.root || '(top level)'} is invalid`];
 }
+
+/**
+ * A generated schema type after validation has applied the schema's defaults: the properties
+ * named in K (each has a `default` in the schema) are then always present.
+ */
+export type Defaulted<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: Exclude<T[P], undefined> };

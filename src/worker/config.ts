@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import * as yaml from 'js-yaml';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { redact, redactUrl, redactUrlSecrets } from '../util/log.js';
-import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
+import type { WorkerConfig as GeneratedWorkerConfig } from '../generated/index.js';
+import { describeSchemaErrors, projectValidator, type Defaulted } from '../util/schemas.js';
 
 /** Kinder words than the schema's patterns, by field. */
 const patternHints: Record<string, string> = {
@@ -14,66 +15,22 @@ const patternHints: Record<string, string> = {
   '/rootUrl': 'must be an http(s) URL',
 };
 
-export interface WorkerS3Settings {
-  bucket: string;
-  prefix?: string;
-  endpoint?: string;
-  region?: string;
-  publicBaseUrl?: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-}
-
-export interface WorkerLimits {
-  maxFiles?: number;
-  maxFileBytes?: number;
-  maxTotalBytes?: number;
-  connectTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  retries?: number;
-  maxRetryTimeMs?: number;
-}
-
+export type WorkerS3Settings = GeneratedWorkerConfig['s3'];
+export type WorkerLimits = NonNullable<GeneratedWorkerConfig['limits']>;
 /** Registration with worker-manager's static provider; exactly one source of the static secret. */
-export interface WorkerManagerSettings {
-  workerPoolId: string;
-  staticSecret?: string;
-  staticSecretFile?: string;
-  staticSecretEnv?: string;
-  /** Reregister at least this often (default 3600): a removed worker stops within that time. */
-  reregisterIntervalSeconds?: number;
-}
+export type WorkerManagerSettings = NonNullable<GeneratedWorkerConfig['workerManager']>;
 
-export interface WorkerConfig {
-  rootUrl: string;
-  credentials?: { clientId: string; accessToken: string; certificate?: string };
-  /** When set, the worker registers and claims with the credentials worker-manager issues. */
-  workerManager?: WorkerManagerSettings;
-  taskQueueId: string;
-  workerGroup: string;
-  workerId: string;
-  capacity: number;
-  s3: WorkerS3Settings;
-  allowRepos: string[];
-  limits?: WorkerLimits;
-  shutdownGraceSeconds: number;
-  reclaimMarginSeconds: number;
-  reclaimIntervalSeconds?: number;
-  pollIntervalSeconds: number;
-  workDir?: string;
-  /** The unprivileged user test commands run as. */
-  taskUser: string;
-  /** `required`: the worker refuses to run without taskUser isolation; `best-effort`: local use. */
-  testIsolation: 'required' | 'best-effort';
-  /** Where each test command's scratch directory is created (default the system temp dir). */
-  testDir?: string;
-  /** generic-worker-format ed25519 key file; when set, completed tasks get a signed chain of trust. */
-  chainOfTrustSigningKey?: string;
-  /** Serve Prometheus metrics at http://<metricsHost>:<metricsPort>/metrics (0: any free port). */
-  metricsPort?: number;
-  metricsHost?: string;
-  once: boolean;
-}
+/** The validated configuration (schemas/worker-config.json, its defaults applied). */
+export type WorkerConfig = Defaulted<
+  GeneratedWorkerConfig,
+  | 'capacity'
+  | 'shutdownGraceSeconds'
+  | 'reclaimMarginSeconds'
+  | 'pollIntervalSeconds'
+  | 'taskUser'
+  | 'testIsolation'
+  | 'once'
+>;
 
 /** Command-line flags (commander's camelCase names). */
 export interface WorkerFlags {

@@ -5,7 +5,8 @@ import { DEFAULT_ZIP_ARTIFACT, METADATA_ARTIFACT } from '../contract/index.js';
 import { isArchiveError } from '../util/errors.js';
 import { redactUrl } from '../util/log.js';
 import { COT_ARTIFACT, COT_SIGNATURE_ARTIFACT } from './cot.js';
-import { describeSchemaErrors, projectValidator } from '../util/schemas.js';
+import type { WorkerPayload } from '../generated/index.js';
+import { describeSchemaErrors, projectValidator, type Defaulted } from '../util/schemas.js';
 
 export { METADATA_ARTIFACT };
 /** The zip of the same tree, for Firefox's test scripts (MOZHARNESS_URL). */
@@ -25,29 +26,12 @@ const patternHints: Record<string, string> = {
   '/artifactName': 'must be printable ASCII',
 };
 
-export interface TestSpec {
-  command: string[];
-  /** Seconds (default: the task's maxRunTime). */
-  maxRunTime?: number;
-  env?: Record<string, string>;
-}
+export type TestSpec = NonNullable<WorkerPayload['test']>;
 
-export interface ArchivePayload {
-  repository: string;
-  repositoryType?: 'hg' | 'git';
-  revision: string;
-  subdir: string;
-  treeDigest?: string;
-  /** The predicted sha256 of the tar.gz archive. */
-  sha256?: string;
-  /** The predicted sha256 of the zip. */
-  zipSha256?: string;
-  test?: TestSpec;
-  artifactName: string;
-  /** Seconds. */
-  maxRunTime: number;
-  index?: { namespaces: string[]; rank: number };
-}
+/** A validated payload (schemas/worker-payload.json, its defaults applied). */
+export type ArchivePayload = Defaulted<Omit<WorkerPayload, 'index'>, 'artifactName'> & {
+  index?: Defaulted<NonNullable<WorkerPayload['index']>, 'rank'>;
+};
 
 export type PayloadCheck = { ok: true; payload: ArchivePayload } | { ok: false; errors: string[] };
 
