@@ -12,6 +12,7 @@ import type { GraphConfig } from '../decision/config.js';
 import { findArchive } from '../lookup/find.js';
 import { indexClient, queueClient, type QueueClient } from '../taskcluster/client.js';
 import { errorMessage } from '../util/errors.js';
+import { getBuffer } from '../util/http.js';
 import type { Logger } from '../util/log.js';
 import {
   DASHBOARD_CSS,
@@ -84,8 +85,8 @@ async function readBody(req: http.IncomingMessage, limit = 8192): Promise<string
 }
 
 async function fetchText(url: string): Promise<string | undefined> {
-  const res = await fetch(url, { redirect: 'follow' }).catch(() => undefined);
-  return res?.ok ? res.text() : undefined;
+  const res = await getBuffer(url, { retries: 0 }).catch(() => undefined);
+  return res && res.status >= 200 && res.status < 300 ? res.body.toString('utf8') : undefined;
 }
 
 class DashboardData {

@@ -29,6 +29,7 @@ import {
 } from '../taskcluster/client.js';
 import type { TaskStatus } from '../taskcluster/types.js';
 import { ArchiveError } from '../util/errors.js';
+import { getJson } from '../util/http.js';
 import { loadConfigAt, readAtRevision } from './repo.js';
 import type { Vcs } from './sample-repo.js';
 
@@ -266,9 +267,8 @@ export interface PushArchive {
 }
 
 async function fetchJson(url: string): Promise<any> {
-  const res = await fetch(url, { redirect: 'follow' });
-  if (!res.ok) throw new ArchiveError('not-found', `GET ${url}: ${res.status}`);
-  return res.json();
+  // The caller treats any failure as "not there yet": one attempt, no retries.
+  return getJson(url, { retries: 0 });
 }
 
 /** label → taskId of a decision task's graph ({} while it has none). */

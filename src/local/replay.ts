@@ -15,6 +15,7 @@ import type { TasksFor } from '../decision/parameters.js';
 import { indexClient, queueClient, type QueueClient } from '../taskcluster/client.js';
 import { ArchiveError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { sleepUnlessAborted } from '../util/retry.js';
 import { startEmbedded, type Embedded } from './embedded.js';
 import {
   listGroupTasks,
@@ -188,7 +189,7 @@ async function drain(st: Stage, taskGroupId: string, seen: Map<string, TaskSumma
     const pending = statuses.filter((s) => s.state === 'pending');
     if (!pending.length) {
       if (statuses.some((s) => s.state === 'running')) {
-        await new Promise((r) => setTimeout(r, 200));
+        await sleepUnlessAborted(200, st.o.signal);
         continue;
       }
       for (const s of statuses) {

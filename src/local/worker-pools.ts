@@ -5,6 +5,7 @@
 import { queueClient } from '../taskcluster/client.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { sleepUnlessAborted } from '../util/retry.js';
 import type { LocalRunner, RunnerKind } from './runners.js';
 import type { LocalRunOutcome } from './task-runners.js';
 
@@ -33,10 +34,8 @@ export function startWorkerPools(o: WorkerPoolsOptions): WorkerPools {
   const queue = queueClient({ rootUrl: o.rootUrl, credentials: o.credentials });
   const running = new Map<string, { label: string; taskQueueId: string }>();
   let stopping = false;
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((r) => (wake = r));
-  const pause = (ms: number) =>
-    Promise.race([new Promise((r) => setTimeout(r, ms).unref()), stopped]);
+  const stop = new AbortController();
+  const stopped = new Promise<void>((r) => stop.signal.addEventListener('abort', () => r()));
 
   const loop = async (taskQueueId: string, index: number) => {
     const workerId = `local-${index + 1}`;
@@ -51,7 +50,7 @@ export function startWorkerPools(o: WorkerPoolsOptions): WorkerPools {
       } catch (e) {
         if (stopping) break;
         o.log.warn('local-claim-failed', { taskQueueId, error: errorMessage(e) });
-        await pause(RETRY_MS);
+        await sleepUnlessAborted(RETRY_MS, stop.signal);
         continue;
       }
       for (const claim of claims) {
@@ -74,7 +73,7 @@ export function startWorkerPools(o: WorkerPoolsOptions): WorkerPools {
     running,
     async stop() {
       stopping = true;
-      wake();
+      stop.abort();
       await Promise.allSettled(loops);
     },
   };

@@ -23,7 +23,7 @@ import {
   type ManifestIO,
   type ManifestLocation,
 } from './manifest.js';
-import { sleepUnlessAborted } from '../util/sleep.js';
+import { sleepUnlessAborted } from '../util/retry.js';
 
 export const STAMP_FILE = '.mozharness-deploy.json';
 export const LOCK_FILE = '.deploy.lock';

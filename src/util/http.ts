@@ -160,7 +160,9 @@ function describedBody(body: Readable, u: URL, idleMs: number): Readable {
         : e,
     );
   });
-  out.on('close', () => body.destroy());
+  out.on('close', () => {
+    if (!body.readableEnded) body.destroy();
+  });
   // An error before the caller listens must not crash the process: it stays in out.errored and
   // reaches whoever reads or pipes the body.
   out.on('error', () => {});

@@ -18,6 +18,7 @@ import {
 import fs from 'node:fs';
 import type { QueueClient } from '../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
+import { getBuffer } from '../util/http.js';
 
 export const COT_ARTIFACT = 'public/chain-of-trust.json';
 export const COT_SIGNATURE_ARTIFACT = 'public/chain-of-trust.json.sig';
@@ -140,14 +141,14 @@ export function httpArtifactReader(rootUrl: string, queue: QueueClient): Artifac
   const base = `${rootUrl.replace(/\/$/, '')}/api/queue/v1/task`;
   return {
     async artifact(taskId, name) {
-      const res = await fetch(`${base}/${taskId}/artifacts/${encodeURIComponent(name)}`);
-      if (!res.ok) {
+      const res = await getBuffer(`${base}/${taskId}/artifacts/${encodeURIComponent(name)}`);
+      if (res.status !== 200) {
         throw new ArchiveError(
           res.status === 404 ? 'not-found' : 'unavailable',
           `${name} of task ${taskId}: HTTP ${res.status}`,
         );
       }
-      return Buffer.from(await res.arrayBuffer());
+      return res.body;
     },
     task: (taskId) => queue.task(taskId),
   };

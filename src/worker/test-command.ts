@@ -10,6 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { setTimeout as wait } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ArchiveError } from '../util/errors.js';
 import type { TaskLog } from './task-log.js';
@@ -261,7 +262,7 @@ export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
   clearTimeout(timer);
   run.signal?.removeEventListener('abort', onAbort);
   killGroup(); // leftovers of the group (background processes) do not outlive the test
-  await Promise.race([outputs, new Promise((r) => setTimeout(r, 2000))]);
+  await Promise.race([outputs, wait(2000, undefined, { ref: false })]);
   const outcome: TestOutcome = {
     ok: !result.err && result.code === 0 && !timedOut && !aborted,
     exitCode: result.code,

@@ -12,7 +12,7 @@ import { runOneClaim, type TaskDeps, type TaskResult } from './run-task.js';
 import { resolveIsolation } from './test-command.js';
 import { publicKeyBase64, readSigningKey } from './cot.js';
 import { WorkerMetrics } from './metrics.js';
-import { sleepUnlessAborted } from '../util/sleep.js';
+import { backoffDelay, sleepUnlessAborted } from '../util/retry.js';
 import { defaultWorkerManager, Registration, type WorkerManagerFactory } from './registration.js';
 
 export interface WorkerDeps extends Omit<TaskDeps, 'logs'> {
@@ -148,7 +148,7 @@ async function claimLoop(
   };
   const running = new Map<string, Promise<void>>();
   const shutdown = new AbortController(); // aborts the runs still going when the grace is over
-  let backoff = 0;
+  let claimFailures = 0; // in a row: the backoff of the next retry grows with them
 
   const start = (claim: ClaimedTask) => {
     const key = `${claim.status.taskId}/${claim.runId}`;
@@ -231,7 +231,7 @@ async function claimLoop(
         { workerGroup: config.workerGroup, workerId: config.workerId, tasks: free },
         signal,
       );
-      backoff = 0;
+      claimFailures = 0;
       if (signal?.aborted) {
         // Answered just as the stop began: hand them back at once, unstarted.
         await Promise.all(claims.map(giveBack));
@@ -247,12 +247,12 @@ async function claimLoop(
             `needs queue:claim-work:${config.taskQueueId} and queue:worker-id:${config.workerGroup}/${config.workerId}`,
         );
       }
-      if (!backoff) {
+      if (!claimFailures) {
         void registration?.reportError('claimWork failed', e, { taskQueueId: config.taskQueueId });
       }
-      backoff = Math.min(30_000, backoff ? backoff * 2 : 1000);
-      log.warn('claim-work-failed', { error: errorMessage(e), retryInMs: backoff });
-      await sleepUnlessAborted(backoff, signal);
+      const retryInMs = backoffDelay(claimFailures++, 1000, 30_000);
+      log.warn('claim-work-failed', { error: errorMessage(e), retryInMs });
+      await sleepUnlessAborted(retryInMs, signal);
       continue;
     }
     for (const claim of claims) start(claim);

@@ -3,6 +3,7 @@
 import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import { errorMessage } from '../../util/errors.js';
+import { getBuffer } from '../../util/http.js';
 import { statusCode } from '../claim.js';
 import type { WorkerConfig } from '../config.js';
 import {
@@ -29,8 +30,8 @@ async function publishChainOfTrust(
   archive: StoredArchive,
 ): Promise<void> {
   const { taskId, runId, expires } = run;
-  const metadata = await fetch(archive.metadataUrl);
-  if (!metadata.ok) {
+  const metadata = await getBuffer(archive.metadataUrl);
+  if (metadata.status !== 200) {
     throw new Error(
       `reading back ${archive.metadataUrl} for the chain of trust: HTTP ${metadata.status}`,
     );
@@ -38,7 +39,7 @@ async function publishChainOfTrust(
   const artifacts: Record<string, { sha256: string }> = {
     [p.artifactName]: { sha256: archive.sha256 },
     ...(archive.zip ? { [ZIP_ARTIFACT]: { sha256: archive.zip.sha256 } } : {}),
-    [METADATA_ARTIFACT]: { sha256: sha256Hex(Buffer.from(await metadata.arrayBuffer())) },
+    [METADATA_ARTIFACT]: { sha256: sha256Hex(metadata.body) },
     [LOG_ARTIFACT]: { sha256: sha256Hex(await fs.promises.readFile(run.tlog.file)) },
   };
   const doc = encodeChainOfTrust({
