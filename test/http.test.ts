@@ -2,8 +2,10 @@
 // loopback server: keep-alive reuse, the allow-list at every redirect hop, what is retried and
 // what never is, idle timeouts that spare a slow reader, and URLs that never leak their secrets.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { isArchiveError } from '../src/util/errors.js';
 import { getBuffer, getJson, httpGet, readBody } from '../src/util/http.js';
 import { createLogger } from '../src/util/log.js';
@@ -201,5 +203,45 @@ describe('util/retry: the one retry policy', () => {
       /down/,
     );
     assert.equal(calls, 1);
+  });
+});
+
+describe('one network stack', () => {
+  // Code that is not this project's HTTP client: the dashboard's page script runs in the browser,
+  // and paging's `fetch` is a parameter.
+  const notClients = new Set(['src/local/dashboard-views.ts', 'src/local/paging.ts']);
+  const forbidden: Array<[RegExp, string]> = [
+    [/(?<![\w.])fetch\(/, 'global fetch (use util/http)'],
+    [/\bhttps?\.(get|request)\(/, 'a node:http(s) client (use util/http)'],
+    [/from 'node:https'/, 'node:https (use util/http)'],
+    [/agent: false/, 'a connection per request (util/http pools them)'],
+    [
+      /new Promise\(\s*\(?\s*\w+\s*\)?\s*=>\s*setTimeout\(/,
+      'a hand-written sleep (use util/retry)',
+    ],
+  ];
+
+  function sources(dir: string): string[] {
+    return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+      const p = path.join(dir, d.name);
+      return d.isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+    });
+  }
+
+  it('src/ has no HTTP client, retry wait or sleep outside util/http and util/retry', () => {
+    const found: string[] = [];
+    for (const file of sources('src')) {
+      if (notClients.has(file) || file === 'src/util/http.ts' || file === 'src/util/retry.ts') {
+        continue;
+      }
+      fs.readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          for (const [re, what] of forbidden) {
+            if (re.test(line)) found.push(`${file}:${i + 1}: ${what}`);
+          }
+        });
+    }
+    assert.deepEqual(found, []);
   });
 });

@@ -302,50 +302,10 @@ export class ArchiveStore {
     const key = this.archiveKey(meta.sha256);
     this.checkCancelled(key, opts.signal);
     const metadataKey = this.metadataKey(meta.sha256);
-    const result = (reused: boolean): PutResult => ({
-      key,
-      url: this.urlFor(key),
-      metadataKey,
-      metadataUrl: this.urlFor(metadataKey),
-      reused,
-    });
-
-    let stat: fs.Stats;
-    try {
-      stat = await fs.promises.stat(file);
-    } catch (e) {
-      throw new ArchiveError('usage', `cannot read archive ${file}: ${errorMessage(e)}`, { file });
-    }
-    if (!stat.isFile()) throw new ArchiveError('usage', `${file} is not a regular file`);
-    if (stat.size !== meta.size) {
-      throw new ArchiveError(
-        'checksum-mismatch',
-        `${file} has ${stat.size} bytes, the metadata says ${meta.size}; not uploaded`,
-        { expected: meta.size, actual: stat.size },
-      );
-    }
+    await checkArchiveFile(file, meta.size);
 
     // The zip first: once the metadata document (which names it) exists, both objects do.
-    let zip: Pick<PutResult, 'zipKey' | 'zipUrl' | 'zipReused'> = {};
-    if (opts.zipFile) {
-      const z = meta.zip as { sha256: string; size: number } | undefined;
-      if (!z)
-        throw new ArchiveError('usage', 'a zip file was given without meta.zip {sha256, size}');
-      const zipKey = this.zipKey(z.sha256);
-      const zipReused = await this.hasZip(z.sha256, z.size);
-      if (!zipReused) {
-        this.checkCancelled(zipKey, opts.signal);
-        await this.upload(
-          opts.zipFile,
-          zipKey,
-          { ...meta, ...z },
-          { ...opts, onProgress: undefined },
-          ZIP_CONTENT_TYPE,
-        );
-        this.log.info('zip-uploaded', { key: zipKey, sha256: z.sha256, size: z.size });
-      }
-      zip = { zipKey, zipUrl: this.urlFor(zipKey), zipReused };
-    }
+    const zip = opts.zipFile ? await this.putZip(opts.zipFile, meta, opts) : {};
 
     const reused = await this.has(meta.sha256, meta.size);
     if (reused) {
@@ -358,27 +318,63 @@ export class ArchiveStore {
 
     // The metadata document comes after the archive is complete: a reader that finds it can
     // rely on the archive being there.
-    const existingMeta = reused ? await this.head(metadataKey) : undefined;
-    if (!existingMeta) {
-      this.checkCancelled(key, opts.signal);
-      try {
-        await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: metadataKey,
-            Body: metadataDocument(meta),
-            ContentType: METADATA_CONTENT_TYPE,
-            CacheControl: IMMUTABLE_CACHE_CONTROL,
-            Metadata: { sha256: meta.sha256 },
-          }),
-          { abortSignal: opts.signal },
-        );
-      } catch (e) {
-        throw s3Error(e, 'PUT', this.bucket, metadataKey);
-      }
+    if (!reused || !(await this.head(metadataKey))) {
+      await this.putMetadata(key, meta, opts.signal);
       if (reused) this.log.info('metadata-restored', { key: metadataKey });
     }
-    return { ...result(reused), ...zip };
+    return {
+      key,
+      url: this.urlFor(key),
+      metadataKey,
+      metadataUrl: this.urlFor(metadataKey),
+      reused,
+      ...zip,
+    };
+  }
+
+  /** The zip of `meta.zip`, uploaded unless an identical one is stored. */
+  private async putZip(
+    zipFile: string,
+    meta: StoredMetadata,
+    opts: PutOptions,
+  ): Promise<Pick<PutResult, 'zipKey' | 'zipUrl' | 'zipReused'>> {
+    const z = meta.zip as { sha256: string; size: number } | undefined;
+    if (!z) throw new ArchiveError('usage', 'a zip file was given without meta.zip {sha256, size}');
+    const zipKey = this.zipKey(z.sha256);
+    const zipReused = await this.hasZip(z.sha256, z.size);
+    if (!zipReused) {
+      this.checkCancelled(zipKey, opts.signal);
+      await this.upload(
+        zipFile,
+        zipKey,
+        { ...meta, ...z },
+        { ...opts, onProgress: undefined },
+        ZIP_CONTENT_TYPE,
+      );
+      this.log.info('zip-uploaded', { key: zipKey, sha256: z.sha256, size: z.size });
+    }
+    return { zipKey, zipUrl: this.urlFor(zipKey), zipReused };
+  }
+
+  /** Write the metadata document of the archive at `key`. */
+  private async putMetadata(key: string, meta: StoredMetadata, signal?: AbortSignal) {
+    const metadataKey = this.metadataKey(meta.sha256);
+    this.checkCancelled(key, signal);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: metadataKey,
+          Body: metadataDocument(meta),
+          ContentType: METADATA_CONTENT_TYPE,
+          CacheControl: IMMUTABLE_CACHE_CONTROL,
+          Metadata: { sha256: meta.sha256 },
+        }),
+        { abortSignal: signal },
+      );
+    } catch (e) {
+      throw s3Error(e, 'PUT', this.bucket, metadataKey);
+    }
   }
 
   private async upload(
@@ -432,5 +428,23 @@ export class ArchiveStore {
       opts.signal?.removeEventListener('abort', onAbort);
       source.destroy();
     }
+  }
+}
+
+/** `file` must be a regular file of `size` bytes, as its metadata says. */
+async function checkArchiveFile(file: string, size: number): Promise<void> {
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(file);
+  } catch (e) {
+    throw new ArchiveError('usage', `cannot read archive ${file}: ${errorMessage(e)}`, { file });
+  }
+  if (!stat.isFile()) throw new ArchiveError('usage', `${file} is not a regular file`);
+  if (stat.size !== size) {
+    throw new ArchiveError(
+      'checksum-mismatch',
+      `${file} has ${stat.size} bytes, the metadata says ${size}; not uploaded`,
+      { expected: size, actual: stat.size },
+    );
   }
 }
