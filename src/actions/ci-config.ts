@@ -297,8 +297,8 @@ function grantJob(roleId: string): string | undefined {
   return undefined;
 }
 
-/** ci-configuration files (fxci-config's formats) for this trust domain. */
-export function ciConfigFiles(c: CiConfig): Record<string, string> {
+/** projects.yml: an hg project per repository, a git project per repository with its branches. */
+function projectsYml(c: CiConfig): Record<string, unknown> {
   const projects: Record<string, unknown> = {};
   for (const p of c.projects) {
     const alias = p.project;
@@ -332,14 +332,14 @@ export function ciConfigFiles(c: CiConfig): Record<string, string> {
       entry.branches.push({ name: p.branch, level: Number(p.level) });
     }
   }
+  return projects;
+}
 
-  const actions = [
-    { trust_domain: c.trustDomain, levels: c.levels.map(Number), action_perms: ['generic'] },
-  ];
-
-  // grants.yml: each role's scopes granted to the projects (by alias) whose job it serves, and
-  // the hook role's to the action hooks. roles.yml lists the same roles by id, as --apply
-  // creates them.
+/**
+ * grants.yml: each role's scopes granted to the projects (by alias) whose job it serves, and
+ * the hook role's to the action hooks.
+ */
+function grantsYml(c: CiConfig): unknown[] {
   const grants: unknown[] = [];
   for (const r of c.roles) {
     const job = grantJob(r.roleId);
@@ -361,8 +361,12 @@ export function ciConfigFiles(c: CiConfig): Record<string, string> {
     ];
     grants.push({ grant: r.scopes, to: [{ project: { alias: aliases, job: [job] } }] });
   }
+  return grants;
+}
 
-  const hooks = {
+/** hooks.yml: the in-tree action hooks, by id. */
+function hooksYml(c: CiConfig): Record<string, unknown> {
+  return {
     note:
       "ci-admin generates these in-tree action hooks from actions.yml and each project's " +
       '.taskcluster.yml (in_tree_actions.py); `mozharness-archive ci-config --apply` creates them ' +
@@ -374,7 +378,10 @@ export function ciConfigFiles(c: CiConfig): Record<string, string> {
       owner: h.definition.metadata.owner,
     })),
   };
+}
 
+/** worker-pools.yml: one pool per id template, with a variant per level. */
+function workerPoolsYml(c: CiConfig): unknown[] {
   const pools: unknown[] = [];
   const grouped = new Map<string, { pool: WorkerPoolDefinition; levels: Level[] }>();
   for (const pool of c.workerPools) {
@@ -400,19 +407,27 @@ export function ciConfigFiles(c: CiConfig): Record<string, string> {
       ...(levels.length ? { variants: levels.map((l) => ({ level: Number(l) })) } : {}),
     });
   }
+  return pools;
+}
 
+/** ci-configuration files (fxci-config's formats) for this trust domain. roles.yml lists the
+ * roles grants.yml grants to, by id, as --apply creates them. */
+export function ciConfigFiles(c: CiConfig): Record<string, string> {
+  const actions = [
+    { trust_domain: c.trustDomain, levels: c.levels.map(Number), action_perms: ['generic'] },
+  ];
   const roles = c.roles.map((r) => ({
     roleId: r.roleId,
     description: r.description,
     scopes: r.scopes,
   }));
   return {
-    'projects.yml': dump(projects),
+    'projects.yml': dump(projectsYml(c)),
     'actions.yml': dump(actions),
-    'grants.yml': dump(grants),
+    'grants.yml': dump(grantsYml(c)),
     'roles.yml': dump(roles),
-    'hooks.yml': dump(hooks),
-    'worker-pools.yml': dump({ pools }),
+    'hooks.yml': dump(hooksYml(c)),
+    'worker-pools.yml': dump({ pools: workerPoolsYml(c) }),
   };
 }
 

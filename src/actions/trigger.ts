@@ -120,87 +120,98 @@ export function selectAction(
   });
 }
 
-export async function triggerAction(opts: TriggerActionOptions): Promise<TriggerActionResult> {
-  const log = opts.log ?? silentLogger;
-  const fetchImpl = opts.fetchImpl ?? fetch;
-  const clientOpts = { rootUrl: opts.rootUrl, credentials: opts.credentials };
-  const queue = queueClient(clientOpts);
-  const actionsJson = await fetchActionsJson(opts.rootUrl, opts.decisionTaskId, fetchImpl);
+type ActionsJsonDocument = Awaited<ReturnType<typeof fetchActionsJson>>;
+type QueueOf = ReturnType<typeof queueClient>;
 
-  let task: TaskDefinition | null = null;
-  if (opts.taskId) {
-    try {
-      task = await queue.task(opts.taskId);
-    } catch (e) {
-      if (statusCode(e) === 404)
-        throw new ArchiveError('not-found', `task ${opts.taskId} does not exist`);
-      throw e;
-    }
+/** The task an action is triggered on, or null for a task-group action. */
+async function targetTaskOf(queue: QueueOf, taskId?: string): Promise<TaskDefinition | null> {
+  if (!taskId) return null;
+  try {
+    return await queue.task(taskId);
+  } catch (e) {
+    if (statusCode(e) === 404) throw new ArchiveError('not-found', `task ${taskId} does not exist`);
+    throw e;
   }
+}
+
+/** The action Treeherder would pick, or an error naming those that do apply here. */
+function chooseAction(
+  opts: TriggerActionOptions,
+  actionsJson: ActionsJsonDocument,
+  task: TaskDefinition | null,
+): ActionsJsonAction {
   const action = selectAction(actionsJson.actions, opts.action, task ? (task.tags ?? {}) : null);
-  if (!action) {
-    const names = [
-      ...new Set(
-        actionsJson.actions
-          .filter((a) =>
-            task
-              ? contextMatches(a.context ?? [], task.tags ?? {}) && (a.context ?? []).length > 0
-              : (a.context ?? []).length === 0,
-          )
-          .map((a) => a.name),
-      ),
-    ];
+  if (action) return action;
+  const names = [
+    ...new Set(
+      actionsJson.actions
+        .filter((a) =>
+          task
+            ? contextMatches(a.context ?? [], task.tags ?? {}) && (a.context ?? []).length > 0
+            : (a.context ?? []).length === 0,
+        )
+        .map((a) => a.name),
+    ),
+  ];
+  throw new ArchiveError(
+    'not-found',
+    `no action '${opts.action}' applies to ${opts.taskId ? `task ${opts.taskId}` : 'the task group'}` +
+      ` of decision task ${opts.decisionTaskId}; available here: ${names.join(', ') || 'none'}`,
+  );
+}
+
+/** The UI's form check: the input against the schema actions.json gives the action. */
+function checkInput(action: ActionsJsonAction, input: unknown): void {
+  // the schema comes from the decision task's actions.json: data, not one of ours
+  let validate: ValidateFunction;
+  try {
+    validate = foreignValidator(action.schema as Record<string, unknown>);
+  } catch (e) {
     throw new ArchiveError(
-      'not-found',
-      `no action '${opts.action}' applies to ${opts.taskId ? `task ${opts.taskId}` : 'the task group'}` +
-        ` of decision task ${opts.decisionTaskId}; available here: ${names.join(', ') || 'none'}`,
+      'usage',
+      `action '${action.name}' has an invalid input schema: ${errorMessage(e)}`,
     );
   }
-  const input = opts.input ?? (action.schema ? {} : null);
-  if (opts.validateInput !== false && action.schema) {
-    // the schema comes from the decision task's actions.json: data, not one of ours
-    let validate: ValidateFunction;
-    try {
-      validate = foreignValidator(action.schema as Record<string, unknown>);
-    } catch (e) {
-      throw new ArchiveError(
-        'usage',
-        `action '${action.name}' has an invalid input schema: ${errorMessage(e)}`,
-      );
-    }
-    if (!validate(input)) {
-      const errors = describeSchemaErrors(validate.errors, input, { root: 'input' });
-      throw new ArchiveError(
-        'usage',
-        `input for '${action.name}' is invalid: ${errors.join('; ')}`,
-      );
-    }
+  if (!validate(input)) {
+    const errors = describeSchemaErrors(validate.errors, input, { root: 'input' });
+    throw new ArchiveError('usage', `input for '${action.name}' is invalid: ${errors.join('; ')}`);
   }
-  const context: Record<string, unknown> = {
-    taskGroupId: opts.decisionTaskId,
-    taskId: opts.taskId ?? null,
-    input,
-    ...actionsJson.variables,
+}
+
+/** `kind: task`: the UI creates the task itself, restricted to the decision task's scopes. */
+async function createActionTask(
+  opts: TriggerActionOptions,
+  queue: QueueOf,
+  action: ActionsJsonAction,
+  context: Record<string, unknown>,
+  task: TaskDefinition | null,
+  log: Logger,
+): Promise<TriggerActionResult> {
+  const decision = await queue.task(opts.decisionTaskId);
+  const ownTaskId = slugid();
+  const rendered = jsone(action.task as object, {
+    ...context,
+    ownTaskId,
+    task,
+  }) as TaskDefinition;
+  await queue.use({ authorizedScopes: decision.scopes ?? [] }).createTask(ownTaskId, rendered);
+  log.info('action-task-created', { action: action.name, taskId: ownTaskId });
+  return {
+    action: { name: action.name, title: action.title, kind: 'task' },
+    payload: rendered,
+    actionTaskId: ownTaskId,
   };
+}
 
-  if (action.kind === 'task') {
-    // the UI creates the task itself, restricted to the decision task's scopes
-    const decision = await queue.task(opts.decisionTaskId);
-    const ownTaskId = slugid();
-    const rendered = jsone(action.task as object, {
-      ...context,
-      ownTaskId,
-      task,
-    }) as TaskDefinition;
-    await queue.use({ authorizedScopes: decision.scopes ?? [] }).createTask(ownTaskId, rendered);
-    log.info('action-task-created', { action: action.name, taskId: ownTaskId });
-    return {
-      action: { name: action.name, title: action.title, kind: 'task' },
-      payload: rendered,
-      actionTaskId: ownTaskId,
-    };
-  }
-
+/** `kind: hook`: render the hook payload and trigger the hook, if the decision task may. */
+async function triggerActionHook(
+  opts: TriggerActionOptions,
+  queue: QueueOf,
+  action: ActionsJsonAction,
+  context: Record<string, unknown>,
+  log: Logger,
+): Promise<TriggerActionResult> {
+  const clientOpts = { rootUrl: opts.rootUrl, credentials: opts.credentials };
   const hookGroupId = action.hookGroupId!;
   const hookId = action.hookId!;
   const payload = jsone(action.hookPayload as object, context);
@@ -219,7 +230,7 @@ export async function triggerAction(opts: TriggerActionOptions): Promise<Trigger
       `decision task ${opts.decisionTaskId} lacks scope ${needed}; refusing to trigger hook ${hookGroupId}/${hookId}`,
     );
   }
-  let res: any;
+  let res: { status?: { taskId?: string }; taskId?: string } | undefined;
   try {
     res = await hooksClient(clientOpts).triggerHook(hookGroupId, hookId, payload);
   } catch (e) {
@@ -229,11 +240,35 @@ export async function triggerAction(opts: TriggerActionOptions): Promise<Trigger
       `triggerHook ${hookGroupId}/${hookId} failed: ${errorMessage(e)}`,
     );
   }
-  const actionTaskId: string = res?.status?.taskId ?? res?.taskId;
+  const actionTaskId = (res?.status?.taskId ?? res?.taskId)!;
   log.info('action-triggered', { action: action.name, hookGroupId, hookId, taskId: actionTaskId });
   return {
     action: { name: action.name, title: action.title, kind: 'hook', hookGroupId, hookId },
     payload,
     actionTaskId,
   };
+}
+
+/** Trigger one action on a decision task's push, or on one of its tasks, as Treeherder does. */
+export async function triggerAction(opts: TriggerActionOptions): Promise<TriggerActionResult> {
+  const log = opts.log ?? silentLogger;
+  const queue = queueClient({ rootUrl: opts.rootUrl, credentials: opts.credentials });
+  const actionsJson = await fetchActionsJson(
+    opts.rootUrl,
+    opts.decisionTaskId,
+    opts.fetchImpl ?? fetch,
+  );
+  const task = await targetTaskOf(queue, opts.taskId);
+  const action = chooseAction(opts, actionsJson, task);
+  const input = opts.input ?? (action.schema ? {} : null);
+  if (opts.validateInput !== false && action.schema) checkInput(action, input);
+  const context: Record<string, unknown> = {
+    taskGroupId: opts.decisionTaskId,
+    taskId: opts.taskId ?? null,
+    input,
+    ...actionsJson.variables,
+  };
+  return action.kind === 'task'
+    ? createActionTask(opts, queue, action, context, task, log)
+    : triggerActionHook(opts, queue, action, context, log);
 }
