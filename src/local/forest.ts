@@ -102,9 +102,102 @@ async function serveRepository(
   return { server, path: repoDir, vcs, hgPushlog };
 }
 
+type ServedRepository = Awaited<ReturnType<typeof serveRepository>>;
+
+/** What the parts of a forest share while it starts: its services, and how to stop each part. */
+interface ForestParts {
+  o: ForestOptions;
+  log: Logger;
+  say: (line: string) => void;
+  stateDir: string;
+  embedded: Embedded;
+  config: GraphConfig;
+  served?: ServedRepository;
+  pushLog: PushLog;
+  liveLogs: LiveLogs;
+  cleanups: Array<() => Promise<unknown>>;
+}
+
+/** The worker pools of every task queue the config names, played by the local runners. */
+function startPools(f: ForestParts): WorkerPools {
+  const { embedded, served, log, say } = f;
+  const abort = new AbortController();
+  const run = localRunners({
+    rootUrl: embedded.rootUrl,
+    credentials: embedded.credentials,
+    s3: embedded.s3!,
+    projectRoot: f.o.projectRoot,
+    stateDir: f.stateDir,
+    ...(served ? { repo: { path: served.path, vcs: served.vcs } } : {}),
+    allowRepos: served ? [served.server.url] : [],
+    log,
+    signal: abort.signal,
+    onLogLine: (taskId, line) => f.liveLogs.add(taskId, line),
+  });
+  const started = startWorkerPools({
+    rootUrl: embedded.rootUrl,
+    credentials: embedded.credentials,
+    taskQueueIds: configQueues(f.config, ['1', '2', '3']),
+    run,
+    log,
+    onStart: (t) => say(`running   ${t.label} ${t.taskId} (${t.taskQueueId})`),
+    onResolved: (r) =>
+      say(`${r.state.padEnd(9)} ${r.label} ${r.taskId} (${(r.ms / 1000).toFixed(1)} s)`),
+  });
+  f.cleanups.push(async () => {
+    abort.abort();
+    await started.stop();
+  });
+  return started;
+}
+
+/** The watcher that turns each push to the served repository into the producer's decision task. */
+async function watchServedPushes(f: ForestParts, served: ServedRepository): Promise<PushWatch> {
+  const { embedded, say } = f;
+  const producer = new PushProducer({
+    rootUrl: embedded.rootUrl,
+    credentials: embedded.credentials,
+    repoDir: served.path,
+    vcs: served.vcs,
+    repository: served.server.url,
+    project: f.o.project ?? 'mozilla-central',
+    level: f.o.level ?? '3',
+    pushLog: f.pushLog,
+  });
+  const w = await watchPushes({
+    repoDir: served.path,
+    vcs: served.vcs,
+    ...(served.hgPushlog ? { hgPushlogFile: served.hgPushlog } : {}),
+    intervalMs: f.o.pollMs ?? 1000,
+    log: f.log,
+    onPush: async (p) => {
+      let rec: PushRecord;
+      try {
+        rec = await producer.push({
+          revision: p.revision,
+          baseRevision: p.baseRevision,
+          ...(served.vcs === 'git' ? { ref: p.ref } : {}),
+          owner: p.email || 'developer@example.com',
+          author: p.author,
+          message: p.message,
+        });
+      } catch (e) {
+        say(`push ${p.revision.slice(0, 12)} (${p.ref}): no decision task: ${errorMessage(e)}`);
+        return;
+      }
+      say(
+        `push ${rec.pushlogId}: ${p.revision.slice(0, 12)} ${p.ref} by ${p.author}: ` +
+          `decision task ${rec.decisionTaskId} (${rec.producer})`,
+      );
+    },
+  });
+  // stopped before the pools and the server, so no push is half-handled
+  f.cleanups.push(() => w.stop());
+  return w;
+}
+
 export async function startForest(o: ForestOptions): Promise<Forest> {
   const log = o.log ?? silentLogger;
-  const say = o.onEvent ?? (() => {});
   const stateDir = path.resolve(o.stateDir);
   fs.mkdirSync(stateDir, { recursive: true });
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -119,113 +212,46 @@ export async function startForest(o: ForestOptions): Promise<Forest> {
       ...(o.port !== undefined ? { port: o.port } : {}),
     });
     cleanups.push(() => embedded.close());
-    const pushLog = new PushLog(stateDir);
-    const liveLogs = new LiveLogs();
     const served = o.repo ? await serveRepository(o, stateDir) : undefined;
     if (served) cleanups.push(() => served.server.close());
     const repo = served ? { path: served.path, vcs: served.vcs } : undefined;
-    const config: GraphConfig = await forestConfig(o, repo);
-
-    let pools: WorkerPools | undefined;
-    if (o.workers !== false) {
-      const abort = new AbortController();
-      const run = localRunners({
-        rootUrl: embedded.rootUrl,
-        credentials: embedded.credentials,
-        s3: embedded.s3!,
-        projectRoot: o.projectRoot,
-        stateDir,
-        ...(repo ? { repo } : {}),
-        allowRepos: served ? [served.server.url] : [],
-        log,
-        signal: abort.signal,
-        onLogLine: (taskId, line) => liveLogs.add(taskId, line),
-      });
-      const started = startWorkerPools({
-        rootUrl: embedded.rootUrl,
-        credentials: embedded.credentials,
-        taskQueueIds: configQueues(config, ['1', '2', '3']),
-        run,
-        log,
-        onStart: (t) => say(`running   ${t.label} ${t.taskId} (${t.taskQueueId})`),
-        onResolved: (r) =>
-          say(`${r.state.padEnd(9)} ${r.label} ${r.taskId} (${(r.ms / 1000).toFixed(1)} s)`),
-      });
-      pools = started;
-      cleanups.push(async () => {
-        abort.abort();
-        await started.stop();
-      });
-    }
-
+    const f: ForestParts = {
+      o,
+      log,
+      say: o.onEvent ?? (() => {}),
+      stateDir,
+      embedded,
+      config: await forestConfig(o, repo),
+      ...(served ? { served } : {}),
+      pushLog: new PushLog(stateDir),
+      liveLogs: new LiveLogs(),
+      cleanups,
+    };
+    const pools = o.workers !== false ? startPools(f) : undefined;
     let dashboard: Dashboard | undefined;
     if (o.dashboard !== false) {
       const d = await startDashboard({
         rootUrl: embedded.rootUrl,
         credentials: embedded.credentials,
-        pushLog,
-        liveLogs,
-        config,
+        pushLog: f.pushLog,
+        liveLogs: f.liveLogs,
+        config: f.config,
         project: o.project ?? 'mozilla-central',
         log,
       });
       dashboard = d;
       cleanups.push(() => d.close());
     }
-
-    let watch: PushWatch | undefined;
-    if (served) {
-      const producer = new PushProducer({
-        rootUrl: embedded.rootUrl,
-        credentials: embedded.credentials,
-        repoDir: served.path,
-        vcs: served.vcs,
-        repository: served.server.url,
-        project: o.project ?? 'mozilla-central',
-        level: o.level ?? '3',
-        pushLog,
-      });
-      const w = await watchPushes({
-        repoDir: served.path,
-        vcs: served.vcs,
-        ...(served.hgPushlog ? { hgPushlogFile: served.hgPushlog } : {}),
-        intervalMs: o.pollMs ?? 1000,
-        log,
-        onPush: async (p) => {
-          let rec: PushRecord;
-          try {
-            rec = await producer.push({
-              revision: p.revision,
-              baseRevision: p.baseRevision,
-              ...(served.vcs === 'git' ? { ref: p.ref } : {}),
-              owner: p.email || 'developer@example.com',
-              author: p.author,
-              message: p.message,
-            });
-          } catch (e) {
-            say(`push ${p.revision.slice(0, 12)} (${p.ref}): no decision task: ${errorMessage(e)}`);
-            return;
-          }
-          say(
-            `push ${rec.pushlogId}: ${p.revision.slice(0, 12)} ${p.ref} by ${p.author}: ` +
-              `decision task ${rec.decisionTaskId} (${rec.producer})`,
-          );
-        },
-      });
-      watch = w;
-      // stopped before the pools and the server, so no push is half-handled
-      cleanups.push(() => w.stop());
-    }
-
+    const watch = served ? await watchServedPushes(f, served) : undefined;
     return {
       embedded,
       stateDir,
       ...(served
         ? { repository: { url: served.server.url, vcs: served.vcs, path: served.path } }
         : {}),
-      pushLog,
+      pushLog: f.pushLog,
       ...(pools ? { pools } : {}),
-      liveLogs,
+      liveLogs: f.liveLogs,
       ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
       pollPushes: () => watch?.poll() ?? Promise.resolve(),
       close: closeAll,

@@ -83,15 +83,26 @@ function failure(claim: ClaimedTask, reason: string, start: number): LocalRunOut
   };
 }
 
-export function localRunners(o: LocalRunnersOptions): LocalRunner {
-  const publish = s3Publisher(o.s3);
-  const rctx: RunnerContext = {
-    rootUrl: o.rootUrl,
-    publish,
-    log: o.log,
-    ...(o.signal ? { signal: o.signal } : {}),
-    ...(o.onLogLine ? { onLogLine: o.onLogLine } : {}),
-  };
+type KindRunner = (claim: ClaimedTask) => Promise<LocalRunOutcome>;
+
+/** The runner's own logger, also copied line by line to the live log of the task. */
+function lineLogger(o: LocalRunnersOptions, taskId: string): Logger {
+  if (!o.onLogLine) return o.log;
+  const sink = o.onLogLine;
+  return teeLogger(o.log, createLogger({ json: false, write: (l) => sink(taskId, l) }));
+}
+
+/** Resolve a run as malformed-payload, with the reason the outcome reports. */
+async function refuse(o: LocalRunnersOptions, claim: ClaimedTask, reason: string) {
+  const q = queueClient({ rootUrl: o.rootUrl, credentials: claim.credentials });
+  await q
+    .reportException(claim.status.taskId, claim.runId, { reason: 'malformed-payload' })
+    .catch(() => {});
+  return failure(claim, reason, Date.now());
+}
+
+/** The archive worker's own claim runner, on the embedded S3 and a one-shot worker config. */
+function archiveRunner(o: LocalRunnersOptions): KindRunner {
   const s3Settings = { ...o.s3, prefix: 'mozharness' };
   const workerConfig = (taskQueueId: string): WorkerConfig =>
     validateWorkerConfig({
@@ -111,77 +122,76 @@ export function localRunners(o: LocalRunnersOptions): LocalRunner {
     });
   const store = new ArchiveStore(workerS3Client(s3Settings) as any, s3Settings);
   const logs = new S3TaskLogStore(workerS3Client(s3Settings), s3Settings);
-  const scriptsDir = path.join(o.projectRoot, 'taskcluster', 'scripts');
-  /** The runner's own logger, also copied line by line to the live log of the task. */
-  const lineLogger = (taskId: string): Logger => {
-    if (!o.onLogLine) return o.log;
-    const sink = o.onLogLine;
-    return teeLogger(o.log, createLogger({ json: false, write: (l) => sink(taskId, l) }));
+  return async (claim) => {
+    const start = Date.now();
+    const r = await runOneClaim(claim, workerConfig(claim.task.taskQueueId), {
+      store,
+      logs,
+      log: lineLogger(o, claim.status.taskId),
+    });
+    const res = r.resolution;
+    return {
+      taskId: claim.status.taskId,
+      runId: claim.runId,
+      label: claim.task.metadata.name,
+      state: res.state === 'abandoned' ? 'exception' : res.state,
+      ...(res.state !== 'completed' ? { reason: res.message } : {}),
+      logTail: res.state !== 'completed' ? [res.message] : [],
+      ms: Date.now() - start,
+    };
   };
+}
 
-  const runners: Record<RunnerKind, (claim: ClaimedTask) => Promise<LocalRunOutcome>> = {
-    action: async (claim) => {
-      const start = Date.now();
-      const r = await runActionClaim(claim, {
-        rootUrl: o.rootUrl,
-        publish,
-        log: lineLogger(claim.status.taskId),
-        // labels the push left out are generated from the in-tree kinds, as the action task's
-        // checkout would (this project's taskcluster/ is the sample repository's)
-        defineTask: decisionTaskDefiner({ root: path.join(o.projectRoot, 'taskcluster') }),
-        retarget: retargetArchiveTask,
-      });
-      return {
-        taskId: r.taskId,
-        runId: r.runId,
-        label: claim.task.metadata.name,
-        state: r.state,
-        ...(r.error ? { reason: r.error } : {}),
-        logTail: r.error ? [r.error] : [],
-        ms: Date.now() - start,
-      };
-    },
-    decision: async (claim) => {
-      if (!o.repo) {
-        const reason = 'no repository to check out: start `local up` with --repo';
-        const q = queueClient({ rootUrl: o.rootUrl, credentials: claim.credentials });
-        await q.reportException(claim.status.taskId, claim.runId, {
-          reason: 'malformed-payload',
-        });
-        return failure(claim, reason, Date.now());
-      }
-      return runDecisionClaim(claim, { ...rctx, repo: o.repo });
-    },
-    archive: async (claim) => {
-      const start = Date.now();
-      const r = await runOneClaim(claim, workerConfig(claim.task.taskQueueId), {
-        store,
-        logs,
-        log: lineLogger(claim.status.taskId),
-      });
-      const res = r.resolution;
-      return {
-        taskId: claim.status.taskId,
-        runId: claim.runId,
-        label: claim.task.metadata.name,
-        state: res.state === 'abandoned' ? 'exception' : res.state,
-        ...(res.state !== 'completed' ? { reason: res.message } : {}),
-        logTail: res.state !== 'completed' ? [res.message] : [],
-        ms: Date.now() - start,
-      };
-    },
+/** An action task: the action callback in-process, with the task's credentials. */
+function actionRunner(o: LocalRunnersOptions, publish: RunnerContext['publish']): KindRunner {
+  return async (claim) => {
+    const start = Date.now();
+    const r = await runActionClaim(claim, {
+      rootUrl: o.rootUrl,
+      publish,
+      log: lineLogger(o, claim.status.taskId),
+      // labels the push left out are generated from the in-tree kinds, as the action task's
+      // checkout would (this project's taskcluster/ is the sample repository's)
+      defineTask: decisionTaskDefiner({ root: path.join(o.projectRoot, 'taskcluster') }),
+      retarget: retargetArchiveTask,
+    });
+    return {
+      taskId: r.taskId,
+      runId: r.runId,
+      label: claim.task.metadata.name,
+      state: r.state,
+      ...(r.error ? { reason: r.error } : {}),
+      logTail: r.error ? [r.error] : [],
+      ms: Date.now() - start,
+    };
+  };
+}
+
+export function localRunners(o: LocalRunnersOptions): LocalRunner {
+  const publish = s3Publisher(o.s3);
+  const rctx: RunnerContext = {
+    rootUrl: o.rootUrl,
+    publish,
+    log: o.log,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.onLogLine ? { onLogLine: o.onLogLine } : {}),
+  };
+  const scriptsDir = path.join(o.projectRoot, 'taskcluster', 'scripts');
+  const runners: Record<RunnerKind, KindRunner> = {
+    action: actionRunner(o, publish),
+    decision: async (claim) =>
+      o.repo
+        ? runDecisionClaim(claim, { ...rctx, repo: o.repo })
+        : refuse(o, claim, 'no repository to check out: start `local up` with --repo'),
+    archive: archiveRunner(o),
     docker: (claim) => runDockerWorkerClaim(claim, { ...rctx, scriptsDir }),
     generic: (claim) => runGenericWorkerClaim(claim, rctx),
     unknown: async (claim) => {
       const impl = claim.task.tags?.['worker-implementation'];
-      const q = queueClient({ rootUrl: o.rootUrl, credentials: claim.credentials });
-      await q
-        .reportException(claim.status.taskId, claim.runId, { reason: 'malformed-payload' })
-        .catch(() => {});
-      return failure(
+      return refuse(
+        o,
         claim,
         `${impl === undefined ? 'no worker-implementation tag' : `worker-implementation '${impl}'`}: no local runner plays it`,
-        Date.now(),
       );
     },
   };
