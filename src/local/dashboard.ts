@@ -223,91 +223,103 @@ class DashboardData {
   }
 }
 
+const HTML = 'text/html; charset=utf-8';
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    // same-origin, not no-referrer: with no-referrer a form POST carries `Origin: null`
+    'referrer-policy': 'same-origin',
+    'x-frame-options': 'DENY',
+    'content-security-policy':
+      "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+      "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  });
+  res.end(body);
+}
+
+/** One running dashboard: its data, its form token and the loopback addresses it answers for. */
+interface Site {
+  data: DashboardData;
+  token: string;
+  origin: string;
+  allowedHosts: Set<string>;
+}
+
+/** POST /actions: a same-origin form with the page's token triggers the action, then 303. */
+async function postAction(site: Site, req: http.IncomingMessage, res: http.ServerResponse) {
+  const from = req.headers.origin;
+  if (from !== undefined && !site.allowedHosts.has(from.replace(/^http:\/\//, '')))
+    throw new HttpError(403, 'cross-origin request refused');
+  if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+    throw new HttpError(415, 'expected a form');
+  }
+  const form = new URLSearchParams(await readBody(req));
+  const given = Buffer.from(form.get('token') ?? '');
+  const expected = Buffer.from(site.token);
+  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
+    throw new HttpError(403, 'missing or wrong token: reload the page and try again');
+  }
+  const actionTaskId = await site.data.trigger(form);
+  res.writeHead(303, { location: `/?action=${encodeURIComponent(actionTaskId)}` });
+  res.end();
+}
+
+/** The pushes page, with a note of the action task just created (after POST /actions). */
+async function pushesIndex(site: Site, u: URL): Promise<string> {
+  const done = u.searchParams.get('action');
+  const flash =
+    done && SLUGID.test(done)
+      ? { text: 'Action task created; its tasks appear in the push when it has run:', taskId: done }
+      : undefined;
+  return pushesPage(await site.data.pushes(), flash);
+}
+
+async function handle(site: Site, req: http.IncomingMessage, res: http.ServerResponse) {
+  if (!site.allowedHosts.has(String(req.headers.host ?? ''))) {
+    throw new HttpError(421, 'the dashboard answers only requests for its loopback address');
+  }
+  const { data, token } = site;
+  const u = new URL(req.url ?? '/', site.origin);
+  const route = `${req.method} ${u.pathname}`;
+  if (route === 'GET /dashboard.css') return send(res, 200, 'text/css', DASHBOARD_CSS);
+  if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript', DASHBOARD_JS);
+  if (route === 'GET /favicon.ico') return send(res, 204, 'image/x-icon', '');
+  if (route === 'GET /') return send(res, 200, HTML, await pushesIndex(site, u));
+  if (route === 'GET /fragments/pushes')
+    return send(res, 200, HTML, pushesFragment(await data.pushes()));
+  let m = /^GET \/task\/([^/]+)$/.exec(route);
+  if (m) return send(res, 200, HTML, taskPage(await data.task(decodeURIComponent(m[1]!), token)));
+  m = /^GET \/fragments\/task\/([^/]+)$/.exec(route);
+  if (m)
+    return send(res, 200, HTML, taskFragment(await data.task(decodeURIComponent(m[1]!), token)));
+  if (route === 'GET /lookup') {
+    const revision = (u.searchParams.get('revision') ?? '').trim();
+    try {
+      return send(res, 200, HTML, lookupPage(revision, await data.lookup(revision)));
+    } catch (e) {
+      return send(res, 404, HTML, lookupPage(revision, undefined, errorMessage(e)));
+    }
+  }
+  if (route === 'POST /actions') return postAction(site, req, res);
+  throw new HttpError(404, `no page at ${u.pathname}`);
+}
+
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
-  const token = crypto.randomBytes(24).toString('base64url');
-  const data = new DashboardData(o);
-  let origin = '';
-  const allowedHosts = new Set<string>();
-
-  const send = (res: http.ServerResponse, status: number, type: string, body: string) => {
-    res.writeHead(status, {
-      'content-type': type,
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      // same-origin, not no-referrer: with no-referrer a form POST carries `Origin: null`
-      'referrer-policy': 'same-origin',
-      'x-frame-options': 'DENY',
-      'content-security-policy':
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
-        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    });
-    res.end(body);
+  const site: Site = {
+    data: new DashboardData(o),
+    token: crypto.randomBytes(24).toString('base64url'),
+    origin: '',
+    allowedHosts: new Set<string>(),
   };
-  const html = 'text/html; charset=utf-8';
-
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (!allowedHosts.has(String(req.headers.host ?? ''))) {
-      throw new HttpError(421, 'the dashboard answers only requests for its loopback address');
-    }
-    const u = new URL(req.url ?? '/', origin);
-    const route = `${req.method} ${u.pathname}`;
-    if (route === 'GET /dashboard.css') return send(res, 200, 'text/css', DASHBOARD_CSS);
-    if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript', DASHBOARD_JS);
-    if (route === 'GET /favicon.ico') return send(res, 204, 'image/x-icon', '');
-    if (route === 'GET /') {
-      const done = u.searchParams.get('action');
-      const flash =
-        done && SLUGID.test(done)
-          ? {
-              text: 'Action task created; its tasks appear in the push when it has run:',
-              taskId: done,
-            }
-          : undefined;
-      return send(res, 200, html, pushesPage(await data.pushes(), flash));
-    }
-    if (route === 'GET /fragments/pushes')
-      return send(res, 200, html, pushesFragment(await data.pushes()));
-    let m = /^GET \/task\/([^/]+)$/.exec(route);
-    if (m) return send(res, 200, html, taskPage(await data.task(decodeURIComponent(m[1]!), token)));
-    m = /^GET \/fragments\/task\/([^/]+)$/.exec(route);
-    if (m)
-      return send(res, 200, html, taskFragment(await data.task(decodeURIComponent(m[1]!), token)));
-    if (route === 'GET /lookup') {
-      const revision = (u.searchParams.get('revision') ?? '').trim();
-      try {
-        return send(res, 200, html, lookupPage(revision, await data.lookup(revision)));
-      } catch (e) {
-        return send(res, 404, html, lookupPage(revision, undefined, errorMessage(e)));
-      }
-    }
-    if (route === 'POST /actions') {
-      const from = req.headers.origin;
-      if (from !== undefined && !allowedHosts.has(from.replace(/^http:\/\//, '')))
-        throw new HttpError(403, 'cross-origin request refused');
-      if (
-        !String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')
-      ) {
-        throw new HttpError(415, 'expected a form');
-      }
-      const form = new URLSearchParams(await readBody(req));
-      const given = Buffer.from(form.get('token') ?? '');
-      const expected = Buffer.from(token);
-      if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
-        throw new HttpError(403, 'missing or wrong token: reload the page and try again');
-      }
-      const actionTaskId = await data.trigger(form);
-      res.writeHead(303, { location: `/?action=${encodeURIComponent(actionTaskId)}` });
-      return void res.end();
-    }
-    throw new HttpError(404, `no page at ${u.pathname}`);
-  };
-
   const server = http.createServer((req, res) => {
-    handle(req, res).catch((e) => {
+    handle(site, req, res).catch((e) => {
       const status = e instanceof HttpError ? e.status : 500;
       if (status === 500)
         o.log.warn('dashboard-request-failed', { url: req.url, error: errorMessage(e) });
-      if (!res.headersSent) send(res, status, html, errorPage(status, errorMessage(e)));
+      if (!res.headersSent) send(res, status, HTML, errorPage(status, errorMessage(e)));
       else res.end();
     });
   });
@@ -316,10 +328,10 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  origin = `http://127.0.0.1:${port}`;
-  allowedHosts.add(`127.0.0.1:${port}`).add(`localhost:${port}`);
+  site.origin = `http://127.0.0.1:${port}`;
+  site.allowedHosts.add(`127.0.0.1:${port}`).add(`localhost:${port}`);
   return {
-    url: `${origin}/`,
+    url: `${site.origin}/`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

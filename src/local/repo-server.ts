@@ -3,12 +3,13 @@
 // answers from its access log: that is how `local run` shows that a push which leaves the harness
 // unchanged makes no request to the repository server. Git repositories are served the same way
 // with git's own smart-HTTP CGI (`git http-backend`).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 
 export interface HgServer {
   url: string;
@@ -26,50 +27,42 @@ export const HG_ENV: NodeJS.ProcessEnv = {
   LANG: 'C.UTF-8',
 };
 
-/**
- * Start `hg serve` for `repoPath` on 127.0.0.1. With `prefix` the repository is served under
- * `/<prefix>` (as hg.mozilla.org serves `/mozilla-central`), so its URL names the project.
- */
-export async function startHgServe(
-  repoPath: string,
-  opts: {
-    port?: number;
-    prefix?: string;
-    /** Accept pushes (loopback only, no authentication: a developer's own forest). */
-    allowPush?: boolean;
-    /** More `--config section.name=value` settings (hooks…). */
-    config?: string[];
-  } = {},
-): Promise<HgServer> {
-  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hg-serve-'));
-  const accessLog = path.join(logDir, 'access.log');
-  const errorLog = path.join(logDir, 'error.log');
-  const child = spawn(
-    'hg',
-    [
-      'serve',
-      '-R',
-      repoPath,
-      '-a',
-      '127.0.0.1',
-      '-p',
-      String(opts.port ?? 0),
-      '--accesslog',
-      accessLog,
-      '--errorlog',
-      errorLog,
-      '--config',
-      'web.allow-archive=gz,bz2,zip',
-      ...(opts.allowPush
-        ? ['--config', 'web.allow_push=*', '--config', 'web.push_ssl=false']
-        : ['--config', 'web.allow_push=']),
-      ...(opts.config ?? []).flatMap((c) => ['--config', c]),
-      ...(opts.prefix ? ['--prefix', opts.prefix] : []),
-    ],
-    { cwd: repoPath, env: HG_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+export interface HgServeOptions {
+  port?: number;
+  prefix?: string;
+  /** Accept pushes (loopback only, no authentication: a developer's own forest). */
+  allowPush?: boolean;
+  /** More `--config section.name=value` settings (hooks…). */
+  config?: string[];
+}
+
+function hgServeArgs(repoPath: string, opts: HgServeOptions, logDir: string): string[] {
+  return [
+    'serve',
+    '-R',
+    repoPath,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(opts.port ?? 0),
+    '--accesslog',
+    path.join(logDir, 'access.log'),
+    '--errorlog',
+    path.join(logDir, 'error.log'),
+    '--config',
+    'web.allow-archive=gz,bz2,zip',
+    ...(opts.allowPush
+      ? ['--config', 'web.allow_push=*', '--config', 'web.push_ssl=false']
+      : ['--config', 'web.allow_push=']),
+    ...(opts.config ?? []).flatMap((c) => ['--config', c]),
+    ...(opts.prefix ? ['--prefix', opts.prefix] : []),
+  ];
+}
+
+/** The port `hg serve` says it is bound to, or an error with its output when it stops first. */
+function boundPort(child: ChildProcessByStdio<null, Readable, Readable>): Promise<number> {
   let output = '';
-  const port = await new Promise<number>((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`hg serve did not start: ${output}`)), 20000);
     const onData = (d: Buffer) => {
       output += d.toString('utf8');
@@ -90,23 +83,42 @@ export async function startHgServe(
       reject(new Error(`hg serve exited ${code}: ${output}`));
     });
   });
+}
+
+/** The request paths of an hgweb access log, oldest first. */
+function accessLogPaths(file: string): string[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const paths: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /"[A-Z]+ (\S+) HTTP\/[\d.]+"/.exec(line);
+    if (m) paths.push(m[1]!);
+  }
+  return paths;
+}
+
+/**
+ * Start `hg serve` for `repoPath` on 127.0.0.1. With `prefix` the repository is served under
+ * `/<prefix>` (as hg.mozilla.org serves `/mozilla-central`), so its URL names the project.
+ */
+export async function startHgServe(repoPath: string, opts: HgServeOptions = {}): Promise<HgServer> {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hg-serve-'));
+  const child = spawn('hg', hgServeArgs(repoPath, opts, logDir), {
+    cwd: repoPath,
+    env: HG_ENV,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const port = await boundPort(child);
   child.removeAllListeners('exit');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     url: `http://127.0.0.1:${port}${opts.prefix ? `/${opts.prefix}` : ''}`,
     get requests(): string[] {
-      let text = '';
-      try {
-        text = fs.readFileSync(accessLog, 'utf8');
-      } catch {
-        return [];
-      }
-      const paths: string[] = [];
-      for (const line of text.split('\n')) {
-        const m = /"[A-Z]+ (\S+) HTTP\/[\d.]+"/.exec(line);
-        if (m) paths.push(m[1]!);
-      }
-      return paths;
+      return accessLogPaths(path.join(logDir, 'access.log'));
     },
     async close() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -126,6 +138,67 @@ export type RepoServer = HgServer;
 /** A git smart-HTTP server, which also counts the response bytes it has sent. */
 export type GitHttpServer = RepoServer & { readonly bytesSent: number };
 
+/** The CGI environment of one `git http-backend` request (and nothing of the caller's). */
+function gitBackendEnv(
+  req: http.IncomingMessage,
+  u: URL,
+  root: string,
+  allowPush: boolean,
+): NodeJS.ProcessEnv {
+  const pushConfig: Record<string, string> = allowPush
+    ? {
+        GIT_CONFIG_COUNT: '2',
+        GIT_CONFIG_KEY_0: 'http.receivepack',
+        GIT_CONFIG_VALUE_0: 'true',
+        GIT_CONFIG_KEY_1: 'receive.denyCurrentBranch',
+        GIT_CONFIG_VALUE_1: 'updateInstead',
+      }
+    : {};
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: root,
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_PROJECT_ROOT: root,
+    GIT_HTTP_EXPORT_ALL: '1',
+    PATH_INFO: decodeURIComponent(u.pathname),
+    QUERY_STRING: u.search.slice(1),
+    REQUEST_METHOD: req.method ?? 'GET',
+    CONTENT_TYPE: req.headers['content-type'] ?? '',
+    CONTENT_LENGTH: req.headers['content-length'] ?? '',
+    GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+    HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
+    REMOTE_ADDR: '127.0.0.1',
+    ...pushConfig,
+  };
+}
+
+/** Relay a CGI's answer: its header block becomes the status and headers, the rest the body. */
+function relayCgi(cgi: ChildProcessByStdio<Writable, Readable, null>, res: http.ServerResponse) {
+  let head = Buffer.alloc(0);
+  let headersDone = false;
+  cgi.stdout.on('data', (chunk: Buffer) => {
+    if (headersDone) return void res.write(chunk);
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    headersDone = true;
+    let status = 200;
+    for (const line of head.subarray(0, end).toString('latin1').split('\r\n')) {
+      const i = line.indexOf(':');
+      const k = line.slice(0, i).trim();
+      const v = line.slice(i + 1).trim();
+      if (k.toLowerCase() === 'status') status = Number(v.split(' ')[0]);
+      else res.setHeader(k, v);
+    }
+    res.writeHead(status);
+    res.write(head.subarray(end + 4));
+  });
+  cgi.on('close', () => {
+    if (!headersDone) res.writeHead(500);
+    res.end();
+  });
+}
+
 /**
  * Serve a local git repository (bare or not) over smart HTTP on 127.0.0.1 at `/<prefix>`
  * (default: the directory's name), through `git http-backend`, recording each request path.
@@ -141,15 +214,6 @@ export async function startGitHttp(
     allowPush?: boolean;
   } = {},
 ): Promise<GitHttpServer> {
-  const pushConfig: Record<string, string> = opts.allowPush
-    ? {
-        GIT_CONFIG_COUNT: '2',
-        GIT_CONFIG_KEY_0: 'http.receivepack',
-        GIT_CONFIG_VALUE_0: 'true',
-        GIT_CONFIG_KEY_1: 'receive.denyCurrentBranch',
-        GIT_CONFIG_VALUE_1: 'updateInstead',
-      }
-    : {};
   const prefix = opts.prefix ?? path.basename(repoPath);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'git-http-'));
   fs.symlinkSync(path.resolve(repoPath), path.join(root, prefix));
@@ -164,49 +228,12 @@ export async function startGitHttp(
     }) as typeof res.write;
     requests.push(u.pathname + u.search);
     const cgi = spawn('git', ['http-backend'], {
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: root,
-        GIT_CONFIG_NOSYSTEM: '1',
-        GIT_PROJECT_ROOT: root,
-        GIT_HTTP_EXPORT_ALL: '1',
-        PATH_INFO: decodeURIComponent(u.pathname),
-        QUERY_STRING: u.search.slice(1),
-        REQUEST_METHOD: req.method ?? 'GET',
-        CONTENT_TYPE: req.headers['content-type'] ?? '',
-        CONTENT_LENGTH: req.headers['content-length'] ?? '',
-        GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
-        HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
-        REMOTE_ADDR: '127.0.0.1',
-        ...pushConfig,
-      },
+      env: gitBackendEnv(req, u, root, opts.allowPush === true),
       stdio: ['pipe', 'pipe', 'ignore'],
     });
     req.pipe(cgi.stdin);
     cgi.stdin.on('error', () => {});
-    let head = Buffer.alloc(0);
-    let headersDone = false;
-    cgi.stdout.on('data', (chunk: Buffer) => {
-      if (headersDone) return void res.write(chunk);
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      headersDone = true;
-      let status = 200;
-      for (const line of head.subarray(0, end).toString('latin1').split('\r\n')) {
-        const i = line.indexOf(':');
-        const k = line.slice(0, i).trim();
-        const v = line.slice(i + 1).trim();
-        if (k.toLowerCase() === 'status') status = Number(v.split(' ')[0]);
-        else res.setHeader(k, v);
-      }
-      res.writeHead(status);
-      res.write(head.subarray(end + 4));
-    });
-    cgi.on('close', () => {
-      if (!headersDone) res.writeHead(500);
-      res.end();
-    });
+    relayCgi(cgi, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
