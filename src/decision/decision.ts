@@ -14,7 +14,7 @@ import { loadGraphConfig, loadKinds, type GraphConfig, type Kinds } from './conf
 import { computeHarnessDigest, type Archiver, type HarnessDigest } from './digest.js';
 import { graphToJson, loadFullGraph, selectTargetTasks, type TaskGraph } from './graph.js';
 import { checkLimits } from './limits.js';
-import { optimizeGraph, type OptimizeResult } from './optimize.js';
+import { optimizeGraph, type OptimizeResult, type Replacement } from './optimize.js';
 import { dumpParameters, pushFacts, type Parameters } from './parameters.js';
 import { resolvedToJson, resolveTaskGraph, type ResolvedGraph } from './resolve.js';
 import { runnableJobs } from './runnable.js';
@@ -123,6 +123,89 @@ export async function loadGraphs(o: {
   return { config, kinds, full, target };
 }
 
+/** The harness's tree digest and predicted archive, from the checkout unless given. */
+async function harnessDigest(
+  o: DecisionOptions,
+  kinds: Kinds,
+  log: Logger,
+): Promise<HarnessDigest> {
+  let digest = o.digest;
+  if (!digest) {
+    if (!o.checkout) {
+      throw new ArchiveError(
+        'usage',
+        'a checkout (--checkout) is needed to compute the harness digest',
+      );
+    }
+    digest = await computeHarnessDigest(
+      o.checkout,
+      o.params.head_rev,
+      kinds.archive.subdir,
+      o.archiver,
+    );
+  }
+  log.info('decision.digest', {
+    treeDigest: digest.treeDigest,
+    sha256: digest.sha256,
+    size: digest.size,
+  });
+  return digest;
+}
+
+/** Give a reused archive this push's index entries (what the archive task's routes would). */
+async function indexReusedArchive(
+  o: DecisionOptions,
+  config: GraphConfig,
+  reuse: Replacement,
+  log: Logger,
+): Promise<string[]> {
+  if (!o.index) throw new ArchiveError('usage', 'indexing a reused archive needs an index client');
+  const params = o.params;
+  const indexed: string[] = [];
+  for (const ns of pushIndexNamespaces(config.indexPrefix, pushFacts(params))) {
+    try {
+      await o.index.insertTask(ns, {
+        taskId: reuse.taskId,
+        rank: params.pushdate,
+        data: { ...reuse.data, reusedByDecisionTask: params.decision_task_id },
+        expires: reuse.artifactExpires,
+      });
+      indexed.push(ns);
+    } catch (e) {
+      throw new ArchiveError(
+        'unavailable',
+        `could not index the reused archive ${reuse.taskId} at ${ns}: ${errorMessage(e)}`,
+      );
+    }
+  }
+  log.info('decision.indexed-reuse', { taskId: reuse.taskId, namespaces: indexed });
+  return indexed;
+}
+
+/** Write the decision task's artifacts into `out`. */
+async function writeArtifacts(
+  o: DecisionOptions,
+  out: string,
+  r: Omit<DecisionResult, 'submitted' | 'indexed' | 'artifacts'> & { digest: HarnessDigest },
+): Promise<string[]> {
+  const { params, config, full, target, digest, optimized, labelToTaskId, resolved } = r;
+  return writeDecisionArtifacts(path.resolve(out), {
+    'parameters.yml': dumpParameters(params),
+    'full-task-graph.json': graphToJson(full),
+    'target-tasks.json': target.order,
+    'task-graph.json': resolvedToJson(resolved),
+    'label-to-taskid.json': labelToTaskId,
+    'optimizations.json': {
+      treeDigest: digest.treeDigest,
+      sha256: digest.sha256,
+      level: params.level,
+      records: optimized.records,
+    },
+    'actions.json': await actionsJson(o, config),
+    'runnable-jobs.json': runnableJobs(full, config),
+  });
+}
+
 export async function runDecision(
   o: DecisionOptions,
   onPhase?: (t: PhaseTiming) => void,
@@ -138,26 +221,7 @@ export async function runDecision(
   const { config, kinds, full, target } = await loadGraphs(o);
   phase('load');
 
-  let digest = o.digest;
-  if (!digest) {
-    if (!o.checkout) {
-      throw new ArchiveError(
-        'usage',
-        'a checkout (--checkout) is needed to compute the harness digest',
-      );
-    }
-    digest = await computeHarnessDigest(
-      o.checkout,
-      params.head_rev,
-      kinds.archive.subdir,
-      o.archiver,
-    );
-  }
-  log.info('decision.digest', {
-    treeDigest: digest.treeDigest,
-    sha256: digest.sha256,
-    size: digest.size,
-  });
+  const digest = await harnessDigest(o, kinds, log);
   phase('digest');
 
   const created = await anchor(o, log);
@@ -187,68 +251,18 @@ export async function runDecision(
   phase('resolve');
 
   let submitted: SubmitReport | undefined;
-  const indexed: string[] = [];
+  let indexed: string[] = [];
   if (!dryRun) {
     if (!o.queue) throw new ArchiveError('usage', 'submitting needs a queue client (--root-url)');
     submitted = await submitTaskGraph(resolved, o.queue, { concurrency: o.concurrency, log });
     const reuse = optimized.replaced[ARCHIVE_LABEL];
-    if (reuse) {
-      if (!o.index)
-        throw new ArchiveError('usage', 'indexing a reused archive needs an index client');
-      for (const ns of pushIndexNamespaces(config.indexPrefix, pushFacts(params))) {
-        try {
-          await o.index.insertTask(ns, {
-            taskId: reuse.taskId,
-            rank: params.pushdate,
-            data: { ...reuse.data, reusedByDecisionTask: params.decision_task_id },
-            expires: reuse.artifactExpires,
-          });
-          indexed.push(ns);
-        } catch (e) {
-          throw new ArchiveError(
-            'unavailable',
-            `could not index the reused archive ${reuse.taskId} at ${ns}: ${errorMessage(e)}`,
-          );
-        }
-      }
-      log.info('decision.indexed-reuse', { taskId: reuse.taskId, namespaces: indexed });
-    }
+    if (reuse) indexed = await indexReusedArchive(o, config, reuse, log);
   }
   phase('submit');
 
-  let artifacts: string[] = [];
-  if (o.out) {
-    const actions = await actionsJson(o, config);
-    artifacts = await writeDecisionArtifacts(path.resolve(o.out), {
-      'parameters.yml': dumpParameters(params),
-      'full-task-graph.json': graphToJson(full),
-      'target-tasks.json': target.order,
-      'task-graph.json': resolvedToJson(resolved),
-      'label-to-taskid.json': labelToTaskId,
-      'optimizations.json': {
-        treeDigest: digest.treeDigest,
-        sha256: digest.sha256,
-        level: params.level,
-        records: optimized.records,
-      },
-      'actions.json': actions,
-      'runnable-jobs.json': runnableJobs(full, config),
-    });
-  }
+  const result = { params, config, full, target, digest, created, optimized, labelToTaskId };
+  const artifacts = o.out ? await writeArtifacts(o, o.out, { ...result, resolved }) : [];
   phase('artifacts');
 
-  return {
-    params,
-    config,
-    full,
-    target,
-    digest,
-    created,
-    optimized,
-    labelToTaskId,
-    resolved,
-    submitted,
-    indexed,
-    artifacts,
-  };
+  return { ...result, resolved, submitted, indexed, artifacts };
 }

@@ -143,6 +143,74 @@ async function checkCandidate(
   };
 }
 
+/** The archive task's record: looked up by tree digest, most trusted level first. */
+async function optimizeArchive(
+  label: string,
+  kind: string,
+  o: OptimizeOptions,
+  log: Logger,
+): Promise<OptimizationRecord> {
+  if (!o.digest) {
+    return {
+      label,
+      kind,
+      decision: 'scheduled',
+      result: 'not-looked-up',
+      namespacesTried: [],
+      reason: 'no tree digest (no checkout)',
+    };
+  }
+  const namespaces = readableCacheNamespaces(
+    o.config.indexPrefix,
+    o.params.level,
+    o.digest.treeDigest,
+  );
+  const rec: OptimizationRecord = {
+    label,
+    kind,
+    decision: 'scheduled',
+    result: 'miss',
+    treeDigest: o.digest.treeDigest,
+    namespacesTried: namespaces,
+    reason: '',
+  };
+  if (!o.index) {
+    rec.result = 'not-looked-up';
+    rec.reason = 'no index client (run without --root-url): nothing looked up';
+    return rec;
+  }
+  let found: IndexedTask[];
+  try {
+    found = await findAll(o.index, namespaces);
+  } catch (e) {
+    rec.reason = `index lookup failed, building a new archive: ${errorMessage(e)}`;
+    log.warn('optimize.index-failed', { error: errorMessage(e) });
+    return rec;
+  }
+  const candidates: NonNullable<OptimizationRecord['candidates']> = (rec.candidates = []);
+  // most trusted first, whatever order the index answered in
+  for (const ns of namespaces) {
+    const entry = found.find((f) => f.namespace === ns);
+    if (!entry) continue;
+    const c = await checkCandidate(entry, o);
+    candidates.push({ namespace: ns, taskId: entry.taskId, usable: c.usable, reason: c.reason });
+    if (c.usable && c.replacement) {
+      rec.decision = 'replaced';
+      rec.result = 'hit';
+      rec.replacement = c.replacement;
+      rec.reason = `replaced by ${entry.taskId} from ${ns}: ${c.reason}`;
+      break;
+    }
+  }
+  if (rec.result !== 'hit') {
+    rec.reason = candidates.length
+      ? `no usable indexed archive: ${candidates.map((c) => `${c.namespace}: ${c.reason}`).join('; ')}`
+      : 'no indexed archive of this tree at this level or above';
+  }
+  log.info('optimize.archive', { result: rec.result, reason: rec.reason });
+  return rec;
+}
+
 export async function optimizeGraph(
   target: TaskGraph,
   o: OptimizeOptions,
@@ -163,72 +231,8 @@ export async function optimizeGraph(
       });
       continue;
     }
-    const base = { label, kind: t.kind };
-    if (!o.digest) {
-      records.push({
-        ...base,
-        decision: 'scheduled',
-        result: 'not-looked-up',
-        namespacesTried: [],
-        reason: 'no tree digest (no checkout)',
-      });
-      continue;
-    }
-    const namespaces = readableCacheNamespaces(
-      o.config.indexPrefix,
-      o.params.level,
-      o.digest.treeDigest,
-    );
-    const rec: OptimizationRecord = {
-      ...base,
-      decision: 'scheduled',
-      result: 'miss',
-      treeDigest: o.digest.treeDigest,
-      namespacesTried: namespaces,
-      reason: '',
-    };
-    if (!o.index) {
-      rec.result = 'not-looked-up';
-      rec.reason = 'no index client (run without --root-url): nothing looked up';
-      records.push(rec);
-      continue;
-    }
-    let found: IndexedTask[];
-    try {
-      found = await findAll(o.index, namespaces);
-    } catch (e) {
-      rec.reason = `index lookup failed, building a new archive: ${errorMessage(e)}`;
-      log.warn('optimize.index-failed', { error: errorMessage(e) });
-      records.push(rec);
-      continue;
-    }
-    rec.candidates = [];
-    // most trusted first, whatever order the index answered in
-    for (const ns of namespaces) {
-      const entry = found.find((f) => f.namespace === ns);
-      if (!entry) continue;
-      const c = await checkCandidate(entry, o);
-      rec.candidates.push({
-        namespace: ns,
-        taskId: entry.taskId,
-        usable: c.usable,
-        reason: c.reason,
-      });
-      if (c.usable && c.replacement) {
-        rec.decision = 'replaced';
-        rec.result = 'hit';
-        rec.replacement = c.replacement;
-        rec.reason = `replaced by ${entry.taskId} from ${ns}: ${c.reason}`;
-        replaced[label] = c.replacement;
-        break;
-      }
-    }
-    if (rec.result !== 'hit') {
-      rec.reason = rec.candidates.length
-        ? `no usable indexed archive: ${rec.candidates.map((c) => `${c.namespace}: ${c.reason}`).join('; ')}`
-        : 'no indexed archive of this tree at this level or above';
-    }
-    log.info('optimize.archive', { result: rec.result, reason: rec.reason });
+    const rec = await optimizeArchive(label, t.kind, o, log);
+    if (rec.replacement) replaced[label] = rec.replacement;
     records.push(rec);
   }
   const order = target.order.filter((l) => !replaced[l]);

@@ -138,6 +138,110 @@ function githubRepository(url: string) {
   };
 }
 
+/** build-decision's git-push: a synthesised event (no push time, no pushlog). */
+function gitPushEvent(p: PushParameters, o: ProducerOptions) {
+  return {
+    base_ref: null,
+    ref: o.githubRef ?? gitRef(p),
+    before: p.base_rev || '0'.repeat(40),
+    after: p.head_rev,
+    pusher: { email: p.owner },
+    repository: githubRepository(p.head_repository),
+  };
+}
+
+/** taskcluster-github's push webhook body. */
+function githubPushEvent(p: PushParameters, o: ProducerOptions) {
+  return {
+    ref: o.githubRef ?? gitRef(p),
+    before: p.base_rev || '0'.repeat(40),
+    after: p.head_rev,
+    base_ref: null,
+    repository: { ...githubRepository(p.head_repository), pushed_at: p.pushdate },
+    pusher: { name: p.owner.split('@')[0], email: p.owner },
+    head_commit: {
+      id: p.head_rev,
+      timestamp: new Date(p.pushdate * 1000).toISOString().replace('.000Z', 'Z'),
+    },
+  };
+}
+
+/** taskcluster-github's pull_request webhook body. */
+function pullRequestEvent(p: PushParameters, o: ProducerOptions) {
+  const pr = o.pullRequest ?? {
+    action: 'opened',
+    number: 1,
+    headBranch: 'feature',
+    baseBranch: 'main',
+    login: p.owner.split('@')[0]!,
+  };
+  const baseRepo = githubRepository(p.head_repository);
+  const headRepo = githubRepository(pr.headRepository ?? p.head_repository);
+  const user = { login: pr.login, type: 'User' };
+  return {
+    action: pr.action,
+    number: pr.number,
+    pull_request: {
+      number: pr.number,
+      html_url: `${baseRepo.html_url}/pull/${pr.number}`,
+      title: `Pull request ${pr.number}`,
+      user,
+      head: { ref: pr.headBranch, sha: p.head_rev, user, repo: headRepo },
+      base: { ref: pr.baseBranch, sha: p.base_rev || '0'.repeat(40), repo: baseRepo },
+    },
+    repository: baseRepo,
+    sender: user,
+  };
+}
+
+/** build-decision's cron: the push fields of the revision, owned by cron, and the cron job. */
+function cronFields(p: PushParameters, o: ProducerOptions) {
+  const cron = o.cron ?? {
+    task_id: deterministicSlugid(`cron\n${p.decision_task_id}`),
+    job_name: 'nightly-archive',
+    job_symbol: 'Na',
+    quoted_args: '',
+    input: {},
+  };
+  const ctx = hgPushFields(p);
+  return {
+    ...ctx,
+    push: { ...ctx.push, owner: 'cron' },
+    cron: { quoted_args: '', input: {}, ...cron },
+    ownTaskId: p.decision_task_id,
+  };
+}
+
+/** The in-tree action hooks' context: the push fields, the action and the hooks service's own. */
+function actionFields(p: PushParameters, o: ProducerOptions) {
+  const a = o.action;
+  if (!a) throw new ArchiveError('usage', 'the action context needs an action');
+  const ctx = hgPushFields(p);
+  const perm = a.action_perm ?? 'generic';
+  return {
+    ...ctx,
+    action: {
+      name: a.name,
+      title: a.title,
+      description: a.description,
+      taskGroupId: a.taskGroupId,
+      symbol: a.symbol,
+      cb_name: a.cb_name,
+      repo_scope: a.repo_scope ?? `assume:repo:${hostPath(p.head_repository)}:action:${perm}`,
+      action_perm: perm,
+    },
+    input: a.input ?? null,
+    parameters: a.parameters ?? { ...ctx.push, project: p.project, level: p.level },
+    taskId: a.taskId ?? null,
+    taskGroupId: a.taskGroupId,
+    // the hooks service's own context
+    ownTaskId: p.decision_task_id,
+    clientId: a.clientId ?? 'mozilla-auth0/ad|Mozilla-LDAP|someone',
+    firedBy: 'triggerHook',
+    payload: {},
+  };
+}
+
 /** The json-e context the producer of `tasksFor` would render .taskcluster.yml with. */
 export function producerContext(
   tasksFor: TasksFor,
@@ -153,119 +257,24 @@ export function producerContext(
     case 'hg-push':
       // fxci-config build-decision: ownTaskId, no as_slugid
       return { ...base, ...hgPushFields(p), ownTaskId: p.decision_task_id };
-    case 'git-push': {
-      // build-decision's git-push: a synthesised event (no push time, no pushlog), as_slugid
-      // and ownTaskId
-      const event = {
-        base_ref: null,
-        ref: o.githubRef ?? gitRef(p),
-        before: p.base_rev || '0'.repeat(40),
-        after: p.head_rev,
-        pusher: { email: p.owner },
-        repository: githubRepository(p.head_repository),
-      };
-      return { ...base, event, as_slugid: asSlugid(p), ownTaskId: p.decision_task_id };
-    }
-    case 'github-push': {
-      // taskcluster-github: the webhook body and as_slugid, no ownTaskId
-      const event = {
-        ref: o.githubRef ?? gitRef(p),
-        before: p.base_rev || '0'.repeat(40),
-        after: p.head_rev,
-        base_ref: null,
-        repository: { ...githubRepository(p.head_repository), pushed_at: p.pushdate },
-        pusher: { name: p.owner.split('@')[0], email: p.owner },
-        head_commit: {
-          id: p.head_rev,
-          timestamp: new Date(p.pushdate * 1000).toISOString().replace('.000Z', 'Z'),
-        },
-      };
-      return { ...base, event, as_slugid: asSlugid(p) };
-    }
-    case 'github-pull-request': {
-      // taskcluster-github: the pull_request webhook body and as_slugid, no ownTaskId
-      const pr = o.pullRequest ?? {
-        action: 'opened',
-        number: 1,
-        headBranch: 'feature',
-        baseBranch: 'main',
-        login: p.owner.split('@')[0]!,
-      };
-      const baseRepo = githubRepository(p.head_repository);
-      const headRepo = githubRepository(pr.headRepository ?? p.head_repository);
-      const user = { login: pr.login, type: 'User' };
-      const event = {
-        action: pr.action,
-        number: pr.number,
-        pull_request: {
-          number: pr.number,
-          html_url: `${baseRepo.html_url}/pull/${pr.number}`,
-          title: `Pull request ${pr.number}`,
-          user,
-          head: {
-            ref: pr.headBranch,
-            sha: p.head_rev,
-            user,
-            repo: headRepo,
-          },
-          base: {
-            ref: pr.baseBranch,
-            sha: p.base_rev || '0'.repeat(40),
-            repo: baseRepo,
-          },
-        },
-        repository: baseRepo,
-        sender: user,
-      };
-      return { ...base, event, as_slugid: asSlugid(p) };
-    }
-    case 'cron': {
-      const cron = o.cron ?? {
-        task_id: deterministicSlugid(`cron\n${p.decision_task_id}`),
-        job_name: 'nightly-archive',
-        job_symbol: 'Na',
-        quoted_args: '',
-        input: {},
-      };
-      const ctx = hgPushFields(p);
+    case 'git-push':
+      // build-decision's git-push: as_slugid and ownTaskId
       return {
         ...base,
-        ...ctx,
-        push: { ...ctx.push, owner: 'cron' },
-        cron: { quoted_args: '', input: {}, ...cron },
+        event: gitPushEvent(p, o),
+        as_slugid: asSlugid(p),
         ownTaskId: p.decision_task_id,
       };
-    }
-    case 'action': {
-      const a = o.action;
-      if (!a) throw new ArchiveError('usage', 'the action context needs an action');
-      const ctx = hgPushFields(p);
-      const level = p.level;
-      const perm = a.action_perm ?? 'generic';
-      return {
-        ...base,
-        ...ctx,
-        action: {
-          name: a.name,
-          title: a.title,
-          description: a.description,
-          taskGroupId: a.taskGroupId,
-          symbol: a.symbol,
-          cb_name: a.cb_name,
-          repo_scope: a.repo_scope ?? `assume:repo:${hostPath(p.head_repository)}:action:${perm}`,
-          action_perm: perm,
-        },
-        input: a.input ?? null,
-        parameters: a.parameters ?? { ...ctx.push, project: p.project, level },
-        taskId: a.taskId ?? null,
-        taskGroupId: a.taskGroupId,
-        // the hooks service's own context
-        ownTaskId: p.decision_task_id,
-        clientId: a.clientId ?? 'mozilla-auth0/ad|Mozilla-LDAP|someone',
-        firedBy: 'triggerHook',
-        payload: {},
-      };
-    }
+    case 'github-push':
+      // taskcluster-github: as_slugid, no ownTaskId
+      return { ...base, event: githubPushEvent(p, o), as_slugid: asSlugid(p) };
+    case 'github-pull-request':
+      // taskcluster-github: as_slugid, no ownTaskId
+      return { ...base, event: pullRequestEvent(p, o), as_slugid: asSlugid(p) };
+    case 'cron':
+      return { ...base, ...cronFields(p, o) };
+    case 'action':
+      return { ...base, ...actionFields(p, o) };
     default:
       throw new ArchiveError('usage', `unknown tasks_for '${String(tasksFor)}'`);
   }
