@@ -6,7 +6,7 @@
 // back at once for the caller to judge; URLs are described without userinfo or query strings,
 // which can carry credentials.
 import { PassThrough, type Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { ArchiveError, errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { TransientError, retrying, type RetryPolicy } from './retry.js';
@@ -65,9 +65,15 @@ export function describeUrl(url: string | URL): string {
   }
 }
 
+// undici loads with the first request: loading it costs more than the rest of a small command's
+// start, and most commands (digest or build of a local tree, --help) make none.
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => (undici ??= import('undici'));
+
 // One keep-alive pool set per connect timeout (undici sets it on the agent, not the request).
 const agents = new Map<number, Agent>();
-function agentFor(connectTimeoutMs: number): Dispatcher {
+async function agentFor(connectTimeoutMs: number): Promise<Dispatcher> {
+  const { Agent } = await loadUndici();
   let agent = agents.get(connectTimeoutMs);
   if (!agent) {
     agent = new Agent({ connect: { timeout: connectTimeoutMs }, keepAliveTimeout: 4_000 });
@@ -119,11 +125,13 @@ function discard(body: Readable): void {
 async function requestOnce(u: URL, opts: HttpOptions): Promise<HttpResponse> {
   const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   opts.onRequest?.(u.href);
+  const { request } = await loadUndici();
+  const dispatcher = await agentFor(opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
   let res: Dispatcher.ResponseData;
   try {
     res = await request(u, {
       method: 'GET',
-      dispatcher: agentFor(opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+      dispatcher,
       headers: { 'user-agent': 'mozharness-archive', ...opts.headers },
       headersTimeout: idle,
       bodyTimeout: idle,
