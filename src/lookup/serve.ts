@@ -45,6 +45,7 @@ import {
 } from './serve/builds.js';
 import { SingleFlight, TtlCache } from './serve/cache.js';
 import { checkLegacyQuery, legacyProject, legacyStatus } from './serve/legacy.js';
+import { pathSegments, routeTable, type Route, type RouteTarget } from './serve/routes.js';
 import { LookupMetrics } from './serve/metrics.js';
 
 export {
@@ -107,13 +108,7 @@ function packageVersion(): Record<string, string> {
   };
 }
 
-interface Route {
-  name: string;
-  /** Path segments → the answer, or undefined when the route does not match. */
-  match(seg: string[], url: URL, json: boolean): Promise<Answer> | undefined;
-}
-
-export class LookupService {
+export class LookupService implements RouteTarget {
   readonly config: LookupConfig;
   readonly metrics = new LookupMetrics();
   private deps: LookupDeps;
@@ -166,7 +161,7 @@ export class LookupService {
       },
       onBuildCreated: (name) => this.metrics.builds.inc({ project: name }),
     });
-    this.routes = this.routeTable();
+    this.routes = routeTable(this);
     this.front = new FrontDoor({
       config,
       metrics: this.metrics,
@@ -284,11 +279,11 @@ export class LookupService {
     return this.archiveAnswer(found, json, cache === 'negative' ? 'hit' : cache);
   }
 
-  private async byRevision(
+  async byRevision(
     name: string,
     rawRev: string,
     json: boolean,
-    statusPath: string,
+    statusPath = '/v1/status/',
   ): Promise<Answer & { taskId?: string }> {
     const p = this.project(name);
     const rev = this.revision(rawRev);
@@ -348,7 +343,7 @@ export class LookupService {
     };
   }
 
-  private async statusAnswer(taskId: string, statusPath: string, legacy: boolean): Promise<Answer> {
+  async status(taskId: string, statusPath: string, legacy: boolean): Promise<Answer> {
     const s = await this.buildStatus(taskId, statusPath);
     return {
       status: 200,
@@ -359,7 +354,7 @@ export class LookupService {
     };
   }
 
-  private async legacyArchive(seg: string[], url: URL): Promise<Answer> {
+  async legacyArchive(seg: string[], url: URL): Promise<Answer> {
     const rev = seg[seg.length - 1]!;
     const [name, p] = legacyProject(this.config, seg.slice(2, -1).join('/'));
     checkLegacyQuery(p, url.searchParams);
@@ -369,89 +364,47 @@ export class LookupService {
     return { ...a, body: legacyStatus(this.config, s) };
   }
 
-  /** The routes, first match wins. Each names itself for metrics. */
-  private routeTable(): Route[] {
-    const prefix = () => this.config.indexPrefix;
-    return [
-      {
-        name: 'heartbeat',
-        match: (seg) => {
-          if (seg.length !== 1) return undefined;
-          if (seg[0] === '__heartbeat__') {
-            this.store.ping();
-            return Promise.resolve({
-              status: 200,
-              body: { status: 'ok', projects: Object.keys(this.config.projects) },
-            });
-          }
-          if (seg[0] === '__lbheartbeat__') return Promise.resolve({ status: 200, body: {} });
-          if (seg[0] === '__version__') return Promise.resolve({ status: 200, body: this.version });
-          return undefined;
-        },
-      },
-      {
-        name: 'revision',
-        match: (seg, _url, json) =>
-          seg[0] === 'v1' && seg.length === 4 && seg[2] === 'revision'
-            ? this.byRevision(seg[1]!, seg[3]!, json, '/v1/status/')
-            : undefined,
-      },
-      {
-        name: 'latest',
-        match: (seg, _url, json) => {
-          if (seg[0] !== 'v1' || seg.length !== 3 || seg[2] !== 'latest') return undefined;
-          if (seg[1] === 'digest' || seg[1] === 'status') return undefined;
-          const name = seg[1]!;
-          this.project(name);
-          return this.found404(
-            `latest:${name}`,
-            () => findArchive(this.clients, { project: name, latest: true, prefix: prefix() }),
-            json,
-            `no archive of ${name} is indexed yet`,
-          );
-        },
-      },
-      {
-        name: 'digest',
-        match: (seg, _url, json) => {
-          if (seg[0] !== 'v1' || seg.length !== 3 || seg[1] !== 'digest') return undefined;
-          let digest: string;
-          try {
-            digest = checkDigest(seg[2]!);
-          } catch (e) {
-            throw new HttpError(400, errorMessage(e));
-          }
-          const project = Object.keys(this.config.projects)[0]!;
-          return this.found404(
-            `digest:${digest}`,
-            () => findArchive(this.clients, { project, digest, prefix: prefix() }),
-            json,
-            `no archive with tree digest ${digest} is indexed`,
-          );
-        },
-      },
-      {
-        name: 'status',
-        match: (seg) =>
-          seg[0] === 'v1' && seg.length === 3 && seg[1] === 'status'
-            ? this.statusAnswer(seg[2]!, '/v1/status/', false)
-            : undefined,
-      },
-      {
-        name: 'legacy-archive',
-        match: (seg, url) =>
-          seg[0] === 'archiver' && seg[1] === 'hgmo' && seg.length >= 4
-            ? this.legacyArchive(seg, url)
-            : undefined,
-      },
-      {
-        name: 'legacy-status',
-        match: (seg) =>
-          seg[0] === 'archiver' && seg[1] === 'status' && seg.length === 3
-            ? this.statusAnswer(seg[2]!, '/archiver/status/', true)
-            : undefined,
-      },
-    ];
+  // --- what the routes answer (serve/routes.ts reads the paths) --------------------------------
+
+  dockerflow(name: string): Promise<Answer> | undefined {
+    if (name === '__heartbeat__') {
+      this.store.ping();
+      return Promise.resolve({
+        status: 200,
+        body: { status: 'ok', projects: Object.keys(this.config.projects) },
+      });
+    }
+    if (name === '__lbheartbeat__') return Promise.resolve({ status: 200, body: {} });
+    if (name === '__version__') return Promise.resolve({ status: 200, body: this.version });
+    return undefined;
+  }
+
+  async latest(name: string, json: boolean): Promise<Answer> {
+    this.project(name);
+    const prefix = this.config.indexPrefix;
+    return this.found404(
+      `latest:${name}`,
+      () => findArchive(this.clients, { project: name, latest: true, prefix }),
+      json,
+      `no archive of ${name} is indexed yet`,
+    );
+  }
+
+  async digest(raw: string, json: boolean): Promise<Answer> {
+    let digest: string;
+    try {
+      digest = checkDigest(raw);
+    } catch (e) {
+      throw new HttpError(400, errorMessage(e));
+    }
+    const project = Object.keys(this.config.projects)[0]!;
+    const prefix = this.config.indexPrefix;
+    return this.found404(
+      `digest:${digest}`,
+      () => findArchive(this.clients, { project, digest, prefix }),
+      json,
+      `no archive with tree digest ${digest} is indexed`,
+    );
   }
 
   /** Route a request; also returns the route's name (for metrics). */
@@ -460,16 +413,7 @@ export class LookupService {
       throw new HttpError(405, `method ${method} not allowed`, { allow: 'GET, HEAD' });
     }
     const json = url.searchParams.get('format') === 'json' || acceptsJson(accept);
-    const seg = url.pathname
-      .split('/')
-      .filter((s, i) => i > 0 || s !== '')
-      .map((s) => {
-        try {
-          return decodeURIComponent(s);
-        } catch {
-          throw new HttpError(400, `malformed path segment ${JSON.stringify(s)}`);
-        }
-      });
+    const seg = pathSegments(url.pathname);
     for (const r of this.routes) {
       const answer = r.match(seg, url, json);
       if (answer) return { ...(await answer), route: r.name };
