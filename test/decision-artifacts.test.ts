@@ -63,4 +63,20 @@ describe('decision: artifacts', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('leaves neither the artifact nor a temporary file when a value cannot be written', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mh-artifacts-'));
+    try {
+      // megabytes are written before the last entry fails to serialise
+      const graph = sample(3000, () => 100);
+      graph['last'] = { size: 1n };
+      await assert.rejects(
+        writeDecisionArtifacts(dir, { 'task-graph.json': graph } as unknown as DecisionArtifacts),
+        /BigInt/,
+      );
+      assert.deepEqual(fs.readdirSync(dir), []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -81,6 +81,8 @@ async function writeAll(fh: fs.FileHandle, buffers: Buffer[], bytes: number): Pr
 async function writeAtomic(file: string, value: unknown): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const fh = await fs.open(tmp, 'w');
+  // one write in flight while the next megabyte is stringified
+  let inFlight: Promise<void> = Promise.resolve();
   try {
     let pending: Buffer[] = [];
     let bytes = 0;
@@ -89,15 +91,22 @@ async function writeAtomic(file: string, value: unknown): Promise<void> {
       pending.push(b);
       bytes += b.length;
       if (bytes >= WRITE_BYTES) {
-        await writeAll(fh, pending, bytes);
+        await inFlight;
+        inFlight = writeAll(fh, pending, bytes);
+        inFlight.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
         pending = [];
         bytes = 0;
       }
     }
+    await inFlight;
     if (pending.length) await writeAll(fh, pending, bytes);
-  } finally {
+  } catch (e) {
+    await inFlight.catch(() => {});
     await fh.close();
+    await fs.rm(tmp, { force: true });
+    throw e;
   }
+  await fh.close();
   await fs.rename(tmp, file);
 }
 

@@ -5,6 +5,7 @@
 // to another worker's payload; local replay runs tasks by the same name (the task's
 // `worker-implementation` tag).
 import { ArchiveError } from '../util/errors.js';
+import { deepFreeze } from '../util/freeze.js';
 import type { ArchiveKind, DownstreamTaskSpec, WorkerAlias } from './config.js';
 import type { Parameters } from './parameters.js';
 
@@ -68,6 +69,35 @@ function mozharnessEnv(spec: DownstreamTaskSpec): Record<string, string> {
   };
 }
 
+/**
+ * `build(key)`, built again only when the key changes: the parts of a payload that are the same
+ * for every task of a graph (the log artifacts, the archive mount) are one frozen object shared
+ * by all its tasks instead of tens of thousands of copies.
+ */
+function lastOf<K, V extends object>(build: (key: K) => V): (key: K) => V {
+  let last: { key: K; value: V } | undefined;
+  return (key) => {
+    if (!last || last.key !== key) last = { key, value: deepFreeze(build(key)) };
+    return last.value;
+  };
+}
+
+const dockerLogs = lastOf((expires: string) => ({
+  'public/logs': { type: 'directory', path: '/builds/worker/logs', expires },
+}));
+
+const genericLogs = lastOf((expires: string) => [
+  { type: 'directory', path: 'logs', name: 'public/logs', expires },
+]);
+
+const genericMounts = lastOf((archive: DownstreamPayloadInput['archive']) => [
+  {
+    directory: 'mozharness',
+    format: archive.format,
+    content: { taskId: archive.taskId, artifact: archive.artifact, sha256: archive.sha256 },
+  },
+]);
+
 const archiveWorker: PayloadBuilder = {
   implementation: 'mozharness-archive',
   schema: 'worker-payload.json',
@@ -104,9 +134,7 @@ const dockerWorker: PayloadBuilder = {
       MOZHARNESS_SHA256: archive.sha256,
     },
     maxRunTime: spec.maxRunTime,
-    artifacts: {
-      'public/logs': { type: 'directory', path: '/builds/worker/logs', expires },
-    },
+    artifacts: dockerLogs(expires),
   }),
 };
 
@@ -118,14 +146,8 @@ const genericWorker: PayloadBuilder = {
     command: [['python3', `mozharness/${spec.mozharness.script}`, ...args]],
     maxRunTime: spec.maxRunTime,
     env,
-    mounts: [
-      {
-        directory: 'mozharness',
-        format: archive.format,
-        content: { taskId: archive.taskId, artifact: archive.artifact, sha256: archive.sha256 },
-      },
-    ],
-    artifacts: [{ type: 'directory', path: 'logs', name: 'public/logs', expires }],
+    mounts: genericMounts(archive),
+    artifacts: genericLogs(expires),
   }),
 };
 

@@ -10,6 +10,7 @@
 import { fromNow, queueClient, type QueueClient } from '../taskcluster/client.js';
 import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError } from '../util/errors.js';
+import { deepFreeze } from '../util/freeze.js';
 import {
   ARCHIVE_LABEL,
   BUILD_ARTIFACT,
@@ -133,7 +134,6 @@ interface GraphContext {
   zip: { artifactName: string; sha256: string; size?: number } | undefined;
   /** What downstream tasks expect: the reused archive's own facts, else this push's prediction. */
   archiveFacts: ArchiveFacts;
-  fetched: ReturnType<typeof fetchedArchive>;
   /** The one Treeherder route of every downstream task. */
   downstreamRoutes: string[];
   queueIdOf: (alias: string) => string;
@@ -141,6 +141,8 @@ interface GraphContext {
   symbolOf: (symbol: string) => { symbol: string; groupSymbol?: string };
   urlOf: (taskId: string, name: string) => string;
   expectationOf: (archiveTaskId: string) => Record<string, unknown>;
+  /** The archive file downstream tasks fetch, as their payload builders see it. */
+  archiveOf: (archiveTaskId: string) => DownstreamPayloadInput['archive'];
 }
 
 function graphContext(graph: TaskGraph, o: ResolveOptions): GraphContext {
@@ -165,6 +167,7 @@ function graphContext(graph: TaskGraph, o: ResolveOptions): GraphContext {
   if (!archiveFacts.treeDigest && o.digest.treeDigest)
     archiveFacts.treeDigest = o.digest.treeDigest;
   if (!archiveFacts.artifactName) archiveFacts.artifactName = archiveArtifact;
+  const fetched = fetchedArchive(archiveFacts);
   return {
     o,
     graph,
@@ -183,7 +186,6 @@ function graphContext(graph: TaskGraph, o: ResolveOptions): GraphContext {
     reused,
     zip,
     archiveFacts,
-    fetched: fetchedArchive(archiveFacts),
     downstreamRoutes: Object.freeze([treeherderRoute(params)]) as unknown as string[],
     queueIdOf: memo((alias) => taskQueueId(config.workers[alias]!, params)),
     sourceOf: memo((file) => sourceUrl(params, file)),
@@ -193,15 +195,19 @@ function graphContext(graph: TaskGraph, o: ResolveOptions): GraphContext {
       if (!of) urls.set(name, (of = memo((id) => artifactUrl(urlQueue, id, name))));
       return of(taskId);
     },
+    archiveOf: memo((archiveTaskId) => {
+      return Object.freeze({
+        taskId: archiveTaskId,
+        format: fetched.format,
+        artifact: fetched.artifactName,
+        url: artifactUrl(urlQueue, archiveTaskId, fetched.artifactName),
+        sha256: fetched.sha256,
+      });
+    }),
     expectationOf: memo((archiveTaskId) =>
       deepFreeze(downstreamExpectation(archiveTaskId, archiveFacts, Boolean(reused))),
     ),
   };
-}
-
-function deepFreeze<T extends object>(v: T): T {
-  for (const x of Object.values(v)) if (x && typeof x === 'object') deepFreeze(x as object);
-  return Object.freeze(v);
 }
 
 function archivePayload(
@@ -339,13 +345,7 @@ function downstreamTask(
     worker,
     env,
     args,
-    archive: {
-      taskId: archiveTaskId,
-      format: c.fetched.format,
-      artifact: c.fetched.artifactName,
-      url: c.urlOf(archiveTaskId, c.fetched.artifactName),
-      sha256: c.fetched.sha256,
-    },
+    archive: c.archiveOf(archiveTaskId),
     expires: c.expires,
   });
   const groupName = th.groupSymbol ? config.treeherderGroupNames[th.groupSymbol] : undefined;
