@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const ALL = ['pack', 'git-fetch', 'queue', 'worker', 'decision', 'serve', 'startup'];
+const ALL = ['pack', 'git-fetch', 'http', 'queue', 'worker', 'decision', 'serve', 'startup'];
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 
 console.log(

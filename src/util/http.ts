@@ -141,12 +141,7 @@ async function requestOnce(u: URL, opts: HttpOptions): Promise<HttpResponse> {
     if (opts.signal?.aborted) throw abortedError();
     throw new TransientError(`${describeUrl(u)}: ${networkReason(e, idle)}`);
   }
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    body: describedBody(res.body, u, idle),
-    url: u.href,
-  };
+  return { status: res.statusCode, headers: res.headers, body: res.body, url: u.href };
 }
 
 /**
@@ -193,11 +188,8 @@ export function networkReason(e: unknown, idleMs?: number): string {
   return cause ? `${errorMessage(e)} (${errorMessage(cause)})` : errorMessage(e);
 }
 
-/**
- * One attempt: GET `url`, following redirects (each target vetted by `allowUrl`), and return
- * the final response whatever its status. Network errors and timeouts throw TransientError.
- */
-export async function openUrl(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
+/** GET `url`, following redirects (each target vetted), with undici's own body. */
+async function follow(url: string, opts: HttpOptions): Promise<HttpResponse> {
   const log = opts.log ?? silentLogger;
   const max = opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   let current = checkRequestUrl(url, opts.allowUrl);
@@ -230,12 +222,37 @@ export async function openUrl(url: string, opts: HttpOptions = {}): Promise<Http
   }
 }
 
-/** `opts.signal` joined with the whole-call deadline of `opts.timeoutMs`. */
-function withDeadline(opts: HttpOptions): HttpOptions {
-  if (opts.timeoutMs === undefined) return opts;
-  const signals = [AbortSignal.timeout(opts.timeoutMs)];
-  if (opts.signal) signals.push(opts.signal);
-  return { ...opts, signal: AbortSignal.any(signals) };
+/**
+ * One attempt: GET `url`, following redirects (each target vetted by `allowUrl`), and return
+ * the final response whatever its status. Network errors and timeouts throw TransientError.
+ */
+export async function openUrl(url: string, opts: HttpOptions = {}): Promise<HttpResponse> {
+  const res = await follow(url, opts);
+  const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  return { ...res, body: describedBody(res.body, new URL(res.url), idle) };
+}
+
+/** Run `call` with `options.signal` joined to the whole-call deadline of `options.timeoutMs`. */
+async function withDeadline<T>(
+  url: string,
+  options: HttpOptions,
+  call: (opts: HttpOptions) => Promise<T>,
+): Promise<T> {
+  if (options.timeoutMs === undefined) return call(options);
+  const signals = [AbortSignal.timeout(options.timeoutMs)];
+  if (options.signal) signals.push(options.signal);
+  const opts = { ...options, signal: AbortSignal.any(signals) };
+  try {
+    return await call(opts);
+  } catch (e) {
+    if (opts.signal.aborted && !options.signal?.aborted) {
+      throw new ArchiveError(
+        'unavailable',
+        `GET ${describeUrl(url)} took over ${options.timeoutMs} ms`,
+      );
+    }
+    throw e;
+  }
 }
 
 /**
@@ -271,24 +288,15 @@ export function retryingHttp<T>(
  * GET `url`: redirects followed and vetted, network errors and 5xx/408/429 retried (bounded by
  * `retries` and `maxRetryTimeMs`); any other status is returned as it is.
  */
-export async function httpGet(url: string, options: HttpOptions = {}): Promise<HttpResponse> {
-  const opts = withDeadline(options);
-  try {
-    return await retryingHttp(describeUrl(url), opts, async () => {
+export function httpGet(url: string, options: HttpOptions = {}): Promise<HttpResponse> {
+  return withDeadline(url, options, (opts) =>
+    retryingHttp(describeUrl(url), opts, async () => {
       const res = await openUrl(url, opts);
       if (!isTransientStatus(res.status)) return res;
       discard(res.body);
       throw new TransientError(`HTTP ${res.status}`);
-    });
-  } catch (e) {
-    if (opts.signal?.aborted && !options.signal?.aborted) {
-      throw new ArchiveError(
-        'unavailable',
-        `GET ${describeUrl(url)} took over ${options.timeoutMs} ms`,
-      );
-    }
-    throw e;
-  }
+    }),
+  );
 }
 
 /** Read a whole (small) response body, still under the idle timeout. */
@@ -317,26 +325,32 @@ export interface BufferedResponse {
   body: Buffer;
 }
 
-/** GET `url` (as httpGet) and read its whole body, at most `maxBytes`. */
-export async function getBuffer(
+/**
+ * GET `url` (as httpGet) and read its whole body, at most `maxBytes`; a body that breaks off is
+ * retried like a failed request.
+ */
+export function getBuffer(
   url: string,
-  opts: HttpOptions & { maxBytes?: number } = {},
+  options: HttpOptions & { maxBytes?: number } = {},
 ): Promise<BufferedResponse> {
-  const res = await httpGet(url, opts);
-  try {
-    return {
-      status: res.status,
-      url: res.url,
-      headers: res.headers,
-      body: await readBody(res.body, opts.maxBytes),
-    };
-  } catch (e) {
-    if (e instanceof ArchiveError) throw e;
-    throw new ArchiveError(
-      'unavailable',
-      `reading ${describeUrl(res.url)}: ${networkReason(e, opts.idleTimeoutMs)}`,
-    );
-  }
+  return withDeadline(url, options, (opts) =>
+    retryingHttp(describeUrl(url), opts, async () => {
+      const res = await follow(url, opts);
+      if (isTransientStatus(res.status)) {
+        discard(res.body);
+        throw new TransientError(`HTTP ${res.status}`);
+      }
+      try {
+        const body = await readBody(res.body, options.maxBytes);
+        return { status: res.status, url: res.url, headers: res.headers, body };
+      } catch (e) {
+        if (e instanceof ArchiveError) throw e;
+        if (opts.signal?.aborted) throw abortedError();
+        const reason = networkReason(e, opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+        throw new TransientError(`reading ${describeUrl(res.url)}: ${reason}`);
+      }
+    }),
+  );
 }
 
 /** GET a JSON document; 404 → ArchiveError('not-found'), other non-2xx → 'unavailable'. */
