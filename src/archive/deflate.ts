@@ -4,6 +4,9 @@
 // are one valid deflate stream whose bytes depend only on the input, the level and the block
 // size, never on how many threads compressed it or in what order they finished (the scheme pigz
 // uses). Blocks run on a small pool of worker threads, results are written in input order.
+// Memory stays flat whatever the stream's length: a block's buffers are moved to its thread and
+// back (never copied) and reused for later blocks, and each result is moved out in the buffer
+// zlib wrote it to, so a thread makes no garbage of its own.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';
@@ -19,7 +22,19 @@ export interface DeflateJob {
   data: Uint8Array;
   dictionary?: Uint8Array;
   final: boolean;
+  /**
+   * The whole memory under `data` and `dictionary` belongs to the job (never a slice of Node's
+   * shared pool): it is moved to the thread that compresses it, unreadable here until the pool
+   * takes it back for a later block.
+   */
+  owned?: boolean;
 }
+
+/**
+ * The output buffer size zlib is called with (Node's default). Part of the format: how much
+ * output room each deflate() call has changes where zlib ends a flush, so the bytes.
+ */
+export const ZLIB_CHUNK_SIZE = 16 * 1024;
 
 /** One block, compressed the way every thread does it. */
 export function deflateBlock(job: DeflateJob): Buffer {
@@ -28,26 +43,41 @@ export function deflateBlock(job: DeflateJob): Buffer {
     memLevel: 8,
     windowBits: 15,
     strategy: zlib.constants.Z_DEFAULT_STRATEGY,
+    chunkSize: ZLIB_CHUNK_SIZE,
     finishFlush: job.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
     ...(job.dictionary && job.dictionary.length ? { dictionary: job.dictionary } : {}),
   });
 }
 
 // The worker's whole program (CommonJS, evaluated: no file to resolve, no loader to inherit).
-// It must compress exactly as deflateBlock does.
+// It must compress exactly as deflateBlock does. The input's buffers go back with the result;
+// the result goes in its own buffer when it has one (a result in Node's shared pool is copied).
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const c = zlib.constants;
 parentPort.on('message', (m) => {
+  const reply = { id: m.id };
+  const back = [];
+  if (m.owned) {
+    reply.data = m.data;
+    back.push(m.data.buffer);
+    if (m.dictionary) {
+      reply.dictionary = m.dictionary;
+      back.push(m.dictionary.buffer);
+    }
+  }
   try {
     const opts = { level: ${DEFLATE_LEVEL}, memLevel: 8, windowBits: 15, strategy: c.Z_DEFAULT_STRATEGY,
-      finishFlush: m.final ? c.Z_FINISH : c.Z_SYNC_FLUSH };
+      chunkSize: ${ZLIB_CHUNK_SIZE}, finishFlush: m.final ? c.Z_FINISH : c.Z_SYNC_FLUSH };
     if (m.dictionary && m.dictionary.length) opts.dictionary = m.dictionary;
-    const out = new Uint8Array(zlib.deflateRawSync(m.data, opts));
-    parentPort.postMessage({ id: m.id, out }, [out.buffer]);
+    let out = zlib.deflateRawSync(m.data, opts);
+    if (out.buffer.byteLength <= Buffer.poolSize) out = new Uint8Array(out);
+    reply.out = out;
+    parentPort.postMessage(reply, [out.buffer, ...back]);
   } catch (e) {
-    parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
+    reply.error = String((e && e.message) || e);
+    parentPort.postMessage(reply, back);
   }
 });
 `;
@@ -57,39 +87,89 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+interface Reply {
+  id: number;
+  out?: Uint8Array;
+  error?: string;
+  data?: Uint8Array;
+  dictionary?: Uint8Array;
+}
+
 /** The default thread count: one per core the process may use. */
 export const defaultThreads = () =>
   typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 
+/** Young-generation size of a deflate thread's heap, in MB. */
+const WORKER_YOUNG_MB = 2;
+
+/** Jobs handed to one thread ahead of its results: it never waits for the main thread. */
+const JOBS_PER_THREAD = 2;
+
+/** Buffers of one size kept for reuse (at most `keep`), each its own memory. */
+class FreeList {
+  private readonly free: ArrayBuffer[] = [];
+  constructor(
+    readonly size: number,
+    private readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    const b = this.free.pop();
+    return b ? Buffer.from(b, 0, this.size) : Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(b: Uint8Array | undefined): void {
+    if (b && b.buffer.byteLength === this.size && this.free.length < this.keep) {
+      this.free.push(b.buffer as ArrayBuffer);
+    }
+  }
+}
+
 /**
- * A fixed set of deflate threads. `threads: 0` compresses on the calling thread (synchronously,
- * same bytes). Jobs are queued when all threads are busy.
+ * A fixed set of deflate threads, started at once (they boot while the tree is listed).
+ * `threads: 0` compresses on the calling thread (synchronously, same bytes). Each thread holds
+ * up to JOBS_PER_THREAD jobs; more are queued here. Block and dictionary buffers for owned jobs
+ * come from `blocks()` and `dictionaries()` and return there when their job is done.
  */
 export class DeflatePool {
   private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
   private readonly queue: Array<{ job: DeflateJob; p: Pending }> = [];
   private readonly pending = new Map<number, Pending>();
-  private readonly busy = new Map<Worker, number>();
+  /** Jobs each thread holds. */
+  private readonly load = new Map<Worker, number>();
   private nextId = 0;
   private failure: Error | null = null;
   readonly threads: number;
+  readonly blocks: FreeList;
+  readonly dictionaries: FreeList;
 
   constructor(threads: number) {
     if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
       throw new ArchiveError('usage', `threads must be an integer from 0 to 256 (got ${threads})`);
     }
     this.threads = threads;
+    const keep = (JOBS_PER_THREAD + 2) * threads + 8;
+    this.blocks = new FreeList(DEFLATE_BLOCK_SIZE, keep);
+    this.dictionaries = new FreeList(DICTIONARY_SIZE, keep);
+    for (let i = 0; i < threads; i++) this.spawn();
   }
 
-  private spawn(): Worker {
-    const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], env: {}, stdout: false });
+  private spawn(): void {
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      execArgv: [],
+      env: {},
+      stdout: false,
+      // a thread allocates little but buffers: a small young generation keeps its heap small
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB },
+    });
     w.unref();
-    w.on('message', (m: { id: number; out?: Uint8Array; error?: string }) => {
+    this.load.set(w, 0);
+    w.on('message', (m: Reply) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
-      this.busy.delete(w);
-      this.idle.push(w);
+      this.load.set(w, (this.load.get(w) ?? 1) - 1);
+      this.recycle(m);
       this.pump();
       if (!p) return;
       if (m.error !== undefined) p.reject(new ArchiveError('internal', `deflate: ${m.error}`));
@@ -100,10 +180,14 @@ export class DeflatePool {
     });
     w.on('error', (e) => this.fail(e));
     w.on('exit', (code) => {
-      if (this.busy.has(w)) this.fail(new Error(`deflate thread exited (code ${code})`));
+      if (this.load.get(w)) this.fail(new Error(`deflate thread exited (code ${code})`));
     });
     this.workers.push(w);
-    return w;
+  }
+
+  private recycle(job: { data?: Uint8Array; dictionary?: Uint8Array }): void {
+    this.blocks.give(job.data);
+    this.dictionaries.give(job.dictionary);
   }
 
   private fail(e: Error): void {
@@ -113,16 +197,28 @@ export class DeflatePool {
     for (const q of this.queue.splice(0)) q.p.reject(this.failure);
   }
 
+  /** The thread with the fewest jobs, if it has room for one more. */
+  private leastLoaded(): Worker | undefined {
+    let best: Worker | undefined;
+    let min = JOBS_PER_THREAD;
+    for (const w of this.workers) {
+      const n = this.load.get(w)!;
+      if (n < min) [best, min] = [w, n];
+    }
+    return best;
+  }
+
   private pump(): void {
-    while (this.queue.length) {
-      let w = this.idle.pop();
-      if (!w && this.workers.length < this.threads) w = this.spawn();
+    while (this.queue.length && !this.failure) {
+      const w = this.leastLoaded();
       if (!w) return;
       const { job, p } = this.queue.shift()!;
       const id = this.nextId++;
       this.pending.set(id, p);
-      this.busy.set(w, id);
-      w.postMessage({ id, data: job.data, dictionary: job.dictionary, final: job.final });
+      this.load.set(w, this.load.get(w)! + 1);
+      const { data, dictionary, final, owned } = job;
+      const transfer = owned ? [data.buffer, ...(dictionary ? [dictionary.buffer] : [])] : [];
+      w.postMessage({ id, data, dictionary, final, owned }, transfer as ArrayBuffer[]);
     }
   }
 
@@ -134,6 +230,8 @@ export class DeflatePool {
         return Promise.resolve(deflateBlock(job));
       } catch (e) {
         return Promise.reject(e as Error);
+      } finally {
+        if (job.owned) this.recycle(job);
       }
     }
     return new Promise<Buffer>((resolve, reject) => {
@@ -144,7 +242,6 @@ export class DeflatePool {
 
   async close(): Promise<void> {
     const all = this.workers.splice(0);
-    this.idle.length = 0;
     await Promise.all(all.map((w) => w.terminate()));
   }
 }
@@ -221,9 +318,13 @@ export class BlockDeflater {
     this.block = this.newBlock();
   }
 
+  /** A buffer of its own memory for the next block: a whole block, or what the hint says is left. */
   private newBlock(): Buffer {
     const left = this.sizeHint === undefined ? this.blockSize : this.sizeHint - this.emitted;
-    return Buffer.allocUnsafe(Math.max(1, Math.min(this.blockSize, left)));
+    if (left >= this.blockSize && this.blockSize === this.pool.blocks.size) {
+      return this.pool.blocks.take();
+    }
+    return Buffer.allocUnsafeSlow(Math.max(1, Math.min(this.blockSize, left)));
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -242,18 +343,25 @@ export class BlockDeflater {
 
   /** The input is longer than its hint said: make room for a whole block. */
   private grow(): void {
-    const bigger = Buffer.allocUnsafe(this.blockSize);
+    const bigger =
+      this.blockSize === this.pool.blocks.size
+        ? this.pool.blocks.take()
+        : Buffer.allocUnsafeSlow(this.blockSize);
     this.block.copy(bigger, 0, 0, this.fill);
     this.block = bigger;
   }
 
   private async emit(final: boolean): Promise<void> {
     const data = this.block.subarray(0, this.fill);
-    const job: DeflateJob = { data, dictionary: this.dictionary, final };
-    const done = this.pool.deflate(job);
+    const dictionary = this.dictionary;
     // only a full block is ever followed by another, so it holds the whole dictionary
-    this.dictionary = final ? undefined : Buffer.from(data.subarray(data.length - DICTIONARY_SIZE));
-    // the block buffer now belongs to the job; the next block gets a fresh one
+    if (final) this.dictionary = undefined;
+    else {
+      this.dictionary = this.pool.dictionaries.take();
+      data.copy(this.dictionary, 0, data.length - DICTIONARY_SIZE);
+    }
+    // the block's memory now belongs to the job; the next block gets another buffer
+    const done = this.pool.deflate({ data, dictionary, final, owned: true });
     this.emitted += this.fill;
     this.fill = 0;
     this.block = final ? Buffer.alloc(0) : this.newBlock();

@@ -146,7 +146,10 @@ async function* readAhead(entries: AsyncIterable<TreeEntry>): AsyncGenerator<Loa
     return e;
   };
   for await (const e of entries) {
-    if (e.type === 'file' && e.size <= READ_AHEAD_FILE && (e.size > 0 || e.read)) {
+    if (e.type === 'file' && e.readSync) {
+      // read when its turn comes, synchronously: cheaper than any read ahead
+      queue.push(e);
+    } else if (e.type === 'file' && e.size <= READ_AHEAD_FILE && (e.size > 0 || e.read)) {
       const data = collect(e);
       data.catch(() => {}); // surfaced when the entry is packed
       if (!e.detached) await data.catch(() => {});
@@ -163,12 +166,21 @@ async function* readAhead(entries: AsyncIterable<TreeEntry>): AsyncGenerator<Loa
   while (queue.length) yield take();
 }
 
-/** A sink that counts and hashes what is written, with backpressure. */
+/** Bytes gathered (corked) before the sink writes them at once. */
+const SINK_WRITE = 256 * 1024;
+
+type Corkable = NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
+
+/**
+ * A sink that counts and hashes what is written, with backpressure. Writes are corked until
+ * SINK_WRITE bytes are held, so a file sink makes one system call for many small chunks.
+ */
 class HashedSink {
   readonly hash = crypto.createHash('sha256');
   size = 0;
   private error: unknown = null;
-  constructor(private readonly sink: NodeJS.WritableStream) {
+  private held = 0;
+  constructor(private readonly sink: Corkable) {
     sink.on('error', (e: unknown) => (this.error ??= e));
   }
 
@@ -177,10 +189,22 @@ class HashedSink {
     if (chunk.length === 0) return;
     this.hash.update(chunk);
     this.size += chunk.length;
-    if (!this.sink.write(chunk)) await once(this.sink as NodeJS.EventEmitter, 'drain');
+    if (this.held === 0) this.sink.cork?.();
+    this.held += chunk.length;
+    const ok = this.sink.write(chunk);
+    if (this.held >= SINK_WRITE || (!ok && !this.sink.cork)) {
+      this.uncork();
+      if (!ok) await once(this.sink as NodeJS.EventEmitter, 'drain');
+    }
+  }
+
+  private uncork(): void {
+    if (this.held > 0) this.sink.uncork?.();
+    this.held = 0;
   }
 
   async end(): Promise<{ sha256: string; size: number }> {
+    this.uncork();
     this.sink.end();
     await finished(
       this.sink as NodeJS.WritableStream & NodeJS.ReadableStream,
@@ -361,6 +385,56 @@ function checkSize(e: TreeEntry, n: number): void {
   }
 }
 
+/** A file's content, from the quickest way its source offers (`scratch` for synchronous reads). */
+async function* contentOf(e: Loaded, scratch: Buffer): AsyncGenerator<Buffer> {
+  if (e.data) yield await e.data;
+  else if (e.readSync) yield* e.readSync(scratch);
+  else if (e.read) yield* e.read();
+}
+
+/** The buffer files are read into synchronously, reused from one file and chunk to the next. */
+const READ_BUFFER = 1024 * 1024;
+
+interface Writers {
+  tar: TarGzWriter | null;
+  zip: ZipWriter | null;
+  scratch: Buffer;
+}
+
+/** One file into both archives; its content's sha256. */
+async function packFile(e: Loaded, { tar, zip, scratch }: Writers): Promise<string> {
+  await tar?.write(entryHeader(e));
+  const h = crypto.createHash('sha256');
+  const zf = zip && e.size > 0 ? zip.beginFile(e) : null;
+  let n = 0;
+  if (e.size > 0 || e.read || e.readSync) {
+    for await (const chunk of contentOf(e, scratch)) {
+      n += chunk.length;
+      if (n > e.size) break;
+      h.update(chunk);
+      await tar?.write(chunk);
+      await zf?.write(chunk);
+    }
+  }
+  checkSize(e, n);
+  await tar?.write(padding(e.size));
+  if (zf) await zip!.endFile(zf);
+  else await zip?.addStored(e, Buffer.alloc(0));
+  return h.digest('hex');
+}
+
+/** One directory or symlink into both archives; the sha256 its digest line names. */
+async function packOther(e: TreeEntry, { tar, zip }: Writers): Promise<string> {
+  await tar?.write(entryHeader(e));
+  if (e.type === 'symlink') {
+    const target = Buffer.from(e.linkTarget ?? '', 'utf8');
+    await zip?.addStored(e, target);
+    return crypto.createHash('sha256').update(target).digest('hex');
+  }
+  await zip?.addStored(e, Buffer.alloc(0));
+  return EMPTY_SHA256;
+}
+
 /**
  * One pass over `entries`: check and digest them, and write each sink given (each is ended when
  * done). With no sinks only the tree digest is computed.
@@ -375,53 +449,21 @@ export async function packEntries(
   const digester = new TreeDigester(version, limits);
   const packing = Boolean(sinks.tarGz || sinks.zip);
   const pool = new DeflatePool(packing ? (opts.threads ?? defaultThreads()) : 0);
-  const tar = sinks.tarGz ? new TarGzWriter(pool, sinks.tarGz) : null;
-  const zip = sinks.zip ? new ZipWriter(pool, sinks.zip) : null;
+  const writers: Writers = {
+    tar: sinks.tarGz ? new TarGzWriter(pool, sinks.tarGz) : null,
+    zip: sinks.zip ? new ZipWriter(pool, sinks.zip) : null,
+    scratch: Buffer.allocUnsafeSlow(READ_BUFFER),
+  };
   try {
     for await (const e of packing ? readAhead(entries) : entries) {
       opts.signal?.throwIfAborted();
       digester.check(e);
-      if (e.type === 'file') {
-        await tar?.write(entryHeader(e));
-        const h = crypto.createHash('sha256');
-        const zf = zip && e.size > 0 ? zip.beginFile(e) : null;
-        let n = 0;
-        const data = (e as Loaded).data;
-        if (data) {
-          const b = await data;
-          n = b.length;
-          checkSize(e, n);
-          h.update(b);
-          await tar?.write(b);
-          await zf?.write(b);
-        } else if (e.size > 0 || e.read) {
-          for await (const chunk of e.read!()) {
-            n += chunk.length;
-            if (n > e.size) break;
-            h.update(chunk);
-            await tar?.write(chunk);
-            await zf?.write(chunk);
-          }
-        }
-        checkSize(e, n);
-        await tar?.write(padding(e.size));
-        if (zf) await zip!.endFile(zf);
-        else await zip?.addStored(e, Buffer.alloc(0));
-        digester.add(e, h.digest('hex'));
-      } else if (e.type === 'symlink') {
-        await tar?.write(entryHeader(e));
-        const target = Buffer.from(e.linkTarget ?? '', 'utf8');
-        await zip?.addStored(e, target);
-        digester.add(e, crypto.createHash('sha256').update(target).digest('hex'));
-      } else {
-        await tar?.write(entryHeader(e));
-        await zip?.addStored(e, Buffer.alloc(0));
-        digester.add(e, EMPTY_SHA256);
-      }
+      const sha = e.type === 'file' ? await packFile(e, writers) : await packOther(e, writers);
+      digester.add(e, sha);
     }
     opts.signal?.throwIfAborted();
-    await tar?.write(END_OF_ARCHIVE);
-    const [tarGz, zipped] = await Promise.all([tar?.end(), zip?.end()]);
+    await writers.tar?.write(END_OF_ARCHIVE);
+    const [tarGz, zipped] = await Promise.all([writers.tar?.end(), writers.zip?.end()]);
     return {
       tarGz,
       zip: zipped,

@@ -23,6 +23,12 @@ export interface TreeEntry {
    * the next entry is asked for.
    */
   detached?: boolean;
+  /**
+   * The content read synchronously into `buf`, as many times as it takes (files on disk: cheaper
+   * than `read` when the data is in the page cache). Each chunk is a view of `buf`, valid until
+   * the next one is asked for.
+   */
+  readSync?: (buf: Buffer) => Iterable<Buffer>;
 }
 
 export interface TreeSource {
@@ -95,6 +101,44 @@ export function completeTree(items: TreeEntry[]): TreeEntry[] {
 /** Files up to this size are read with one read call into a buffer of their size. */
 const WHOLE_READ = 1024 * 1024;
 
+function changedSize(rel: string, size: number, n: number): ArchiveError {
+  return new ArchiveError(
+    'corrupt',
+    `${rel} changed size while being archived (${size} → ${n > size ? `over ${size}` : n})`,
+  );
+}
+
+/**
+ * `size` bytes of `fd` read into `buf` (views of it, one after the other), checking the file
+ * still has exactly that many: the last read asks for one byte more.
+ */
+function* readChunks(fd: number, size: number, rel: string, buf: Buffer): Generator<Buffer> {
+  let n = 0;
+  while (true) {
+    const want = Math.min(buf.length, size - n + 1);
+    let fill = 0;
+    while (fill < want) {
+      const got = fs.readSync(fd, buf, fill, want - fill, n + fill);
+      if (got === 0) break;
+      fill += got;
+    }
+    if (n + fill > size) throw changedSize(rel, size, n + fill);
+    n += fill;
+    if (fill < want && n !== size) throw changedSize(rel, size, n);
+    if (fill > 0) yield buf.subarray(0, fill);
+    if (fill < want) return;
+  }
+}
+
+function* readFileSync(abs: string, size: number, rel: string, buf: Buffer): Generator<Buffer> {
+  const fd = fs.openSync(abs, 'r');
+  try {
+    yield* readChunks(fd, size, rel, buf);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 async function readWhole(abs: string, size: number, rel: string): Promise<Buffer> {
   const fh = await fs.promises.open(abs, 'r');
   try {
@@ -106,12 +150,7 @@ async function readWhole(abs: string, size: number, rel: string): Promise<Buffer
       if (bytesRead === 0) break;
       n += bytesRead;
     }
-    if (n !== size) {
-      throw new ArchiveError(
-        'corrupt',
-        `${rel} changed size while being archived (${size} → ${n > size ? `over ${size}` : n})`,
-      );
-    }
+    if (n !== size) throw changedSize(rel, size, n);
     return buf.subarray(0, size);
   } finally {
     await fh.close();
@@ -129,9 +168,7 @@ async function* readFile(abs: string, size: number, rel: string): AsyncIterable<
     if (n > size) break;
     yield chunk as Buffer;
   }
-  if (n !== size) {
-    throw new ArchiveError('corrupt', `${rel} changed size while being archived (${size} → ${n})`);
-  }
+  if (n !== size) throw changedSize(rel, size, n);
 }
 
 /** The entry for one path of a directory on disk (lstat: symlinks are not followed). */
@@ -161,6 +198,7 @@ export function diskEntry(root: string, rel: string): TreeEntry | null {
       mode: fileMode((st.mode & 0o100) !== 0),
       size,
       read: () => readFile(abs, size, rel),
+      readSync: (buf: Buffer) => readFileSync(abs, size, rel, buf),
       detached: true,
     };
   }
