@@ -51,11 +51,12 @@ export function deflateBlock(job: DeflateJob): Buffer {
 
 // The worker's whole program (CommonJS, evaluated: no file to resolve, no loader to inherit).
 // It must compress exactly as deflateBlock does. The input's buffers go back with the result;
-// the result goes in its own buffer when it has one (a result in Node's shared pool is copied).
+// the result goes in its own buffer when it has one and may be moved (otherwise it is copied).
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const c = zlib.constants;
+let canMove = true;
 parentPort.on('message', (m) => {
   const reply = { id: m.id };
   const back = [];
@@ -74,7 +75,15 @@ parentPort.on('message', (m) => {
     let out = zlib.deflateRawSync(m.data, opts);
     if (out.buffer.byteLength <= Buffer.poolSize) out = new Uint8Array(out);
     reply.out = out;
-    parentPort.postMessage(reply, [out.buffer, ...back]);
+    try {
+      if (!canMove) throw new Error('copy');
+      parentPort.postMessage(reply, [out.buffer, ...back]);
+    } catch {
+      // a Node that marks zlib's output untransferable: send copies from now on
+      canMove = false;
+      reply.out = new Uint8Array(out);
+      parentPort.postMessage(reply, [reply.out.buffer, ...back]);
+    }
   } catch (e) {
     reply.error = String((e && e.message) || e);
     parentPort.postMessage(reply, back);
@@ -327,18 +336,32 @@ export class BlockDeflater {
     return Buffer.allocUnsafeSlow(Math.max(1, Math.min(this.blockSize, left)));
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  /**
+   * Add input. Returns a promise only when a block was handed on and the output must be waited
+   * for (backpressure); otherwise the chunk has been copied and nothing is pending.
+   */
+  write(chunk: Buffer): Promise<void> | undefined {
     this.crc = zlib.crc32(chunk, this.crc);
     this.size += chunk.length;
-    let off = 0;
+    return this.copyIn(chunk, 0);
+  }
+
+  private copyIn(chunk: Buffer, from: number): Promise<void> | undefined {
+    let off = from;
     while (off < chunk.length) {
-      if (this.fill === this.blockSize) await this.emit(false);
+      if (this.fill === this.blockSize) return this.emitThenCopy(chunk, off);
       if (this.fill === this.block.length) this.grow();
       const n = Math.min(this.block.length - this.fill, chunk.length - off);
       chunk.copy(this.block, this.fill, off, off + n);
       this.fill += n;
       off += n;
     }
+    return undefined;
+  }
+
+  private async emitThenCopy(chunk: Buffer, off: number): Promise<void> {
+    await this.emit(false);
+    await this.copyIn(chunk, off);
   }
 
   /** The input is longer than its hint said: make room for a whole block. */

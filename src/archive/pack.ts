@@ -3,23 +3,12 @@
 // mtime 0, OS byte 255); each file of the zip is deflated the same way on its own. Contents are
 // read ahead (several files at once where the source allows) while earlier ones are compressed.
 import crypto from 'node:crypto';
-import { once } from 'node:events';
-import { finished } from 'node:stream/promises';
-import { crc32 as zlibCrc32 } from 'node:zlib';
 import { ArchiveError, isArchiveError } from '../util/errors.js';
 import { TreeModel } from './tree-model.js';
-import { BlockDeflater, DeflatePool, OrderedOutput, defaultThreads } from './deflate.js';
+import { DeflatePool, defaultThreads } from './deflate.js';
+import { TarGzWriter, ZipWriter, type ZipFileEntry } from './pack-writers.js';
 import { END_OF_ARCHIVE, entryHeader, padding } from './tar.js';
 import { checkEntryPath, linkStaysInside, type TreeEntry } from './tree.js';
-import {
-  METHOD_DEFLATE,
-  METHOD_STORED,
-  centralHeader,
-  endRecords,
-  localHeader,
-  zipName,
-  type ZipRecord,
-} from './zip.js';
 
 export interface PackLimits {
   maxFiles: number;
@@ -28,8 +17,6 @@ export interface PackLimits {
 }
 
 export const TREE_DIGEST_SALT = (version: number) => `mozharness-archive tree v${version}\n`;
-/** Gzip member header: deflate, no flags, mtime 0, XFL 0 (level 6), OS 255 ("unknown"). */
-export const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
 
 export interface TreeSummary {
   treeDigest: string;
@@ -112,6 +99,7 @@ export class TreeDigester {
 }
 
 const EMPTY_SHA256 = crypto.createHash('sha256').digest('hex');
+const EMPTY = Buffer.alloc(0);
 
 /** Files up to this size are read whole, ahead of their turn. */
 const READ_AHEAD_FILE = 1024 * 1024;
@@ -166,195 +154,6 @@ async function* readAhead(entries: AsyncIterable<TreeEntry>): AsyncGenerator<Loa
   while (queue.length) yield take();
 }
 
-/** Bytes gathered (corked) before the sink writes them at once. */
-const SINK_WRITE = 256 * 1024;
-
-type Corkable = NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
-
-/**
- * A sink that counts and hashes what is written, with backpressure. Writes are corked until
- * SINK_WRITE bytes are held, so a file sink makes one system call for many small chunks.
- */
-class HashedSink {
-  readonly hash = crypto.createHash('sha256');
-  size = 0;
-  private error: unknown = null;
-  private held = 0;
-  constructor(private readonly sink: Corkable) {
-    sink.on('error', (e: unknown) => (this.error ??= e));
-  }
-
-  async write(chunk: Buffer): Promise<void> {
-    if (this.error !== null) throw this.error;
-    if (chunk.length === 0) return;
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    if (this.held === 0) this.sink.cork?.();
-    this.held += chunk.length;
-    const ok = this.sink.write(chunk);
-    if (this.held >= SINK_WRITE || (!ok && !this.sink.cork)) {
-      this.uncork();
-      if (!ok) await once(this.sink as NodeJS.EventEmitter, 'drain');
-    }
-  }
-
-  private uncork(): void {
-    if (this.held > 0) this.sink.uncork?.();
-    this.held = 0;
-  }
-
-  async end(): Promise<{ sha256: string; size: number }> {
-    this.uncork();
-    this.sink.end();
-    await finished(
-      this.sink as NodeJS.WritableStream & NodeJS.ReadableStream,
-      {
-        readable: false,
-      } as never,
-    );
-    return { sha256: this.hash.digest('hex'), size: this.size };
-  }
-}
-
-/** The tar stream, block-deflated into one gzip member. */
-class TarGzWriter {
-  private readonly out: HashedSink;
-  private readonly ordered: OrderedOutput<Buffer>;
-  private readonly deflater: BlockDeflater;
-  private readonly started: Promise<void>;
-
-  constructor(pool: DeflatePool, sink: NodeJS.WritableStream) {
-    this.out = new HashedSink(sink);
-    this.ordered = new OrderedOutput<Buffer>((b) => this.out.write(b), 2 * pool.threads + 4);
-    this.deflater = new BlockDeflater(pool, (p) => this.ordered.push(p));
-    this.started = this.ordered.push(GZIP_HEADER);
-  }
-
-  async write(chunk: Buffer): Promise<void> {
-    await this.started;
-    if (chunk.length) await this.deflater.write(chunk);
-  }
-
-  async end(): Promise<{ sha256: string; size: number }> {
-    await this.started;
-    await this.deflater.end();
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(this.deflater.crc >>> 0, 0);
-    trailer.writeUInt32LE(this.deflater.size % 2 ** 32, 4);
-    await this.ordered.push(trailer);
-    await this.ordered.flush();
-    return this.out.end();
-  }
-}
-
-interface ZipItem {
-  record: Omit<ZipRecord, 'offset' | 'compressedSize'>;
-  data: Buffer[];
-}
-
-/** One file's content being deflated for the zip. */
-class ZipFileEntry {
-  private readonly parts: Array<Promise<Buffer>> = [];
-  private readonly deflater: BlockDeflater;
-  constructor(
-    pool: DeflatePool,
-    private readonly name: Buffer,
-    private readonly e: TreeEntry,
-    private readonly depth: number,
-  ) {
-    this.deflater = new BlockDeflater(
-      pool,
-      async (p) => {
-        p.catch(() => {});
-        this.parts.push(p);
-        // bound the blocks of one large file in flight
-        if (this.parts.length > this.depth) await this.parts[this.parts.length - this.depth - 1];
-      },
-      e.size,
-    );
-  }
-
-  write(chunk: Buffer): Promise<void> {
-    return this.deflater.write(chunk);
-  }
-
-  async end(): Promise<ZipItem> {
-    await this.deflater.end();
-    return {
-      record: {
-        name: this.name,
-        type: 'file',
-        mode: this.e.mode,
-        method: METHOD_DEFLATE,
-        crc: this.deflater.crc,
-        size: this.deflater.size,
-      },
-      data: await Promise.all(this.parts),
-    };
-  }
-}
-
-/** The zip: entries in tree order, the central directory kept until the end. */
-class ZipWriter {
-  private readonly out: HashedSink;
-  private readonly ordered: OrderedOutput<ZipItem>;
-  private readonly central: Buffer[] = [];
-  private entries = 0;
-
-  constructor(
-    private readonly pool: DeflatePool,
-    sink: NodeJS.WritableStream,
-  ) {
-    this.out = new HashedSink(sink);
-    this.ordered = new OrderedOutput<ZipItem>((item) => this.writeItem(item), 64);
-  }
-
-  private async writeItem(item: ZipItem): Promise<void> {
-    const compressedSize = item.data.reduce((n, b) => n + b.length, 0);
-    const record: ZipRecord = { ...item.record, compressedSize, offset: this.out.size };
-    await this.out.write(localHeader(record));
-    for (const b of item.data) await this.out.write(b);
-    this.central.push(centralHeader(record));
-    this.entries++;
-  }
-
-  /** A directory, a symlink or an empty file: stored, known at once. */
-  addStored(e: TreeEntry, content: Buffer): Promise<void> {
-    return this.ordered.push({
-      record: {
-        name: zipName(e.path, e.type),
-        type: e.type,
-        mode: e.mode,
-        method: METHOD_STORED,
-        crc: crc32(content),
-        size: content.length,
-      },
-      data: [content],
-    });
-  }
-
-  beginFile(e: TreeEntry): ZipFileEntry {
-    return new ZipFileEntry(this.pool, zipName(e.path, e.type), e, 2 * this.pool.threads + 2);
-  }
-
-  /** Queue a file whose content has all been written (its blocks may still be compressing). */
-  endFile(f: ZipFileEntry): Promise<void> {
-    return this.ordered.push(f.end());
-  }
-
-  async end(): Promise<{ sha256: string; size: number }> {
-    await this.ordered.flush();
-    const cdOffset = this.out.size;
-    for (const c of this.central) await this.out.write(c);
-    await this.out.write(endRecords(this.entries, cdOffset, this.out.size - cdOffset));
-    return this.out.end();
-  }
-}
-
-function crc32(b: Buffer): number {
-  return b.length ? zlibCrc32(b) : 0;
-}
-
 export interface StreamOutcome {
   sha256: string;
   size: number;
@@ -385,13 +184,6 @@ function checkSize(e: TreeEntry, n: number): void {
   }
 }
 
-/** A file's content, from the quickest way its source offers (`scratch` for synchronous reads). */
-async function* contentOf(e: Loaded, scratch: Buffer): AsyncGenerator<Buffer> {
-  if (e.data) yield await e.data;
-  else if (e.readSync) yield* e.readSync(scratch);
-  else if (e.read) yield* e.read();
-}
-
 /** The buffer files are read into synchronously, reused from one file and chunk to the next. */
 const READ_BUFFER = 1024 * 1024;
 
@@ -401,26 +193,54 @@ interface Writers {
   scratch: Buffer;
 }
 
+/** One file's content on its way into both archives and its content hash. */
+class FileContent {
+  readonly hash = crypto.createHash('sha256');
+  bytes = 0;
+  constructor(
+    private readonly e: TreeEntry,
+    private readonly tar: TarGzWriter | null,
+    private readonly zf: ZipFileEntry | null,
+  ) {}
+
+  /** Take one chunk; a promise only when a writer asks to wait. False past the stated size. */
+  add(chunk: Buffer): Promise<void> | undefined | false {
+    this.bytes += chunk.length;
+    if (this.bytes > this.e.size) return false;
+    this.hash.update(chunk);
+    const t = this.tar?.write(chunk);
+    if (!this.zf) return t;
+    if (t) return t.then(() => this.zf!.write(chunk));
+    return this.zf.write(chunk);
+  }
+}
+
 /** One file into both archives; its content's sha256. */
 async function packFile(e: Loaded, { tar, zip, scratch }: Writers): Promise<string> {
   await tar?.write(entryHeader(e));
-  const h = crypto.createHash('sha256');
   const zf = zip && e.size > 0 ? zip.beginFile(e) : null;
-  let n = 0;
-  if (e.size > 0 || e.read || e.readSync) {
-    for await (const chunk of contentOf(e, scratch)) {
-      n += chunk.length;
-      if (n > e.size) break;
-      h.update(chunk);
-      await tar?.write(chunk);
-      await zf?.write(chunk);
+  const c = new FileContent(e, tar, zf);
+  if (e.data) {
+    await c.add(await e.data);
+  } else if (e.readSync) {
+    // each chunk is consumed before the next read reuses the buffer
+    for (const chunk of e.readSync(scratch)) {
+      const r = c.add(chunk);
+      if (r === false) break;
+      if (r) await r;
+    }
+  } else if (e.read) {
+    for await (const chunk of e.read()) {
+      const r = c.add(chunk);
+      if (r === false) break;
+      if (r) await r;
     }
   }
-  checkSize(e, n);
+  checkSize(e, c.bytes);
   await tar?.write(padding(e.size));
   if (zf) await zip!.endFile(zf);
-  else await zip?.addStored(e, Buffer.alloc(0));
-  return h.digest('hex');
+  else await zip?.addStored(e, EMPTY);
+  return c.hash.digest('hex');
 }
 
 /** One directory or symlink into both archives; the sha256 its digest line names. */
@@ -431,7 +251,7 @@ async function packOther(e: TreeEntry, { tar, zip }: Writers): Promise<string> {
     await zip?.addStored(e, target);
     return crypto.createHash('sha256').update(target).digest('hex');
   }
-  await zip?.addStored(e, Buffer.alloc(0));
+  await zip?.addStored(e, EMPTY);
   return EMPTY_SHA256;
 }
 

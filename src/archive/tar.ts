@@ -2,7 +2,9 @@
 // uid/gid 0, empty uname/gname, and a PAX extended header (path, linkpath, size records) when a
 // path or link target does not fit the ustar fields as printable ASCII, or a size does not fit
 // the octal field. Which records are written, and the ASCII fallback names the ustar fields hold
-// then, are decided here, so the bytes depend on nothing but the entry.
+// then, are decided here, so the bytes depend on nothing but the entry. The common header (one
+// that needs no PAX) is written here directly, byte for byte as tar@7's Header writes it (a test
+// compares the two), at a fraction of the cost.
 import { Header, Pax, type HeaderData } from 'tar';
 import { ArchiveError } from '../util/errors.js';
 
@@ -23,13 +25,18 @@ export interface HeaderFields {
 const EPOCH = new Date(0);
 /** Largest size the 12-byte octal field holds. */
 const MAX_OCTAL_SIZE = 0o77777777777;
+/** Largest mode the 8-byte octal field holds. */
+const MAX_OCTAL_MODE = 0o7777777;
 const TYPE_NAMES = { file: 'File', dir: 'Directory', symlink: 'SymbolicLink' } as const;
 
 const isPortable = (s: string) => /^[\x20-\x7e]*$/.test(s);
 
+const ZEROS = Buffer.alloc(BLOCK);
+
+/** The zero bytes after `size` bytes of content up to the next block (a shared, read-only view). */
 export function padding(size: number): Buffer {
   const rest = size % BLOCK;
-  return rest === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - rest);
+  return ZEROS.subarray(0, rest === 0 ? 0 : BLOCK - rest);
 }
 
 /** At most `max` characters of printable ASCII: the name a reader that ignores PAX falls back to. */
@@ -55,6 +62,51 @@ function encodeHeader(
   return h.block!;
 }
 
+/** tar@7's octal field: digits padded to `size` - 2, then space and NUL (no space at full width). */
+function octal(block: Buffer, off: number, size: number, n: number): void {
+  const digits = n.toString(8);
+  const field = digits.length === size - 1 ? digits : digits.padStart(size - 2, '0') + ' ';
+  block.write(field, off, 'latin1');
+}
+
+const TYPE_FLAGS = { file: 0x30, dir: 0x35, symlink: 0x32 } as const;
+/** The fixed fields of every header: zero uid, gid, mtime and device numbers, the ustar magic. */
+const TEMPLATE = (() => {
+  const b = Buffer.alloc(BLOCK);
+  octal(b, 108, 8, 0);
+  octal(b, 116, 8, 0);
+  octal(b, 136, 12, 0);
+  b.write('ustar\u000000', 257, 'latin1');
+  octal(b, 329, 8, 0);
+  octal(b, 337, 8, 0);
+  return b;
+})();
+
+/**
+ * The ustar header tar@7's Header writes for a name under 100 bytes and a link target of at
+ * most 100, both printable ASCII, and a size that fits the octal field.
+ */
+export function plainHeader(
+  name: string,
+  mode: number,
+  size: number,
+  type: EntryType,
+  link: string,
+): Buffer {
+  const b = Buffer.allocUnsafe(BLOCK);
+  TEMPLATE.copy(b);
+  b.write(name, 0, 'latin1');
+  octal(b, 100, 8, mode);
+  octal(b, 124, 12, size);
+  b[156] = TYPE_FLAGS[type];
+  if (link) b.write(link, 157, 'latin1');
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += b[i];
+  for (let i = 156; i < BLOCK; i++) sum += b[i];
+  octal(b, 148, 8, sum);
+  return b;
+}
+
 /** The header block(s) of one entry: an optional PAX 'x' header, then the ustar header. */
 export function entryHeader(e: HeaderFields): Buffer {
   const name = e.type === 'dir' ? e.path + '/' : e.path;
@@ -71,6 +123,9 @@ export function entryHeader(e: HeaderFields): Buffer {
   const nameFits = Buffer.byteLength(name) < 100 && isPortable(name);
   const linkFits = Buffer.byteLength(link) <= 100 && isPortable(link);
   const sizeFits = size <= MAX_OCTAL_SIZE;
+  if (nameFits && linkFits && sizeFits && e.mode <= MAX_OCTAL_MODE) {
+    return plainHeader(name, e.mode, size, e.type, link);
+  }
   const main = encodeHeader({
     path: nameFits ? name : fallback(name, 99),
     mode: e.mode,
