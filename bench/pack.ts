@@ -2,16 +2,17 @@
 // against the shell baseline over the same files,
 // `tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - DIR | gzip -n -6`,
 // and `pigz -p N` in its place when pigz is installed. Each of our runs is a fresh child process
-// that times buildArchive in process and reports its peak RSS (getrusage maxrss), so memory is
-// not inherited from earlier runs. Prints medians, ratios and whether the bytes were the same
-// for every thread count. Run: node --import tsx bench/pack.ts
+// (plain node running the built dist/, as the installed command does; the bench builds it first)
+// that times buildArchive in process and reports its CPU time and peak RSS (getrusage maxrss),
+// so memory is not inherited from earlier runs nor inflated by a TypeScript loader. Prints
+// medians, ratios (wall and CPU) and whether the bytes were the same for every thread count.
+// Run: node --import tsx bench/pack.ts
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildArchive } from '../src/archive/index.js';
 import { defaultThreads } from '../src/archive/deflate.js';
 
 /** A deterministic tree: nested dirs, text-like (compressible) and random (incompressible) files. */
@@ -63,7 +64,7 @@ export function generateTree(
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const hasCmd = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 
-function shell(script: string): { ms: number; peakKb?: number } {
+function shell(script: string): { ms: number; cpuMs?: number; peakKb?: number } {
   const hasTime = fs.existsSync('/usr/bin/time');
   const t0 = process.hrtime.bigint();
   const r = hasTime
@@ -71,9 +72,12 @@ function shell(script: string): { ms: number; peakKb?: number } {
     : spawnSync('sh', ['-c', script], { encoding: 'utf8' });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`baseline failed: ${r.stderr}`);
-  // /usr/bin/time -v reports the largest child's peak (tar or gzip)
+  // /usr/bin/time -v reports the largest child's peak (tar or gzip) and everyone's CPU
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr ?? '');
-  return { ms, peakKb: m ? Number(m[1]) : undefined };
+  const user = /User time \(seconds\): ([\d.]+)/.exec(r.stderr ?? '');
+  const sys = /System time \(seconds\): ([\d.]+)/.exec(r.stderr ?? '');
+  const cpuMs = user && sys ? (Number(user[1]) + Number(sys[1])) * 1000 : undefined;
+  return { ms, cpuMs, peakKb: m ? Number(m[1]) : undefined };
 }
 
 const tarCmd = (dir: string) =>
@@ -81,53 +85,76 @@ const tarCmd = (dir: string) =>
 
 interface ChildResult {
   ms: number;
+  cpuMs: number;
   peakRssMb: number;
   sha256: string;
   zipSha256?: string;
   size: number;
 }
 
-/** One buildArchive in a fresh process: in-process time and the process's peak RSS. */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The child: buildArchive from dist/ in a bare node, timed in process, with its CPU and peak. */
+const CHILD = `
+const [dir, out, threads, zip] = process.argv.slice(1);
+const path = await import('node:path');
+const { buildArchive } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'archive', 'index.js'))});
+const c0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+const r = await buildArchive({
+  source: { kind: 'dir', path: path.dirname(dir) },
+  revision: '0'.repeat(40),
+  subdir: path.basename(dir),
+  out,
+  zipOut: zip === 'true' ? out + '.zip' : undefined,
+  zip: zip === 'true',
+  threads: Number(threads),
+});
+const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+const c = process.cpuUsage(c0);
+console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000,
+  peakRssMb: process.resourceUsage().maxRSS / 1024, sha256: r.sha256, zipSha256: r.zip?.sha256,
+  size: r.size }));
+`;
+
+/** One buildArchive in a fresh process: in-process time, CPU and the process's peak RSS. */
 function ours(dir: string, out: string, threads: number, zip: boolean): ChildResult {
   const r = spawnSync(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      fileURLToPath(import.meta.url),
-      '--child',
-      dir,
-      out,
-      String(threads),
-      String(zip),
-    ],
-    { encoding: 'utf8', cwd: path.dirname(fileURLToPath(import.meta.url)) },
+    ['--input-type=module', '-e', CHILD, dir, out, String(threads), String(zip)],
+    { encoding: 'utf8', cwd: ROOT },
   );
   if (r.status !== 0) throw new Error(`buildArchive child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
 }
 
-async function child(dir: string, out: string, threads: number, zip: boolean): Promise<void> {
-  const t0 = process.hrtime.bigint();
-  const r = await buildArchive({
-    source: { kind: 'dir', path: path.dirname(dir) },
-    revision: '0'.repeat(40),
-    subdir: path.basename(dir),
-    out,
-    zipOut: zip ? out + '.zip' : undefined,
-    zip,
-    threads,
-  });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const peakRssMb = process.resourceUsage().maxRSS / 1024;
-  const res: ChildResult = {
-    ms,
-    peakRssMb,
-    sha256: r.sha256,
-    zipSha256: r.zip?.sha256,
-    size: r.size,
-  };
-  console.log(JSON.stringify(res));
+/** Build dist/ (incrementally) so the children run what `npm ci` installs. */
+function buildDist(): void {
+  execFileSync(
+    process.execPath,
+    [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
+}
+
+interface Row {
+  name: string;
+  ms: number[];
+  cpu: number[];
+  peak: number;
+  what: string;
+}
+
+const row = (name: string, what: string): Row => ({ name, ms: [], cpu: [], peak: 0, what });
+
+function report(r: Row, base: Row, runs: number): void {
+  const ms = median(r.ms);
+  const cpu = r.cpu.length ? median(r.cpu) : NaN;
+  const baseCpu = base.cpu.length ? median(base.cpu) : NaN;
+  console.log(
+    `  ${r.name.padEnd(52)} median ${ms.toFixed(0).padStart(6)} ms of ${runs}, ratio ${(ms / median(base.ms)).toFixed(2)}x;` +
+      ` CPU ${cpu.toFixed(0)} ms (${(cpu / baseCpu).toFixed(2)}x); peak RSS ${r.peak.toFixed(0)} MB (${r.what})`,
+  );
 }
 
 async function measure(label: string, files: number, bytes: number, runs: number, tmp: string) {
@@ -138,52 +165,39 @@ async function measure(label: string, files: number, bytes: number, runs: number
   execFileSync('tar', ['-cf', '/dev/null', '-C', tree, '.']);
   const cores = defaultThreads();
   const out = (n: string) => path.join(tmp, label, n);
-  const rows: Array<{ name: string; ms: number[]; peak: number; note?: string }> = [];
-  const base = { name: 'baseline: tar --sort=name | gzip -n -6', ms: [] as number[], peak: 0 };
+  const base = row('baseline: tar --sort=name | gzip -n -6', 'largest process');
   const pigz = hasCmd('pigz')
-    ? { name: `baseline: tar --sort=name | pigz -p ${cores} -6`, ms: [] as number[], peak: 0 }
+    ? row(`baseline: tar --sort=name | pigz -p ${cores} -6`, 'largest process')
     : null;
-  const configs: Array<{ name: string; threads: number; zip: boolean }> = [
-    { name: 'buildArchive tar.gz, 1 deflate thread', threads: 1, zip: false },
-    {
-      name: `buildArchive tar.gz, ${cores} deflate threads (all cores)`,
-      threads: cores,
-      zip: false,
-    },
-    { name: `buildArchive tar.gz + zip, ${cores} threads`, threads: cores, zip: true },
+  const ourRow = (name: string, threads: number, zip: boolean) => ({
+    ...row(name, 'whole process'),
+    threads,
+    zip,
+  });
+  const mine = [
+    ourRow('buildArchive tar.gz, 1 deflate thread', 1, false),
+    ourRow(`buildArchive tar.gz, ${cores} deflate threads (all cores)`, cores, false),
+    ourRow(`buildArchive tar.gz + zip, ${cores} threads`, cores, true),
   ];
-  const mine = configs.map((c) => ({ ...c, ms: [] as number[], peak: 0, shas: new Set<string>() }));
   const tarShas = new Set<string>();
+  const addShell = (r: Row, script: string) => {
+    const b = shell(script);
+    r.ms.push(b.ms);
+    if (b.cpuMs !== undefined) r.cpu.push(b.cpuMs);
+    r.peak = Math.max(r.peak, (b.peakKb ?? 0) / 1024);
+  };
   for (let i = 0; i < runs; i++) {
-    const b = shell(`${tarCmd(tree)} | gzip -n -6 > "${out('baseline.tar.gz')}"`);
-    base.ms.push(b.ms);
-    base.peak = Math.max(base.peak, (b.peakKb ?? 0) / 1024);
-    if (pigz) {
-      const p = shell(`${tarCmd(tree)} | pigz -n -6 -p ${cores} > "${out('pigz.tar.gz')}"`);
-      pigz.ms.push(p.ms);
-      pigz.peak = Math.max(pigz.peak, (p.peakKb ?? 0) / 1024);
-    }
+    addShell(base, `${tarCmd(tree)} | gzip -n -6 > "${out('baseline.tar.gz')}"`);
+    if (pigz) addShell(pigz, `${tarCmd(tree)} | pigz -n -6 -p ${cores} > "${out('pigz.tar.gz')}"`);
     for (const m of mine) {
       const r = ours(tree, out('ours.tar.gz'), m.threads, m.zip);
       m.ms.push(r.ms);
+      m.cpu.push(r.cpuMs);
       m.peak = Math.max(m.peak, r.peakRssMb);
       tarShas.add(r.sha256);
-      if (r.zipSha256) m.shas.add(r.zipSha256);
     }
   }
-  rows.push(base);
-  if (pigz) rows.push(pigz);
-  const bm = median(base.ms);
-  for (const r of rows) {
-    console.log(
-      `  ${r.name.padEnd(52)} median ${median(r.ms).toFixed(0).padStart(6)} ms of ${runs}, ratio ${(median(r.ms) / bm).toFixed(2)}x, peak RSS ${r.peak.toFixed(0)} MB (largest process)`,
-    );
-  }
-  for (const m of mine) {
-    console.log(
-      `  ${m.name.padEnd(52)} median ${median(m.ms).toFixed(0).padStart(6)} ms of ${runs}, ratio ${(median(m.ms) / bm).toFixed(2)}x, peak RSS ${m.peak.toFixed(0)} MB (whole process)`,
-    );
-  }
+  for (const r of [base, ...(pigz ? [pigz] : []), ...mine]) report(r, base, runs);
   console.log(
     `  archive: ours ${fs.statSync(out('ours.tar.gz')).size} bytes, gzip -6 ${fs.statSync(out('baseline.tar.gz')).size} bytes; ` +
       `tar.gz sha256 the same for every thread count and run: ${tarShas.size === 1 ? 'yes' : 'NO'} (${[...tarShas][0]})`,
@@ -192,26 +206,26 @@ async function measure(label: string, files: number, bytes: number, runs: number
 }
 
 export async function run(): Promise<void> {
+  buildDist();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pack-'));
   try {
     console.log(
       `bench/pack: ${os.availableParallelism()} cores, load average ${os.loadavg()[0].toFixed(1)} at start` +
         (hasCmd('pigz') ? '' : ' (pigz not installed: no pigz baseline)'),
     );
-    await measure('20 MB tree', 2000, 20 * 2 ** 20, 3, tmp);
+    const runs = Number(process.env.BENCH_PACK_RUNS ?? 3);
+    await measure('20 MB tree', 2000, 20 * 2 ** 20, runs, tmp);
     if (process.env.BENCH_PACK_SMALL_ONLY !== '1') {
       await measure('200 MB tree', 20_000, 200 * 2 ** 20, 1, tmp);
     }
+    console.log(`  load average ${os.loadavg()[0].toFixed(1)} at the end`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
 const isMain = process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]);
-if (isMain && process.argv[2] === '--child') {
-  const [dir, out, threads, zip] = process.argv.slice(3);
-  await child(dir, out, Number(threads), zip === 'true');
-} else if (isMain) {
+if (isMain) {
   run().catch((e) => {
     console.error(e);
     process.exitCode = 1;
