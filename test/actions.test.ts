@@ -264,10 +264,10 @@ describe('actions: graph helpers', () => {
     const r = rebaseTimestamps(t, now);
     assert.equal(r.created, now.toISOString());
     assert.equal(Date.parse(r.deadline) - Date.parse(r.created), 24 * 3600e3);
-    assert.equal(r.payload.artifacts['public/build'].expires, '2026-03-01T00:00:00.000Z');
+    assert.equal((r.payload as any).artifacts['public/build'].expires, '2026-03-01T00:00:00.000Z');
     const n = slugid();
     const x = replaceTaskIds(r, new Map([[push.ids.archive!, n]]));
-    assert.ok(x.payload.env.MOZHARNESS_URL.includes(`/task/${n}/`));
+    assert.ok((x.payload as any).env.MOZHARNESS_URL.includes(`/task/${n}/`));
     assert.deepEqual(x.dependencies, [n]);
   });
 
@@ -308,7 +308,7 @@ describe('actions: plan', () => {
       assert.equal(t.task.taskGroupId, push.decisionTaskId);
       assert.equal(t.task.created, now.toISOString());
       assert.equal(t.task.extra!.parent, OWN);
-      assert.deepEqual(t.task.extra!.treeherder.symbol, 'M(1)');
+      assert.deepEqual((t.task.extra as any).treeherder.symbol, 'M(1)');
       assertUpstream('/schemas/queue/v1/create-task-request.json', t.task);
     }
     assert.deepEqual(plan.dependencies.map((d) => [d.label, d.decision]).sort(), [
@@ -360,7 +360,7 @@ describe('actions: plan', () => {
     assert.equal(plan.tasks.length, 1);
     const t = plan.tasks[0]!;
     assert.equal(t.dependencies.mozharness, other);
-    assert.ok(t.task.payload.env.MOZHARNESS_URL.includes(`/task/${other}/`));
+    assert.ok((t.task.payload as any).env.MOZHARNESS_URL.includes(`/task/${other}/`));
     assert.ok(!JSON.stringify(t.task).includes(push.ids.archive!));
     assert.equal(plan.dependencies[0]!.decision, 'found-by-digest');
     assert.equal(plan.labelToTaskId['mozharness-archive'], other);
@@ -408,7 +408,7 @@ describe('actions: plan', () => {
     for (const t of plan.tasks.slice(1)) {
       assert.equal(t.dependencies.mozharness, archive.taskId);
       assert.ok(t.task.dependencies!.includes(archive.taskId));
-      assert.ok(t.task.payload.env.MOZHARNESS_URL.includes(archive.taskId));
+      assert.ok((t.task.payload as any).env.MOZHARNESS_URL.includes(archive.taskId));
       assert.equal(t.dependencies.build, push.ids.build);
     }
     assert.ok(!JSON.stringify(plan).includes(low));
@@ -430,7 +430,9 @@ describe('actions: plan', () => {
       ['build-linux64/opt', 'test-linux64/opt-mochitest-plain-1'],
     );
     assert.equal(plan.tasks[1]!.dependencies.build, plan.tasks[0]!.taskId);
-    assert.ok(plan.tasks[1]!.task.payload.env.GECKO_INSTALLER_URL.includes(plan.tasks[0]!.taskId));
+    assert.ok(
+      (plan.tasks[1]!.task.payload as any).env.GECKO_INSTALLER_URL.includes(plan.tasks[0]!.taskId),
+    );
 
     w.statuses.get(push.ids.build!)!.state = 'failed';
     const plan2 = await planTasks({
@@ -470,7 +472,7 @@ describe('actions: plan', () => {
     });
     assert.equal(plan.tasks.length, 1);
     const t = plan.tasks[0]!;
-    assert.equal(t.task.extra!.index.rank, 1700000001);
+    assert.equal((t.task.extra as any).index.rank, 1700000001);
     assert.ok(!t.task.routes!.includes('index.mozharness.v1.mozilla-central.latest.mozharness'));
     assert.ok(t.task.routes!.includes(`index.mozharness.cache.level-3.mozharness.hash.${DIGEST}`));
   });
@@ -515,7 +517,7 @@ describe('actions: archives reused from another push', () => {
     assert.ok(!archive.routes!.some((r) => r.includes('autoland')), archive.routes!.join(' '));
     assert.ok(archive.routes!.includes(`index.mozharness.cache.level-3.mozharness.hash.${DIGEST}`));
     assert.ok(archive.routes!.includes('index.mozharness.v1.mozilla-central.latest.mozharness'));
-    assert.equal(archive.extra!.index.rank, push.parameters.pushdate);
+    assert.equal((archive.extra as any).index.rank, push.parameters.pushdate);
     assert.equal(plan.tasks[1]!.dependencies.mozharness, plan.tasks[0]!.taskId);
     assertUpstream('/schemas/queue/v1/create-task-request.json', archive);
   });

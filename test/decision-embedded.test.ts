@@ -371,7 +371,7 @@ describe('decision: against the embedded services', function () {
       const work = path.join(tmp, 'decision-work');
       const env: NodeJS.ProcessEnv = {
         ...HG_ENV,
-        ...payload.env,
+        ...(payload.env as NodeJS.ProcessEnv),
         MOZHARNESS_ARCHIVE_CHECKOUT: path.join(work, 'checkouts', 'src'),
         MOZHARNESS_ARCHIVE_OUT: path.join(work, 'artifacts'),
         PATH: `${bin}:${process.env.PATH}`,

@@ -280,14 +280,14 @@ describe('decision: generator', function () {
         `index.mozharness.cache.level-3.mozharness.hash.${DIGEST.treeDigest}`,
         `tc-treeherder.v2.mozilla-central.${p.head_rev}.40123`,
       ]);
-      assert.equal(archive.extra!.index.rank, p.pushdate);
+      assert.equal((archive.extra as any).index.rank, p.pushdate);
       assert.deepEqual(
         {
-          symbol: archive.extra!.treeherder.symbol,
-          jobKind: archive.extra!.treeherder.jobKind,
+          symbol: (archive.extra as any).treeherder.symbol,
+          jobKind: (archive.extra as any).treeherder.jobKind,
           tier: 1,
         },
-        { symbol: 'MH', jobKind: 'build', tier: archive.extra!.treeherder.tier },
+        { symbol: 'MH', jobKind: 'build', tier: (archive.extra as any).treeherder.tier },
       );
       assert.equal(archive.metadata.name, 'mozharness-archive');
       assert.equal(archive.payload.treeDigest, DIGEST.treeDigest);
@@ -307,10 +307,10 @@ describe('decision: generator', function () {
         assert.ok(task.dependencies!.includes(archiveId), `${label} depends on the archive`);
         if (task.tags!['worker-implementation'] === 'docker-worker') {
           docker++;
-          assert.equal(task.payload.env.MOZHARNESS_URL, url);
-          assert.equal(task.payload.env.MOZHARNESS_SHA256, DIGEST.zip!.sha256);
-          assert.equal(task.payload.command[0], 'taskcluster/scripts/run-mozharness.sh');
-          assert.match(task.payload.command[1], /^scripts\/.*\.py$/);
+          assert.equal((task.payload as any).env.MOZHARNESS_URL, url);
+          assert.equal((task.payload as any).env.MOZHARNESS_SHA256, DIGEST.zip!.sha256);
+          assert.equal((task.payload as any).command[0], 'taskcluster/scripts/run-mozharness.sh');
+          assert.match((task.payload as any).command[1], /^scripts\/.*\.py$/);
         } else {
           generic++;
           assert.deepEqual(task.payload.mounts, [
@@ -367,7 +367,9 @@ describe('decision: generator', function () {
             'builds wait for the decision task',
           );
         }
-        const sha = t.payload.env?.MOZHARNESS_SHA256 ?? t.payload.mounts?.[0].content.sha256;
+        const sha =
+          (t.payload as any).env?.MOZHARNESS_SHA256 ??
+          (t.payload as any).mounts?.[0].content.sha256;
         assert.equal(sha, 'cd'.repeat(32), 'the indexed archive sha256 is what dependents verify');
       }
       const rec = r.optimized.records.find((x) => x.label === 'mozharness-archive')!;
@@ -898,7 +900,7 @@ describe('decision: generator', function () {
       }
       // the same Treeherder facts as the task definitions of the scheduled tasks
       for (const t of Object.values(r.resolved.tasks)) {
-        const th = t.task.extra!.treeherder;
+        const th = (t.task.extra as any).treeherder;
         const job = jobs[t.label];
         assert.equal(job.symbol, th.symbol, t.label);
         assert.equal(job.groupSymbol, th.groupSymbol, t.label);

@@ -192,11 +192,11 @@ describe('embedded services: hooks through the real queue', function () {
     const out = await c.hooks.triggerHook('project-mh', 'decision', { revision: rev });
     assertUpstream(upstreamMethodSchema('hooks', 'triggerHook', 'output')!, out);
     const root = makeClients({ rootUrl: e.rootUrl, credentials: e.credentials, retries: 0 });
-    const task = await root.queue.task(out.taskId);
+    const task = await root.queue.task(out.taskId!);
     assertUpstream(upstreamMethodSchema('queue', 'task', 'output')!, task);
     assert.equal(task.taskGroupId, out.taskId);
     assert.equal(task.payload.clientId, 'project/mh/treeherder');
-    const status = await root.queue.status(out.taskId);
+    const status = await root.queue.status(out.taskId!);
     assert.equal(status.status.state, 'pending');
 
     // without the route scope in the hook's role, the queue refuses the task

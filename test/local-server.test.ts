@@ -177,7 +177,7 @@ describe('embedded server framework', function () {
     seen.length = 0;
     const q = queueClient({ rootUrl, retries: 0, credentials: rootCredentials(db) });
     const out = await q.listArtifacts(slugid(), 0, { limit: 5, continuationToken: 'abc' });
-    assert.deepEqual(out.query, { limit: '5', continuationToken: 'abc' });
+    assert.deepEqual((out as any).query, { limit: '5', continuationToken: 'abc' });
     const res = await fetch(`${rootUrl}/api/queue/v1/task/not-a-slug/artifacts/public%2Fx`);
     assert.equal(res.status, 400);
     const body = await json(res);

@@ -132,7 +132,7 @@ describe('payload builders', () => {
       const archive = tasks.find((t) => t.label === 'mozharness-archive')!.task;
       assert.equal(archive.payload.sha256, DIGEST.sha256);
       assert.equal(archive.payload.zipSha256, zip.sha256);
-      assert.deepEqual(archive.extra!.index.data.zip, {
+      assert.deepEqual((archive.extra as any).index.data.zip, {
         artifactName: 'public/build/mozharness.zip',
         ...zip,
       });
@@ -149,16 +149,16 @@ describe('payload builders', () => {
           assert.ok(env.MOZHARNESS_CONFIG);
         } else if (impl === 'generic-worker') {
           generic++;
-          assert.deepEqual(t.task.payload.mounts[0].format, 'zip');
+          assert.deepEqual((t.task.payload as any).mounts[0].format, 'zip');
           assert.deepEqual(
-            t.task.payload.mounts[0].content.artifact,
+            (t.task.payload as any).mounts[0].content.artifact,
             'public/build/mozharness.zip',
           );
-          assert.deepEqual(t.task.payload.mounts[0].content.sha256, zip.sha256);
+          assert.deepEqual((t.task.payload as any).mounts[0].content.sha256, zip.sha256);
         }
         if (impl !== 'mozharness-archive') {
-          assert.equal(t.task.extra!.mozharness.sha256, DIGEST.sha256);
-          assert.equal(t.task.extra!.mozharness.zip.sha256, zip.sha256);
+          assert.equal((t.task.extra as any).mozharness.sha256, DIGEST.sha256);
+          assert.equal((t.task.extra as any).mozharness.zip.sha256, zip.sha256);
         }
       }
       assert.ok(docker > 0 && generic > 0);

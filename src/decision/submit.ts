@@ -38,9 +38,9 @@ function canonical(v: unknown): unknown {
 }
 
 /** True when the queue's copy matches every field we define (the queue adds fields of its own). */
-export function sameDefinition(existing: Record<string, unknown>, ours: TaskDefinition): boolean {
+export function sameDefinition(existing: object, ours: TaskDefinition): boolean {
   for (const [k, v] of Object.entries(ours)) {
-    const e = existing[k];
+    const e = (existing as Record<string, unknown>)[k];
     if (DATE_FIELDS.has(k)) {
       if (typeof e !== 'string' || Date.parse(e) !== Date.parse(v as string)) return false;
     } else if (JSON.stringify(canonical(e)) !== JSON.stringify(canonical(v))) {
@@ -92,7 +92,7 @@ async function submitOne(
   checkExisting: boolean,
 ): Promise<'created' | 'existing'> {
   if (checkExisting) {
-    let existing: Record<string, unknown> | undefined;
+    let existing: TaskDefinition | undefined;
     try {
       existing = await queue.task(id);
     } catch (e) {

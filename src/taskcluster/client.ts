@@ -3,8 +3,14 @@
 // services (src/local) over real HTTP.
 import tc from 'taskcluster-client';
 import type {
+  ArtifactLocation,
   ArtifactRequest,
   ClaimWorkResponse,
+  CreateArtifactResponse,
+  ListArtifactsResponse,
+  ListDependentTasksResponse,
+  ListNamespacesResponse,
+  ListTaskGroupResponse,
   IndexedTask,
   InsertTaskRequest,
   TaskDefinition,
@@ -16,7 +22,8 @@ import type { ClientOptions } from './options.js';
 export { optionsFromEnv, type ClientOptions, type Credentials } from './options.js';
 
 type Query = Record<string, string | number | undefined>;
-type Method = (...args: any[]) => Promise<any>;
+/** A method of a client, as buildUrl and buildSignedUrl take it. */
+type Method = (...args: never[]) => Promise<unknown>;
 
 interface BaseClient {
   buildUrl(method: Method, ...args: unknown[]): string;
@@ -25,10 +32,10 @@ interface BaseClient {
 
 export interface QueueClient extends BaseClient {
   createTask(taskId: string, task: TaskDefinition): Promise<TaskStatusResponse>;
-  task(taskId: string): Promise<TaskDefinition & Record<string, any>>;
+  task(taskId: string): Promise<TaskDefinition>;
   status(taskId: string): Promise<TaskStatusResponse>;
-  listTaskGroup(taskGroupId: string, query?: Query): Promise<any>;
-  listDependentTasks(taskId: string, query?: Query): Promise<any>;
+  listTaskGroup(taskGroupId: string, query?: Query): Promise<ListTaskGroupResponse>;
+  listDependentTasks(taskId: string, query?: Query): Promise<ListDependentTasksResponse>;
   claimWork(
     taskQueueId: string,
     body: { workerGroup: string; workerId: string; tasks: number },
@@ -44,25 +51,41 @@ export interface QueueClient extends BaseClient {
   rerunTask(taskId: string): Promise<TaskStatusResponse>;
   cancelTask(taskId: string): Promise<TaskStatusResponse>;
   scheduleTask(taskId: string): Promise<TaskStatusResponse>;
-  createArtifact(taskId: string, runId: number, name: string, body: ArtifactRequest): Promise<any>;
+  createArtifact(
+    taskId: string,
+    runId: number,
+    name: string,
+    body: ArtifactRequest,
+  ): Promise<CreateArtifactResponse>;
   finishArtifact(
     taskId: string,
     runId: number,
     name: string,
     body: { uploadId: string },
   ): Promise<void>;
-  getArtifact(taskId: string, runId: number, name: string): Promise<any>;
-  getLatestArtifact(taskId: string, name: string): Promise<any>;
-  listArtifacts(taskId: string, runId: number, query?: Query): Promise<any>;
-  listLatestArtifacts(taskId: string, query?: Query): Promise<any>;
-  artifact(taskId: string, runId: number, name: string): Promise<any>;
-  latestArtifact(taskId: string, name: string): Promise<any>;
-  getTaskGroup(taskGroupId: string): Promise<any>;
-  pendingTasks(taskQueueId: string): Promise<any>;
-  taskQueueCounts(taskQueueId: string): Promise<any>;
-  artifactInfo(taskId: string, runId: number, name: string): Promise<any>;
-  latestArtifactInfo(taskId: string, name: string): Promise<any>;
+  getArtifact(taskId: string, runId: number, name: string): Promise<ArtifactAnswer>;
+  getLatestArtifact(taskId: string, name: string): Promise<ArtifactAnswer>;
+  listArtifacts(taskId: string, runId: number, query?: Query): Promise<ListArtifactsResponse>;
+  listLatestArtifacts(taskId: string, query?: Query): Promise<ListArtifactsResponse>;
+  artifact(taskId: string, runId: number, name: string): Promise<ArtifactLocation>;
+  latestArtifact(taskId: string, name: string): Promise<ArtifactLocation>;
+  getTaskGroup(taskGroupId: string): Promise<Record<string, unknown>>;
+  pendingTasks(taskQueueId: string): Promise<{ taskQueueId: string; pendingTasks: number }>;
+  taskQueueCounts(
+    taskQueueId: string,
+  ): Promise<{ taskQueueId: string; pendingTasks: number; claimedTasks: number }>;
+  artifactInfo(taskId: string, runId: number, name: string): Promise<Record<string, unknown>>;
+  latestArtifactInfo(taskId: string, name: string): Promise<Record<string, unknown>>;
   use(options: Partial<ClientOptions>): QueueClient;
+}
+
+/**
+ * What the client answers for an artifact: the `{url}` of the queue's redirect (s3, object and
+ * reference artifacts), or the artifact's own JSON when the client followed it.
+ */
+export interface ArtifactAnswer {
+  url?: string;
+  [field: string]: unknown;
 }
 
 export interface IndexClient extends BaseClient {
@@ -71,19 +94,24 @@ export interface IndexClient extends BaseClient {
     body: { indexes: string[] },
     query?: Query,
   ): Promise<{ tasks: IndexedTask[]; continuationToken?: string }>;
-  listNamespaces(namespace: string, query?: Query): Promise<any>;
+  listNamespaces(namespace: string, query?: Query): Promise<ListNamespacesResponse>;
   listTasks(
     namespace: string,
     query?: Query,
   ): Promise<{ tasks: IndexedTask[]; continuationToken?: string }>;
   insertTask(namespace: string, body: InsertTaskRequest): Promise<IndexedTask>;
-  findArtifactFromTask(namespace: string, name: string): Promise<any>;
+  findArtifactFromTask(namespace: string, name: string): Promise<unknown>;
   use(options: Partial<ClientOptions>): IndexClient;
 }
 
 export interface HooksClient extends BaseClient {
-  triggerHook(hookGroupId: string, hookId: string, payload: unknown): Promise<any>;
-  hook(hookGroupId: string, hookId: string): Promise<any>;
+  /** The created task (`{}` when the hook's template made no task). */
+  triggerHook(
+    hookGroupId: string,
+    hookId: string,
+    payload: unknown,
+  ): Promise<{ taskId?: string; status?: { taskId: string } }>;
+  hook(hookGroupId: string, hookId: string): Promise<Record<string, unknown>>;
   use(options: Partial<ClientOptions>): HooksClient;
 }
 
@@ -118,8 +146,12 @@ export interface WorkerManagerClient extends BaseClient {
       description: string;
       extra: Record<string, unknown>;
     },
-  ): Promise<any>;
-  worker(workerPoolId: string, workerGroup: string, workerId: string): Promise<any>;
+  ): Promise<Record<string, unknown>>;
+  worker(
+    workerPoolId: string,
+    workerGroup: string,
+    workerId: string,
+  ): Promise<Record<string, unknown>>;
   use(options: Partial<ClientOptions>): WorkerManagerClient;
 }
 

@@ -1,9 +1,22 @@
+// Minimal types of the untyped packages this project uses: what src/ calls, no more. The typed
+// clients over taskcluster-client are in src/taskcluster/client.ts.
 declare module 'taskcluster-client' {
-  const tc: any;
+  /** A client class: its methods are typed by the interfaces of src/taskcluster/client.ts. */
+  type ClientClass = new (options: Record<string, unknown>) => object;
+  const tc: {
+    Queue: ClientClass;
+    Index: ClientClass;
+    Hooks: ClientClass;
+    Auth: ClientClass;
+    WorkerManager: ClientClass;
+    fromNow(offset: string, reference?: Date): Date;
+    slugid(): string;
+  };
   export default tc;
 }
 declare module 'taskcluster-client/src/apis.js' {
-  const apis: any;
+  /** Each client's `{reference}`: see src/taskcluster/references.ts for its shape. */
+  const apis: Record<string, { reference: unknown }>;
   export default apis;
 }
 declare module 'taskcluster-lib-scopes' {
@@ -18,6 +31,24 @@ declare module 'taskcluster-lib-scopes' {
   export function mergeScopeSets(a: string[], b: string[]): string[];
 }
 declare module 's3rver' {
-  const S3rver: any;
+  import type http from 'node:http';
+  interface S3rverOptions {
+    directory: string;
+    silent?: boolean;
+    port?: number;
+    address?: string;
+    configureBuckets?: Array<{ name: string; configs?: string[] }>;
+    [option: string]: unknown;
+  }
+  /** s3rver's Koa application; this project serves its callback from its own server. */
+  class S3rver {
+    constructor(options: S3rverOptions);
+    configureBuckets(): Promise<void>;
+    callback(): (req: http.IncomingMessage, res: http.ServerResponse) => void;
+    run(): Promise<unknown>;
+    close(): Promise<void>;
+    httpServer?: unknown;
+    logger?: { close?: () => void };
+  }
   export default S3rver;
 }

@@ -29,10 +29,10 @@ export interface TaskDefinition {
   deadline: string;
   expires?: string;
   scopes?: string[];
-  payload: Record<string, any>;
+  payload: Record<string, unknown>;
   metadata: TaskMetadata;
   tags?: Record<string, string>;
-  extra?: Record<string, any>;
+  extra?: Record<string, unknown>;
 }
 
 export type TaskState =
@@ -108,13 +108,68 @@ export interface IndexedTask {
   namespace: string;
   taskId: string;
   rank: number;
-  data: Record<string, any>;
+  data: Record<string, unknown>;
   expires: string;
 }
 
 export interface InsertTaskRequest {
   taskId: string;
   rank: number;
-  data: Record<string, any>;
+  data: Record<string, unknown>;
   expires: string;
+}
+
+/** One task of a task group or of a task's dependents (list-task-group-response.json). */
+export interface TaskWithStatus {
+  status: TaskStatus;
+  task: TaskDefinition;
+}
+
+export interface ListTaskGroupResponse {
+  taskGroupId: string;
+  tasks: TaskWithStatus[];
+  continuationToken?: string;
+}
+
+export interface ListDependentTasksResponse {
+  taskId: string;
+  tasks: TaskWithStatus[];
+  continuationToken?: string;
+}
+
+/** post-artifact-response.json, by storage type (the fields this project reads). */
+export type CreateArtifactResponse =
+  | { storageType: 's3'; putUrl: string; expires: string; contentType: string }
+  | {
+      storageType: 'object';
+      name: string;
+      projectId: string;
+      uploadId: string;
+      expires: string;
+      credentials: { clientId: string; accessToken: string; certificate?: string };
+    }
+  | { storageType: 'reference' | 'link' | 'error' };
+
+/** One artifact of a run (list-artifacts-response.json). */
+export interface ArtifactListEntry {
+  storageType: string;
+  name: string;
+  expires: string;
+  contentType: string;
+}
+
+export interface ListArtifactsResponse {
+  artifacts: ArtifactListEntry[];
+  continuationToken?: string;
+}
+
+/** get-artifact-response.json: where an artifact's content is, by storage type. */
+export type ArtifactLocation =
+  | { storageType: 'object'; name: string; credentials: Record<string, string> }
+  | { storageType: 's3' | 'reference'; url: string }
+  | { storageType: 'error'; message: string; reason: string };
+
+export interface ListNamespacesResponse {
+  namespaces: Array<{ namespace: string; name: string; expires: string }>;
+  continuationToken?: string;
 }
