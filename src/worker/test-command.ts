@@ -6,7 +6,7 @@
 //   - in a scratch directory the task user owns (HOME and TMPDIR inside it), under a time limit,
 //     with a scrubbed environment (the payload's env plus PATH/HOME/LANG/TMPDIR basics);
 // and its output is streamed line by line into the task log.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -174,21 +174,17 @@ export function testEnvironment(
   };
 }
 
-export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
+interface SpawnPlan {
+  file: string;
+  argv: string[];
+  options: Parameters<typeof spawn>[2];
+}
+
+/** How to spawn the command of `run` with environment `env`, confined as its isolation says. */
+function spawnPlan(run: TestRun, env: Record<string, string>): SpawnPlan {
   const [program, ...args] = run.command;
-  const env = testEnvironment(run.env, run.scratch);
   const iso = run.isolation;
-  run.log.info('test-start', {
-    command: run.command,
-    cwd: run.cwd,
-    timeoutMs: run.timeoutMs,
-    user: iso?.user?.name ?? 'the worker user',
-    network: iso?.unshare.length ? 'none' : 'host',
-  });
-  for (const why of iso?.missing ?? []) run.log.warn('test-isolation-unavailable', { why });
-  let file = program!;
-  let argv = args;
-  const options: Parameters<typeof spawn>[2] = {
+  const options: SpawnPlan['options'] = {
     cwd: run.cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -208,8 +204,7 @@ export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
       : [];
     // unshare and setpriv run as root: they get a bare PATH, never the payload's variables (an
     // LD_PRELOAD there would run as root); `env -i`, already unprivileged, sets the command's.
-    file = 'unshare';
-    argv = [
+    const argv = [
       ...iso.unshare,
       '--',
       ...drop,
@@ -219,12 +214,66 @@ export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
       program!,
       ...args,
     ];
-    options.env = { PATH: BASIC_PATH };
-  } else if (iso?.user) {
+    return { file: 'unshare', argv, options: { ...options, env: { PATH: BASIC_PATH } } };
+  }
+  if (iso?.user) {
     options.uid = iso.user.uid;
     options.gid = iso.user.gid;
   }
-  const child = spawn(file, argv, options);
+  return { file: program!, argv: args, options };
+}
+
+/** Each line of the child's stdout and stderr into the task log; resolves when both close. */
+function pumpOutput(child: ChildProcess, log: TaskLog): Promise<unknown> {
+  const pump = (stream: NodeJS.ReadableStream, which: 'stdout' | 'stderr') =>
+    new Promise<void>((resolve) => {
+      const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+      rl.on('line', (line) => log.output(which, line));
+      rl.on('close', resolve);
+    });
+  return Promise.all([pump(child.stdout!, 'stdout'), pump(child.stderr!, 'stderr')]);
+}
+
+interface Exit {
+  code: number | null;
+  sig: NodeJS.Signals | null;
+  err?: Error;
+}
+
+/** The outcome of an exited command, with why it failed. */
+function testOutcome(result: Exit, timedOut: boolean, aborted: boolean, timeoutMs: number) {
+  const outcome: TestOutcome = {
+    ok: !result.err && result.code === 0 && !timedOut && !aborted,
+    exitCode: result.code,
+    signal: result.sig,
+    timedOut,
+    aborted,
+  };
+  if (result.err) outcome.reason = `test command could not start: ${result.err.message}`;
+  else if (timedOut)
+    outcome.reason = `test command exceeded its time limit of ${timeoutMs / 1000} s`;
+  else if (aborted) outcome.reason = 'test command was stopped';
+  else if (result.code !== 0)
+    outcome.reason =
+      result.code === null
+        ? `test command was killed by ${result.sig}`
+        : `test command exited with status ${result.code}`;
+  return outcome;
+}
+
+export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
+  const env = testEnvironment(run.env, run.scratch);
+  const iso = run.isolation;
+  run.log.info('test-start', {
+    command: run.command,
+    cwd: run.cwd,
+    timeoutMs: run.timeoutMs,
+    user: iso?.user?.name ?? 'the worker user',
+    network: iso?.unshare.length ? 'none' : 'host',
+  });
+  for (const why of iso?.missing ?? []) run.log.warn('test-isolation-unavailable', { why });
+  const plan = spawnPlan(run, env);
+  const child = spawn(plan.file, plan.argv, plan.options);
   let timedOut = false;
   let aborted = false;
   const killGroup = () => {
@@ -244,18 +293,8 @@ export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
     killGroup();
   };
   run.signal?.addEventListener('abort', onAbort, { once: true });
-  const pump = (stream: NodeJS.ReadableStream, which: 'stdout' | 'stderr') =>
-    new Promise<void>((resolve) => {
-      const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
-      rl.on('line', (line) => run.log.output(which, line));
-      rl.on('close', resolve);
-    });
-  const outputs = Promise.all([pump(child.stdout!, 'stdout'), pump(child.stderr!, 'stderr')]);
-  const result = await new Promise<{
-    code: number | null;
-    sig: NodeJS.Signals | null;
-    err?: Error;
-  }>((resolve) => {
+  const outputs = pumpOutput(child, run.log);
+  const result = await new Promise<Exit>((resolve) => {
     child.once('error', (err) => resolve({ code: null, sig: null, err }));
     child.once('exit', (code, sig) => resolve({ code, sig }));
   });
@@ -263,22 +302,7 @@ export async function runTestCommand(run: TestRun): Promise<TestOutcome> {
   run.signal?.removeEventListener('abort', onAbort);
   killGroup(); // leftovers of the group (background processes) do not outlive the test
   await Promise.race([outputs, wait(2000, undefined, { ref: false })]);
-  const outcome: TestOutcome = {
-    ok: !result.err && result.code === 0 && !timedOut && !aborted,
-    exitCode: result.code,
-    signal: result.sig,
-    timedOut,
-    aborted,
-  };
-  if (result.err) outcome.reason = `test command could not start: ${result.err.message}`;
-  else if (timedOut)
-    outcome.reason = `test command exceeded its time limit of ${run.timeoutMs / 1000} s`;
-  else if (aborted) outcome.reason = 'test command was stopped';
-  else if (result.code !== 0)
-    outcome.reason =
-      result.code === null
-        ? `test command was killed by ${result.sig}`
-        : `test command exited with status ${result.code}`;
+  const outcome = testOutcome(result, timedOut, aborted, run.timeoutMs);
   run.log.info('test-end', {
     ok: outcome.ok,
     exitCode: result.code,

@@ -1,7 +1,7 @@
 // The claim loop: long-poll `claimWork` for up to `capacity` tasks, run each claimed run, and on
 // shutdown (the signal aborts, e.g. SIGTERM) stop claiming, let running tasks finish within the
 // grace period, then resolve what is left as exception/worker-shutdown (the queue reruns them).
-import { queueClient, type QueueClient } from '../taskcluster/client.js';
+import { queueClient, type Credentials, type QueueClient } from '../taskcluster/client.js';
 import type { ClaimedTask } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { redact, silentLogger, type Logger } from '../util/log.js';
@@ -82,12 +82,8 @@ export async function runWorker(config: WorkerConfig, deps: WorkerDeps): Promise
   }
 }
 
-async function claimLoop(
-  config: WorkerConfig,
-  deps: WorkerDeps,
-  log: Logger,
-  registration: Registration | undefined,
-): Promise<WorkerSummary> {
+/** The queue client `claimWork` is called with, and the one for a run's own credentials. */
+function claimQueues(config: WorkerConfig, deps: WorkerDeps, registration?: Registration) {
   const makeQueue =
     deps.taskQueue ?? ((credentials) => queueClient({ rootUrl: config.rootUrl, credentials }));
   const staticQueue = registration
@@ -95,8 +91,16 @@ async function claimLoop(
     : (deps.queue ?? queueClient({ rootUrl: config.rootUrl, credentials: config.credentials }));
   /** The claim queue: with worker-manager, the credentials of the current registration. */
   const claimQueue = () => staticQueue ?? makeQueue(registration!.credentials);
+  return { claimQueue, makeQueue };
+}
+
+/**
+ * What every run is given: the task log store, the test isolation and the chain-of-trust key.
+ * Refuses to start when test commands could not be confined as configured, or when the signing
+ * key is missing or unreadable (configuration errors).
+ */
+async function taskDepsFor(config: WorkerConfig, deps: WorkerDeps, log: Logger): Promise<TaskDeps> {
   const logs = deps.logs ?? new S3TaskLogStore(workerS3Client(config.s3), config.s3);
-  // Refuses to start when test commands could not be confined as configured.
   const isolation =
     deps.isolation ?? (await resolveIsolation(config.taskUser, config.testIsolation));
   log.info('test-isolation', {
@@ -104,41 +108,28 @@ async function claimLoop(
     network: isolation.unshare.length ? 'none' : 'host',
     missing: isolation.missing.length ? isolation.missing : undefined,
   });
-  // A missing or unreadable signing key is a configuration error: the worker does not start.
   const signingKey =
     deps.signingKey ??
     (config.chainOfTrustSigningKey ? readSigningKey(config.chainOfTrustSigningKey) : undefined);
   if (signingKey) log.info('chain-of-trust-key', { publicKey: publicKeyBase64(signingKey) });
+  return { ...deps, logs, log: deps.log ?? silentLogger, isolation, signingKey };
+}
+
+/** The worker's metrics, served on `config.metricsPort` when set. */
+async function startMetrics(config: WorkerConfig, deps: WorkerDeps, log: Logger) {
   const metrics =
     deps.metrics ?? (config.metricsPort !== undefined ? new WorkerMetrics() : undefined);
-  const metricsServer =
+  const server =
     config.metricsPort !== undefined
       ? await metrics!.listen(config.metricsPort, config.metricsHost)
       : undefined;
-  if (metricsServer) log.info('metrics', { url: metricsServer.url });
-  const taskDeps: TaskDeps = {
-    ...deps,
-    logs,
-    log: deps.log ?? silentLogger,
-    isolation,
-    signingKey,
-  };
-  // Stops on the caller's signal, or when worker-manager removes the worker.
-  const stopping = new AbortController();
-  const signal = stopping.signal;
-  if (deps.signal?.aborted) stopping.abort();
-  deps.signal?.addEventListener('abort', () => stopping.abort(), { once: true });
-  let stopReason: string | undefined;
-  if (registration) {
-    deps.onRegistered?.(registration);
-    registration.keepRegistered((reason) => {
-      stopReason = reason;
-      log.warn('worker-removed', { reason, running: running.size });
-      stopping.abort();
-    });
-  }
-  const capacity = config.once ? 1 : config.capacity;
-  const summary: WorkerSummary = {
+  if (server) log.info('metrics', { url: server.url });
+  return { metrics, server };
+}
+
+/** The runs a worker has going, and the tally of how its claims ended. */
+class Runs {
+  readonly summary: WorkerSummary = {
     claimed: 0,
     completed: 0,
     failed: 0,
@@ -146,11 +137,30 @@ async function claimLoop(
     abandoned: 0,
     results: [],
   };
-  const running = new Map<string, Promise<void>>();
-  const shutdown = new AbortController(); // aborts the runs still going when the grace is over
-  let claimFailures = 0; // in a row: the backoff of the next retry grows with them
+  private readonly running = new Map<string, Promise<void>>();
+  /** Aborts the runs still going when the grace period is over. */
+  private readonly shutdown = new AbortController();
 
-  const start = (claim: ClaimedTask) => {
+  constructor(
+    private readonly o: {
+      config: WorkerConfig;
+      deps: WorkerDeps;
+      taskDeps: TaskDeps;
+      log: Logger;
+      metrics?: WorkerMetrics;
+      registration?: Registration;
+      makeQueue: (credentials: Credentials) => QueueClient;
+    },
+  ) {}
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** Run a claimed task; its result is counted when it ends. */
+  start(claim: ClaimedTask): void {
+    const { config, deps, taskDeps, log, metrics, registration } = this.o;
+    const summary = this.summary;
     const key = `${claim.status.taskId}/${claim.runId}`;
     summary.claimed++;
     metrics?.claimed.inc();
@@ -158,9 +168,9 @@ async function claimLoop(
       taskId: claim.status.taskId,
       runId: claim.runId,
       takenUntil: claim.takenUntil,
-      running: running.size + 1,
+      running: this.running.size + 1,
     });
-    const p = runOneClaim(claim, config, taskDeps, shutdown.signal)
+    const p = runOneClaim(claim, config, taskDeps, this.shutdown.signal)
       .then((r) => {
         summary[r.resolution.state]++;
         summary.results.push(r);
@@ -175,30 +185,179 @@ async function claimLoop(
           runId: claim.runId,
         });
       })
-      .finally(() => running.delete(key));
-    running.set(key, p);
-  };
+      .finally(() => this.running.delete(key));
+    this.running.set(key, p);
+  }
 
   /** Claimed after shutdown began: hand it straight back to the queue. */
-  const giveBack = async (claim: ClaimedTask) => {
+  async giveBack(claim: ClaimedTask): Promise<void> {
+    const { log, makeQueue } = this.o;
     redact(claim.credentials.accessToken);
-    summary.claimed++;
+    this.summary.claimed++;
     try {
-      const q = deps.taskQueue
-        ? deps.taskQueue(claim.credentials)
-        : queueClient({ rootUrl: config.rootUrl, credentials: claim.credentials });
+      const q = makeQueue(claim.credentials);
       await q.reportException(claim.status.taskId, claim.runId, { reason: 'worker-shutdown' });
-      summary.exception++;
+      this.summary.exception++;
       log.info('returned-on-shutdown', { taskId: claim.status.taskId, runId: claim.runId });
     } catch (e) {
-      summary.abandoned++;
+      this.summary.abandoned++;
       log.warn('return-on-shutdown-failed', {
         taskId: claim.status.taskId,
         error: errorMessage(e),
       });
     }
-  };
+  }
 
+  /** Until one of the runs ends, or `signal` aborts. */
+  async waitForOne(signal: AbortSignal): Promise<void> {
+    const waiting = new AbortController();
+    const stopWaiting = () => waiting.abort();
+    signal.addEventListener('abort', stopWaiting, { once: true });
+    await Promise.race([...this.running.values(), sleepUnlessAborted(3_600_000, waiting.signal)]);
+    signal.removeEventListener('abort', stopWaiting);
+    waiting.abort();
+  }
+
+  /**
+   * Once claiming is over: wait for the runs (with --once, until `signal` aborts); once it has,
+   * give them the grace period, then stop the rest.
+   */
+  async drain(signal: AbortSignal): Promise<void> {
+    const { config, log } = this.o;
+    const running = this.running;
+    // --once: the run may still be going when SIGTERM arrives; the grace period applies then too.
+    if (!signal.aborted && running.size) {
+      const stopWaiting = new AbortController();
+      await Promise.race([
+        Promise.all(running.values()),
+        new Promise<void>((resolve) => {
+          signal.addEventListener('abort', () => resolve(), {
+            once: true,
+            signal: stopWaiting.signal,
+          });
+        }),
+      ]);
+      stopWaiting.abort();
+    }
+    if (signal.aborted) {
+      log.info('worker-stopping', {
+        running: running.size,
+        graceSeconds: config.shutdownGraceSeconds,
+      });
+      if (running.size) {
+        const grace = new AbortController();
+        await Promise.race([
+          Promise.all(running.values()),
+          sleepUnlessAborted(config.shutdownGraceSeconds * 1000, grace.signal),
+        ]);
+        grace.abort();
+      }
+      if (running.size) {
+        log.warn('grace-period-over', { running: running.size });
+        this.shutdown.abort();
+      }
+    }
+    await Promise.all(running.values());
+  }
+}
+
+interface Poll {
+  config: WorkerConfig;
+  claimQueue: () => QueueClient;
+  runs: Runs;
+  signal: AbortSignal;
+  log: Logger;
+  registration?: Registration;
+  metricsServer?: { close(): Promise<void> };
+}
+
+/**
+ * A failed claimWork, the `failures`-th in a row (from 0): refused (401/403) stops the worker
+ * with the scopes it needs; anything else is retried after a backoff that grows with the failures
+ * in a row, the first of them reported to worker-manager.
+ */
+async function claimFailed(poll: Poll, e: unknown, failures: number): Promise<void> {
+  const { config, log, registration } = poll;
+  const code = statusCode(e);
+  if (code === 401 || code === 403) {
+    await poll.metricsServer?.close();
+    throw new ArchiveError(
+      'not-allowed',
+      `claimWork on ${config.taskQueueId} was refused (${code}): ${errorMessage(e)} — the worker ` +
+        `needs queue:claim-work:${config.taskQueueId} and queue:worker-id:${config.workerGroup}/${config.workerId}`,
+    );
+  }
+  if (!failures) {
+    void registration?.reportError('claimWork failed', e, { taskQueueId: config.taskQueueId });
+  }
+  const retryInMs = backoffDelay(failures, 1000, 30_000);
+  log.warn('claim-work-failed', { error: errorMessage(e), retryInMs });
+  await sleepUnlessAborted(retryInMs, poll.signal);
+}
+
+/** Claim and start tasks while there is capacity, until the signal aborts (or --once claimed). */
+async function pollLoop(poll: Poll, capacity: number): Promise<void> {
+  const { config, runs, signal, log } = poll;
+  let claimFailures = 0; // in a row: the backoff of the next retry grows with them
+  while (!signal.aborted) {
+    if (config.once && runs.summary.claimed >= 1) break;
+    const free = capacity - runs.size;
+    if (free <= 0) {
+      await runs.waitForOne(signal);
+      continue;
+    }
+    // The poll ends the moment the signal aborts (its connection is closed); a worker that is
+    // stopping never starts one.
+    if (signal.aborted) break;
+    let claims: ClaimedTask[];
+    log.debug('claim-work', { taskQueueId: config.taskQueueId, tasks: free });
+    try {
+      claims = await claimWorkUntil(
+        poll.claimQueue(),
+        config.taskQueueId,
+        { workerGroup: config.workerGroup, workerId: config.workerId, tasks: free },
+        signal,
+      );
+      claimFailures = 0;
+      if (signal.aborted) {
+        // Answered just as the stop began: hand them back at once, unstarted.
+        await Promise.all(claims.map((c) => runs.giveBack(c)));
+        break;
+      }
+    } catch (e) {
+      await claimFailed(poll, e, claimFailures++);
+      continue;
+    }
+    for (const claim of claims) runs.start(claim);
+    if (!claims.length) await sleepUnlessAborted(config.pollIntervalSeconds * 1000, signal);
+  }
+}
+
+async function claimLoop(
+  config: WorkerConfig,
+  deps: WorkerDeps,
+  log: Logger,
+  registration: Registration | undefined,
+): Promise<WorkerSummary> {
+  const { claimQueue, makeQueue } = claimQueues(config, deps, registration);
+  const taskDeps = await taskDepsFor(config, deps, log);
+  const { metrics, server: metricsServer } = await startMetrics(config, deps, log);
+  // Stops on the caller's signal, or when worker-manager removes the worker.
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  if (deps.signal?.aborted) stopping.abort();
+  deps.signal?.addEventListener('abort', () => stopping.abort(), { once: true });
+  const runs = new Runs({ config, deps, taskDeps, log, metrics, registration, makeQueue });
+  let stopReason: string | undefined;
+  if (registration) {
+    deps.onRegistered?.(registration);
+    registration.keepRegistered((reason) => {
+      stopReason = reason;
+      log.warn('worker-removed', { reason, running: runs.size });
+      stopping.abort();
+    });
+  }
+  const capacity = config.once ? 1 : config.capacity;
   log.info('worker-start', {
     rootUrl: config.rootUrl,
     taskQueueId: config.taskQueueId,
@@ -206,93 +365,10 @@ async function claimLoop(
     once: config.once,
     clientId: registration?.credentials.clientId ?? config.credentials?.clientId,
   });
-
-  while (!signal?.aborted) {
-    if (config.once && summary.claimed >= 1) break;
-    const free = capacity - running.size;
-    if (free <= 0) {
-      const waiting = new AbortController();
-      const stopWaiting = () => waiting.abort();
-      signal?.addEventListener('abort', stopWaiting, { once: true });
-      await Promise.race([...running.values(), sleepUnlessAborted(3_600_000, waiting.signal)]);
-      signal?.removeEventListener('abort', stopWaiting);
-      waiting.abort();
-      continue;
-    }
-    // The poll ends the moment the signal aborts (its connection is closed); a worker that is
-    // stopping never starts one.
-    if (signal?.aborted) break;
-    let claims: ClaimedTask[];
-    log.debug('claim-work', { taskQueueId: config.taskQueueId, tasks: free });
-    try {
-      claims = await claimWorkUntil(
-        claimQueue(),
-        config.taskQueueId,
-        { workerGroup: config.workerGroup, workerId: config.workerId, tasks: free },
-        signal,
-      );
-      claimFailures = 0;
-      if (signal?.aborted) {
-        // Answered just as the stop began: hand them back at once, unstarted.
-        await Promise.all(claims.map(giveBack));
-        break;
-      }
-    } catch (e) {
-      const code = statusCode(e);
-      if (code === 401 || code === 403) {
-        await metricsServer?.close();
-        throw new ArchiveError(
-          'not-allowed',
-          `claimWork on ${config.taskQueueId} was refused (${code}): ${errorMessage(e)} — the worker ` +
-            `needs queue:claim-work:${config.taskQueueId} and queue:worker-id:${config.workerGroup}/${config.workerId}`,
-        );
-      }
-      if (!claimFailures) {
-        void registration?.reportError('claimWork failed', e, { taskQueueId: config.taskQueueId });
-      }
-      const retryInMs = backoffDelay(claimFailures++, 1000, 30_000);
-      log.warn('claim-work-failed', { error: errorMessage(e), retryInMs });
-      await sleepUnlessAborted(retryInMs, signal);
-      continue;
-    }
-    for (const claim of claims) start(claim);
-    if (!claims.length) await sleepUnlessAborted(config.pollIntervalSeconds * 1000, signal);
-  }
-
-  // --once: the run may still be going when SIGTERM arrives; the grace period applies then too.
-  if (!signal?.aborted && running.size) {
-    const stopWaiting = new AbortController();
-    await Promise.race([
-      Promise.all(running.values()),
-      new Promise<void>((resolve) => {
-        signal?.addEventListener('abort', () => resolve(), {
-          once: true,
-          signal: stopWaiting.signal,
-        });
-      }),
-    ]);
-    stopWaiting.abort();
-  }
-  if (signal?.aborted) {
-    log.info('worker-stopping', {
-      running: running.size,
-      graceSeconds: config.shutdownGraceSeconds,
-    });
-    if (running.size) {
-      const grace = new AbortController();
-      await Promise.race([
-        Promise.all(running.values()),
-        sleepUnlessAborted(config.shutdownGraceSeconds * 1000, grace.signal),
-      ]);
-      grace.abort();
-    }
-    if (running.size) {
-      log.warn('grace-period-over', { running: running.size });
-      shutdown.abort();
-    }
-  }
-  await Promise.all(running.values());
+  await pollLoop({ config, claimQueue, runs, signal, log, registration, metricsServer }, capacity);
+  await runs.drain(signal);
   await metricsServer?.close();
+  const summary = runs.summary;
   summary.stopReason = stopReason;
   log.info('worker-stopped', {
     reason: stopReason,
