@@ -60,6 +60,90 @@ async function readAll(stream: AsyncIterable<Buffer>, max: number): Promise<Buff
   return Buffer.concat(parts);
 }
 
+const empty = () => (async function* (): AsyncGenerator<Buffer> {})();
+
+/** Why an entry's content cannot be read (encrypted, an unsupported method), or null. */
+function unreadable(e: yauzl.Entry): string | null {
+  if (e.isEncrypted()) return 'encrypted';
+  if (e.compressionMethod !== 0 && e.compressionMethod !== 8) {
+    return `compression method ${e.compressionMethod}`;
+  }
+  return null;
+}
+
+/**
+ * Yield the entry `e` of `zip` (its content streamed when it is a file, its target read when a
+ * symlink), then close what the consumer left open of its content.
+ */
+async function* zipEntry(
+  lib: typeof yauzl,
+  zip: yauzl.ZipFile,
+  e: yauzl.Entry,
+  what: string,
+): AsyncGenerator<ArchiveEntry> {
+  const name = lib.getFileNameLowLevel(
+    e.generalPurposeBitFlag,
+    e.fileNameRaw,
+    e.extraFields,
+    false,
+  );
+  const d = describe(e, name);
+  const refused = unreadable(e);
+  if (refused) {
+    yield { ...d, type: 'other', typeName: refused, content: empty() };
+    return;
+  }
+  const open = async () => {
+    try {
+      return await zip.openReadStreamPromise(e);
+    } catch (err) {
+      throw corrupt(`${what} (entry ${JSON.stringify(name)})`, errorMessage(err));
+    }
+  };
+  if (d.type === 'symlink') {
+    if (e.uncompressedSize > MAX_PATH_BYTES) {
+      // over-long target: refused by the model on its length, without reading it all
+      d.linkpath = 'x'.repeat(MAX_PATH_BYTES + 1);
+    } else {
+      d.linkpath = (await readAll(await open(), MAX_PATH_BYTES + 1)).toString('utf8');
+    }
+    yield { ...d, content: empty() };
+    return;
+  }
+  if (d.type !== 'file') {
+    yield { ...d, content: empty() };
+    return;
+  }
+  let started = false;
+  const content = (async function* () {
+    started = true;
+    const stream = await open();
+    try {
+      for await (const c of stream as AsyncIterable<Buffer>) yield c;
+    } catch (err) {
+      throw corrupt(`${what} (entry ${JSON.stringify(name)})`, errorMessage(err));
+    } finally {
+      stream.destroy();
+    }
+  })();
+  yield { ...d, content };
+  if (started) await content.return(undefined);
+}
+
+async function openZip(lib: typeof yauzl, file: string, what: string): Promise<yauzl.ZipFile> {
+  try {
+    return await lib.openPromise(file, {
+      lazyEntries: true,
+      autoClose: false,
+      decodeStrings: false,
+      validateEntrySizes: true,
+      strictFileNames: false,
+    });
+  } catch (e) {
+    throw corrupt(what, errorMessage(e));
+  }
+}
+
 /**
  * Entries of the zip file `file`. Consume or ignore each entry's content before asking for the
  * next. `what` names the file in errors; with `maxEntries`, a zip declaring more is refused before
@@ -72,19 +156,8 @@ export async function* readZip(
 ): AsyncGenerator<ArchiveEntry> {
   // loaded when a zip is read: it is the archive engine's costliest module to load, and most
   // commands (digest, build) never read one
-  const { default: yauzl } = await import('yauzl');
-  let zip: yauzl.ZipFile;
-  try {
-    zip = await yauzl.openPromise(file, {
-      lazyEntries: true,
-      autoClose: false,
-      decodeStrings: false,
-      validateEntrySizes: true,
-      strictFileNames: false,
-    });
-  } catch (e) {
-    throw corrupt(what, errorMessage(e));
-  }
+  const { default: lib } = await import('yauzl');
+  const zip = await openZip(lib, file, what);
   try {
     // the central directory declares how many entries there are: a bomb is refused up front
     if (opts.maxEntries !== undefined && zip.entryCount > opts.maxEntries) {
@@ -102,62 +175,7 @@ export async function* readZip(
         throw corrupt(what, errorMessage(e));
       }
       if (r.done) break;
-      const e = r.value;
-      const name = yauzl.getFileNameLowLevel(
-        e.generalPurposeBitFlag,
-        e.fileNameRaw,
-        e.extraFields,
-        false,
-      );
-      const d = describe(e, name);
-      if (e.isEncrypted()) {
-        yield { ...d, type: 'other', typeName: 'encrypted', content: (async function* () {})() };
-        continue;
-      }
-      if (e.compressionMethod !== 0 && e.compressionMethod !== 8) {
-        yield {
-          ...d,
-          type: 'other',
-          typeName: `compression method ${e.compressionMethod}`,
-          content: (async function* () {})(),
-        };
-        continue;
-      }
-      const open = async () => {
-        try {
-          return await zip.openReadStreamPromise(e);
-        } catch (err) {
-          throw corrupt(`${what} (entry ${JSON.stringify(name)})`, errorMessage(err));
-        }
-      };
-      if (d.type === 'symlink') {
-        if (e.uncompressedSize > MAX_PATH_BYTES) {
-          // over-long target: refused by the model on its length, without reading it all
-          d.linkpath = 'x'.repeat(MAX_PATH_BYTES + 1);
-        } else {
-          d.linkpath = (await readAll(await open(), MAX_PATH_BYTES + 1)).toString('utf8');
-        }
-        yield { ...d, content: (async function* () {})() };
-        continue;
-      }
-      if (d.type !== 'file') {
-        yield { ...d, content: (async function* () {})() };
-        continue;
-      }
-      let started = false;
-      const content = (async function* () {
-        started = true;
-        const stream = await open();
-        try {
-          for await (const c of stream as AsyncIterable<Buffer>) yield c;
-        } catch (err) {
-          throw corrupt(`${what} (entry ${JSON.stringify(name)})`, errorMessage(err));
-        } finally {
-          stream.destroy();
-        }
-      })();
-      yield { ...d, content };
-      if (started) await content.return(undefined);
+      yield* zipEntry(lib, zip, r.value, what);
     }
   } finally {
     zip.close();
