@@ -9,8 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildArchive, type BuildOptions } from '../src/archive/index.js';
 import { isArchiveError } from '../src/util/errors.js';
-import { httpGet, backoffDelay } from '../src/util/http.js';
+import { httpGet } from '../src/util/http.js';
 import { createLogger } from '../src/util/log.js';
+import { backoffDelay } from '../src/util/retry.js';
 import { SAMPLE_SUBDIR, createHgRepo, startHgServe } from './helpers/repos.js';
 
 type Reply = (res: http.ServerResponse) => void;

@@ -11,8 +11,6 @@ import { ArchiveError, errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { TransientError, retrying, type RetryPolicy } from './retry.js';
 
-export { backoffDelay } from './retry.js';
-
 export type HostCheck = (url: URL) => boolean;
 
 export interface HttpOptions extends RetryPolicy {
@@ -44,9 +42,9 @@ export interface HttpResponse {
   url: string;
 }
 
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_REDIRECTS = 5;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_REDIRECTS = 5;
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
@@ -71,6 +69,7 @@ let undici: Promise<typeof import('undici')> | undefined;
 const loadUndici = () => (undici ??= import('undici'));
 
 // One keep-alive pool set per connect timeout (undici sets it on the agent, not the request).
+// Idle pooled sockets are unreferenced: a process need not close them to exit.
 const agents = new Map<number, Agent>();
 async function agentFor(connectTimeoutMs: number): Promise<Dispatcher> {
   const { Agent } = await loadUndici();
@@ -80,13 +79,6 @@ async function agentFor(connectTimeoutMs: number): Promise<Dispatcher> {
     agents.set(connectTimeoutMs, agent);
   }
   return agent;
-}
-
-/** Close the shared pools (idle sockets are unreferenced: a process need not call this to exit). */
-export async function closeHttpPools(): Promise<void> {
-  const all = [...agents.values()];
-  agents.clear();
-  await Promise.all(all.map((a) => a.close()));
 }
 
 /** A URL the client may request: http(s) and, when the caller has an allow-list, on it. */
@@ -259,7 +251,7 @@ async function withDeadline<T>(
  * Run `attempt` under the client's retry policy, logging each retry as `http.retry`; once the
  * retries are spent, ArchiveError 'unavailable' naming `what`, the attempts and the last reason.
  */
-export function retryingHttp<T>(
+function retryingHttp<T>(
   what: string,
   opts: HttpOptions,
   attempt: (n: number) => Promise<T>,

@@ -39,7 +39,7 @@ export interface RetryHooks {
   aborted?: () => Error;
 }
 
-export const DEFAULT_RETRY_POLICY = {
+const DEFAULT_RETRY_POLICY = {
   retries: 4,
   maxRetryTimeMs: 60_000,
   baseDelayMs: 500,
