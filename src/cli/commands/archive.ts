@@ -76,7 +76,8 @@ async function resolveSource(
 const log = () =>
   createLogger({ level: process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL ? undefined : 'warn' });
 
-export function register(program: Command): void {
+/** `mozharness-archive build`. */
+function buildCommand(program: Command): void {
   sourceOptions(
     program
       .command('build')
@@ -139,7 +140,10 @@ export function register(program: Command): void {
         `format:      ${r.format} v${r.formatVersion}`,
       ]);
     });
+}
 
+/** `mozharness-archive digest`. */
+function digestCommand(program: Command): void {
   sourceOptions(
     program
       .command('digest')
@@ -170,7 +174,10 @@ export function register(program: Command): void {
         `subdir:      ${r.subdir}`,
       ]);
     });
+}
 
+/** `mozharness-archive unpack`. */
+function unpackCommand(program: Command): void {
   const d = DEFAULT_UNPACK_LIMITS;
   program
     .command('unpack')
@@ -245,4 +252,10 @@ export function register(program: Command): void {
         ]);
       },
     );
+}
+
+export function register(program: Command): void {
+  buildCommand(program);
+  digestCommand(program);
+  unpackCommand(program);
 }

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { Clients } from '../../taskcluster/client.js';
 import { ArchiveError, errorMessage } from '../../util/errors.js';
 import { createLogger, redact } from '../../util/log.js';
+import type { DecisionResult } from '../../decision/decision.js';
 import type { Parameters, PushFlags } from '../../decision/parameters.js';
 import { TASKS_FOR, type TasksFor } from '../../decision/producers.js';
 import { printJson, printLines, printResult } from '../output.js';
@@ -70,7 +71,8 @@ function parseJsonFlag(flag: string, v: string | undefined): unknown {
   }
 }
 
-export function register(program: Command): void {
+/** `mozharness-archive render-tcyml`. */
+function renderTcymlCommand(program: Command): void {
   addPushOptions(
     program
       .command('render-tcyml')
@@ -140,7 +142,43 @@ export function register(program: Command): void {
         yaml.dump([task], { lineWidth: -1, noRefs: true }).trimEnd(),
       ]);
     });
+}
 
+/** The decision task's summary: one JSON document, or the lines a release engineer reads. */
+function printDecision(
+  params: Parameters,
+  r: DecisionResult,
+  o: { json?: boolean; dryRun: boolean; out: string },
+): void {
+  const archive = r.optimized.records.find((x) => x.kind === 'mozharness-archive');
+  const summary = {
+    decisionTaskId: params.decision_task_id,
+    dryRun: o.dryRun,
+    treeDigest: r.digest?.treeDigest,
+    sha256: r.digest?.sha256,
+    archive: archive && {
+      decision: archive.decision,
+      result: archive.result,
+      reason: archive.reason,
+      taskId: r.labelToTaskId['mozharness-archive'],
+    },
+    tasks: r.resolved.order.length,
+    submitted: r.submitted,
+    indexed: r.indexed,
+    artifacts: r.artifacts,
+  };
+  printResult(o.json, summary, () => [
+    `decision task ${params.decision_task_id} (${params.project}, level ${params.level}, ${params.head_rev})`,
+    `tree digest ${summary.treeDigest}, archive sha256 ${summary.sha256}`,
+    `archive: ${archive?.decision} (${archive?.result}): ${archive?.reason}`,
+    `${summary.tasks} task(s) ${o.dryRun ? 'generated (dry run, nothing submitted)' : `submitted: ${r.submitted?.created.length ?? 0} created, ${r.submitted?.existing.length ?? 0} already existed`}`,
+    ...(r.indexed.length ? [`indexed the reused archive at ${r.indexed.join(', ')}`] : []),
+    `artifacts in ${o.out}`,
+  ]);
+}
+
+/** `mozharness-archive decision`. */
+function decisionCommand(program: Command): void {
   addPushOptions(
     program
       .command('decision')
@@ -195,33 +233,12 @@ export function register(program: Command): void {
         concurrency,
         log,
       });
-      const archive = r.optimized.records.find((x) => x.kind === 'mozharness-archive');
-      const summary = {
-        decisionTaskId: params.decision_task_id,
-        dryRun: Boolean(opts.dryRun),
-        treeDigest: r.digest?.treeDigest,
-        sha256: r.digest?.sha256,
-        archive: archive && {
-          decision: archive.decision,
-          result: archive.result,
-          reason: archive.reason,
-          taskId: r.labelToTaskId['mozharness-archive'],
-        },
-        tasks: r.resolved.order.length,
-        submitted: r.submitted,
-        indexed: r.indexed,
-        artifacts: r.artifacts,
-      };
-      printResult(opts.json, summary, () => [
-        `decision task ${params.decision_task_id} (${params.project}, level ${params.level}, ${params.head_rev})`,
-        `tree digest ${summary.treeDigest}, archive sha256 ${summary.sha256}`,
-        `archive: ${archive?.decision} (${archive?.result}): ${archive?.reason}`,
-        `${summary.tasks} task(s) ${opts.dryRun ? 'generated (dry run, nothing submitted)' : `submitted: ${r.submitted?.created.length ?? 0} created, ${r.submitted?.existing.length ?? 0} already existed`}`,
-        ...(r.indexed.length ? [`indexed the reused archive at ${r.indexed.join(', ')}`] : []),
-        `artifacts in ${out}`,
-      ]);
+      printDecision(params, r, { json: opts.json, dryRun: Boolean(opts.dryRun), out });
     });
+}
 
+/** `mozharness-archive graph`. */
+function graphCommand(program: Command): void {
   program
     .command('graph')
     .description(
@@ -292,4 +309,10 @@ export function register(program: Command): void {
         ]);
       }
     });
+}
+
+export function register(program: Command): void {
+  renderTcymlCommand(program);
+  decisionCommand(program);
+  graphCommand(program);
 }

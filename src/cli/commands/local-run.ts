@@ -113,6 +113,20 @@ export function summaryJson(s: ReplaySummary): unknown {
   };
 }
 
+/** The flags of `local run`, as commander parses them. */
+interface LocalRunFlags {
+  stateDir: string;
+  repo?: string;
+  repoType: 'git' | 'hg';
+  revisions?: string;
+  project: string;
+  /** as given: commander does not check it */
+  level: '1' | '2' | '3';
+  retrigger: boolean;
+  keepServing?: boolean;
+  json?: boolean;
+}
+
 export function registerLocalRun(local: Command): void {
   local
     .command('run')
@@ -156,53 +170,54 @@ export function registerLocalRun(local: Command): void {
         '  mozharness-archive local run --repo-type hg\n' +
         '  mozharness-archive local run --repo ~/src/mozilla-unified --revisions 1a2b3c4d5e6f,central\n',
     )
-    .action(async (opts) => {
-      let keepServing = false;
-      const tty = !opts.json && process.stderr.isTTY;
-      const controller = new AbortController();
-      const stop = () => {
-        process.stderr.write('\ninterrupted: shutting down the embedded services…\n');
-        controller.abort();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      try {
-        const { replay } = await import('../../local/replay.js');
-        const summary = await replay({
-          stateDir: opts.stateDir,
-          projectRoot: PROJECT_ROOT,
-          ...(opts.repo ? { repo: opts.repo } : { vcs: opts.repoType }),
-          ...(opts.revisions
-            ? { revisions: String(opts.revisions).split(',').filter(Boolean) }
-            : {}),
-          project: opts.project,
-          level: opts.level,
-          retrigger: opts.retrigger,
-          log: createLogger({
-            json: !tty,
-            level: process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL ? undefined : 'warn',
-          }),
-          ...(tty ? { onProgress: (l: string) => process.stderr.write(l + '\n') } : {}),
-          signal: controller.signal,
-        });
-        if (opts.json) printJson(summaryJson(summary));
-        else process.stdout.write(formatSummary(summary).join('\n') + '\n');
-        process.exitCode = summary.ok ? 0 : 1;
-        keepServing = Boolean(opts.keepServing) && !controller.signal.aborted;
-      } catch (e) {
-        if (!controller.signal.aborted) throw e;
-        // the services, hg serve and the task runners were stopped by replay's clean-up
-        process.stderr.write('mozharness-archive: interrupted; everything was shut down\n');
-        process.exitCode = 130;
-      } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-      }
-      if (keepServing) {
-        // the replay stopped its services; `local up` starts them again on the same state, with
-        // the worker pools and the dashboard, and stops everything on Ctrl-C
-        const { localUp } = await import('./local.js');
-        await localUp({ stateDir: opts.stateDir, json: Boolean(opts.json) });
-      }
+    .action(runLocalRun);
+}
+
+/** Replay the pushes, print the summary; with --keep-serving, then serve as `local up` does. */
+async function runLocalRun(opts: LocalRunFlags): Promise<void> {
+  let keepServing = false;
+  const tty = !opts.json && process.stderr.isTTY;
+  const controller = new AbortController();
+  const stop = () => {
+    process.stderr.write('\ninterrupted: shutting down the embedded services…\n');
+    controller.abort();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const { replay } = await import('../../local/replay.js');
+    const summary = await replay({
+      stateDir: opts.stateDir,
+      projectRoot: PROJECT_ROOT,
+      ...(opts.repo ? { repo: opts.repo } : { vcs: opts.repoType }),
+      ...(opts.revisions ? { revisions: String(opts.revisions).split(',').filter(Boolean) } : {}),
+      project: opts.project,
+      level: opts.level,
+      retrigger: opts.retrigger,
+      log: createLogger({
+        json: !tty,
+        level: process.env.MOZHARNESS_ARCHIVE_LOG_LEVEL ? undefined : 'warn',
+      }),
+      ...(tty ? { onProgress: (l: string) => process.stderr.write(l + '\n') } : {}),
+      signal: controller.signal,
     });
+    if (opts.json) printJson(summaryJson(summary));
+    else process.stdout.write(formatSummary(summary).join('\n') + '\n');
+    process.exitCode = summary.ok ? 0 : 1;
+    keepServing = Boolean(opts.keepServing) && !controller.signal.aborted;
+  } catch (e) {
+    if (!controller.signal.aborted) throw e;
+    // the services, hg serve and the task runners were stopped by replay's clean-up
+    process.stderr.write('mozharness-archive: interrupted; everything was shut down\n');
+    process.exitCode = 130;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  if (keepServing) {
+    // the replay stopped its services; `local up` starts them again on the same state, with
+    // the worker pools and the dashboard, and stops everything on Ctrl-C
+    const { localUp } = await import('./local.js');
+    await localUp({ stateDir: opts.stateDir, json: Boolean(opts.json) });
+  }
 }

@@ -101,7 +101,8 @@ function parseIntFlag(name: string) {
   };
 }
 
-export function register(program: Command): void {
+/** `mozharness-archive find`. */
+function findCommand(program: Command): void {
   withTcFlags(
     program
       .command('find')
@@ -132,7 +133,10 @@ export function register(program: Command): void {
     });
     printResult(flags.json, found, () => foundLines(found));
   });
+}
 
+/** `mozharness-archive fetch`. */
+function fetchCommand(program: Command): void {
   withTcFlags(
     program
       .command('fetch')
@@ -166,7 +170,10 @@ export function register(program: Command): void {
       `fetched ${found.revision} (${found.sha256}) into ${dest}: ${unpacked.files} files`,
     ]);
   });
+}
 
+/** `mozharness-archive serve`. */
+function serveCommand(program: Command): void {
   withTcFlags(
     program
       .command('serve')
@@ -232,7 +239,10 @@ export function register(program: Command): void {
     await metrics?.close();
     await service.close();
   });
+}
 
+/** `mozharness-archive promote`. */
+function promoteCommand(program: Command): void {
   program
     .command('promote')
     .description(
@@ -291,7 +301,10 @@ export function register(program: Command): void {
           : []),
       ]);
     });
+}
 
+/** `mozharness-archive deploy`. */
+function deployCommand(program: Command): void {
   program
     .command('deploy')
     .description(
@@ -342,6 +355,14 @@ export function register(program: Command): void {
         },
       });
     });
+}
+
+export function register(program: Command): void {
+  findCommand(program);
+  fetchCommand(program);
+  serveCommand(program);
+  promoteCommand(program);
+  deployCommand(program);
 }
 
 function describeDeploy(r: DeployResult): string {

@@ -52,57 +52,62 @@ export function register(program: Command): void {
     .option('--once', 'exit after resolving one task')
     .option('--print-config', 'print the merged configuration (secrets redacted) and exit')
     .option('--json', 'print the summary as one JSON document')
-    .action(async (opts: WorkerFlags & { printConfig?: boolean; json?: boolean }) => {
-      // the worker stage (AWS SDK, taskcluster-client) loads only when the command runs
-      const [
-        { ArchiveStore, createS3Client },
-        { describeConfig, loadWorkerConfig, runWorker, S3TaskLogStore },
-      ] = await Promise.all([import('../../storage/index.js'), import('../../worker/index.js')]);
-      const config = loadWorkerConfig(opts);
-      if (opts.printConfig) {
-        printResult(true, describeConfig(config), () => []);
-        return;
-      }
-      const log = createLogger({ fields: { component: 'worker' } });
-      const s3 = createS3Client(config.s3);
-      const store = new ArchiveStore(s3, config.s3, log);
-      const controller = new AbortController();
-      const onSignal = (sig: NodeJS.Signals) => {
-        log.info('signal', { signal: sig });
-        controller.abort();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-      try {
-        const summary = await runWorker(config, {
-          store,
-          logs: new S3TaskLogStore(s3, config.s3),
-          log,
-          signal: controller.signal,
-        });
-        const { results, ...counts } = summary;
-        printResult(
-          opts.json,
-          {
-            ...counts,
-            tasks: results.map((r) => ({
-              taskId: r.taskId,
-              runId: r.runId,
-              ...r.resolution,
-              sha256: r.archive?.sha256,
-              url: r.archive?.url,
-            })),
-          },
-          () => [
-            ...(counts.stopReason ? [`stopped: ${counts.stopReason}`] : []),
-            `claimed ${counts.claimed}: ${counts.completed} completed, ${counts.failed} failed, ` +
-              `${counts.exception} exception, ${counts.abandoned} abandoned`,
-          ],
-        );
-      } finally {
-        s3.destroy(); // no idle keep-alive sockets holding the process open
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-      }
+    .action(runWorkerCommand);
+}
+
+/** Run the worker until it is told to stop (or, with --once, one task), then print the summary. */
+async function runWorkerCommand(
+  opts: WorkerFlags & { printConfig?: boolean; json?: boolean },
+): Promise<void> {
+  // the worker stage (AWS SDK, taskcluster-client) loads only when the command runs
+  const [
+    { ArchiveStore, createS3Client },
+    { describeConfig, loadWorkerConfig, runWorker, S3TaskLogStore },
+  ] = await Promise.all([import('../../storage/index.js'), import('../../worker/index.js')]);
+  const config = loadWorkerConfig(opts);
+  if (opts.printConfig) {
+    printResult(true, describeConfig(config), () => []);
+    return;
+  }
+  const log = createLogger({ fields: { component: 'worker' } });
+  const s3 = createS3Client(config.s3);
+  const store = new ArchiveStore(s3, config.s3, log);
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info('signal', { signal: sig });
+    controller.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const summary = await runWorker(config, {
+      store,
+      logs: new S3TaskLogStore(s3, config.s3),
+      log,
+      signal: controller.signal,
     });
+    const { results, ...counts } = summary;
+    printResult(
+      opts.json,
+      {
+        ...counts,
+        tasks: results.map((r) => ({
+          taskId: r.taskId,
+          runId: r.runId,
+          ...r.resolution,
+          sha256: r.archive?.sha256,
+          url: r.archive?.url,
+        })),
+      },
+      () => [
+        ...(counts.stopReason ? [`stopped: ${counts.stopReason}`] : []),
+        `claimed ${counts.claimed}: ${counts.completed} completed, ${counts.failed} failed, ` +
+          `${counts.exception} exception, ${counts.abandoned} abandoned`,
+      ],
+    );
+  } finally {
+    s3.destroy(); // no idle keep-alive sockets holding the process open
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
 }
