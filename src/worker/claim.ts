@@ -15,7 +15,7 @@ export interface ClaimTiming {
 }
 
 export function statusCode(e: unknown): number | undefined {
-  const s = (e as any)?.statusCode;
+  const s = (e as { statusCode?: unknown } | null | undefined)?.statusCode;
   return typeof s === 'number' ? s : undefined;
 }
 
