@@ -67,7 +67,50 @@ describe('ci-config', function () {
     assert.equal(archive.provider_id, 'static');
     const hooks = yaml.load(files['hooks.yml']!) as { note: string; hooks: any[] };
     assert.match(hooks.note, /ci-admin generates/);
-    assert.equal(hooks.hooks.length, 2);
+    assert.deepEqual(
+      hooks.hooks.map((h) => h.hookId.replace(/\/.*/, '')),
+      ['in-tree-action-1-generic', 'in-tree-pr-action-1-generic', 'in-tree-action-3-generic'],
+    );
+  });
+
+  it('pull requests: a level-1 pull-request hook, and pull-request and pr-action roles of each git repository', async () => {
+    const config = await loadGraphConfig('taskcluster');
+    const c = ciConfig({ tcyml: TCYML, config });
+    // the git repositories .taskcluster.yml lists run at level 3, their pull requests at level 1
+    assert.deepEqual(c.levels, ['1', '3']);
+    const role = (id: string) => c.roles.find((r) => r.roleId === id);
+    const firefox = 'repo:github.com/mozilla-firefox/firefox';
+    const hookRole = role('hook-id:project-mozharness/in-tree-pr-action-1-generic/*')!;
+    assert.ok(hookRole.scopes.includes(`assume:${firefox}:pr-action:generic`));
+    assert.ok(!role('hook-id:project-mozharness/in-tree-action-1-generic/*'), 'no level-1 push');
+    for (const id of [`${firefox}:pull-request`, `${firefox}:pr-action:generic`]) {
+      const r = role(id)!;
+      assert.ok(r, id);
+      assert.ok(r.scopes.includes('queue:create-task:highest:mozharness-1/decision'), id);
+      assert.ok(r.scopes.includes('queue:route:tc-treeherder.v2.firefox-pr.*'), id);
+      assert.ok(!r.scopes.some((s) => /level-3|-3\//.test(s)), `${id}: nothing of level 3`);
+      assert.ok(
+        r.scopes.includes('in-tree:hook-action:project-mozharness/in-tree-pr-action-1-*'),
+        id,
+      );
+    }
+    const pr = c.hooks.find((h) => h.hookId.startsWith('in-tree-pr-action-1-generic/'))!;
+    assert.equal(
+      (pr.definition.task as { $let: { tasks_for: string } }).$let.tasks_for,
+      'pr-action',
+    );
+    const files = ciConfigFiles(c);
+    const projects = yaml.load(files['projects.yml']!) as Record<string, any>;
+    assert.equal(projects.firefox.features['pr-actions'], true);
+    assert.deepEqual(projects.firefox.features['github-pull-request'], { policy: 'collaborators' });
+    const grants = yaml.load(files['grants.yml']!) as any[];
+    const jobs = grants.flatMap((g) => g.to.flatMap((t: any) => t.project?.job ?? []));
+    assert.ok(jobs.includes('pull-request:*') && jobs.includes('pr-action:*'), jobs.join());
+    assert.ok(
+      grants.some((g) =>
+        g.to.some((t: any) => t.hook?.startsWith('project-mozharness/in-tree-pr-action-1-')),
+      ),
+    );
   });
 
   it('the command prints the files; --json one document; a bad --project is a usage error', async () => {

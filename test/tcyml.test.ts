@@ -6,8 +6,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import jsone from 'json-e';
 import * as yaml from 'js-yaml';
-import { actionHookDefinition } from '../src/actions/hooks.js';
-import { ACTIONS, hookPayloadTemplate } from '../src/actions/registry.js';
+import { Ajv } from 'ajv';
+import { satisfiesExpression } from 'taskcluster-lib-scopes';
+import { actionHookDefinition, actionRoles } from '../src/actions/hooks.js';
+import {
+  ACTIONS,
+  hookPayloadTemplate,
+  renderActionsJson,
+  tcymlHash,
+} from '../src/actions/registry.js';
 import { main } from '../src/cli/main.js';
 import {
   makeParameters,
@@ -161,8 +168,8 @@ describe('.taskcluster.yml', () => {
     });
   }
 
-  it('producers that are not handled (releases, comments, pr-action) render no task', () => {
-    for (const tasks_for of ['github-release', 'github-issue-comment', 'pr-action']) {
+  it('producers that are not handled (releases, comments) render no task', () => {
+    for (const tasks_for of ['github-release', 'github-issue-comment']) {
       const tasks = renderTaskclusterYml(TCYML, {
         tasks_for,
         event: { action: 'published', release: { tag_name: 'v1' } },
@@ -316,6 +323,89 @@ describe('.taskcluster.yml', () => {
         }
       });
     }
+
+    it('actions: the decision task offers the pull-request hooks, whose tasks run as the target repository pr-action role at level 1', () => {
+      const decision = render('github-pull-request', FIREFOX, {
+        pullRequest: { ...PR, action: 'opened' },
+      });
+      const params = paramsOf(decision) as unknown as Record<string, unknown>;
+      const hash = tcymlHash(TCYML);
+      const doc = renderActionsJson(params, {
+        decisionTaskId: decision.taskId!,
+        tcymlHash: hash,
+        trustDomain: 'mozharness',
+      });
+      const entry = doc.actions.find((a) => a.name === 'retrigger-multiple')!;
+      assert.equal(entry.hookId, `in-tree-pr-action-1-generic/${hash}`);
+      const needed = `in-tree:hook-action:${String(entry.hookGroupId)}/${String(entry.hookId)}`;
+      assert.ok(satisfiesExpression(decision.scopes, needed), `${needed} in the decision scopes`);
+
+      // the hook ci-admin makes for it (level 1, pull requests), fired as Treeherder fires it
+      const hook = actionHookDefinition({
+        tcyml: TCYML,
+        trustDomain: 'mozharness',
+        level: '1',
+        pullRequest: true,
+      });
+      assert.equal(hook.hookId, entry.hookId);
+      const payload = jsone(entry.hookPayload as object, {
+        taskGroupId: decision.taskId,
+        taskId: null,
+        input: ACTION.input,
+      });
+      const ajv = new Ajv({ strict: false });
+      assert.ok(ajv.validate(hook.definition.triggerSchema, payload), ajv.errorsText());
+      const ownTaskId = deterministicSlugid('pr action task');
+      const task = jsone(hook.definition.task, {
+        payload,
+        firedBy: 'triggerHook',
+        taskId: ownTaskId,
+        now: NOW,
+        clientId: 'github/contributor',
+      }) as Record<string, any>;
+      conforms(task, 'pull-request action task');
+      const repoScope = 'assume:repo:github.com/mozilla-firefox/firefox:pr-action:generic';
+      assert.deepEqual(task.scopes, [repoScope]);
+      assert.equal(task.schedulerId, 'mozharness-level-1');
+      assert.equal(task.taskQueueId, 'mozharness-1/decision');
+      assert.equal(task.taskGroupId, decision.taskId);
+      assert.equal(task.extra.tasks_for, 'pr-action');
+      assert.equal(task.payload.env.ACTION_CALLBACK, 'retrigger-multiple');
+
+      // the roles behind it: the hook may assume the pr-action role, which holds the task's
+      // routes (the `-pr` project's) and no level above 1
+      const roles = actionRoles({
+        trustDomain: 'mozharness',
+        level: '1',
+        repositories: [],
+        pullRequestRepositories: [FIREFOX.head_repository],
+        taskQueueIds: ['mozharness-1/decision'],
+        projectId: 'none',
+        indexPrefix: 'mozharness',
+      });
+      const hookRole = roles.find(
+        (r) => r.roleId === `hook-id:${hook.hookGroupId}/in-tree-pr-action-1-generic/*`,
+      )!;
+      assert.ok(satisfiesExpression(hookRole.scopes, repoScope));
+      const prRole = roles.find((r) => `assume:${r.roleId}` === repoScope)!;
+      for (const route of task.routes as string[]) {
+        assert.ok(satisfiesExpression(prRole.scopes, `queue:route:${route}`), route);
+        assert.ok(route.includes('.firefox-pr.'), route);
+      }
+      assert.ok(!prRole.scopes.some((sc) => /level-[23]|-[23]\//.test(sc)), prRole.scopes.join());
+      assert.ok(
+        satisfiesExpression(
+          prRole.scopes,
+          `in-tree:hook-action:${hook.hookGroupId}/${hook.hookId}`,
+        ),
+      );
+      // an action on a push of the same repository keeps the push hook
+      const push = renderActionsJson(
+        { ...params, tasks_for: 'github-push', level: '3' },
+        { decisionTaskId: decision.taskId!, tcymlHash: hash, trustDomain: 'mozharness' },
+      );
+      assert.equal(push.actions[0]!.hookId, `in-tree-action-3-generic/${hash}`);
+    });
 
     it('closed, edited, labeled and other actions render nothing', () => {
       for (const action of [

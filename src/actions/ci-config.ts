@@ -44,6 +44,8 @@ export interface WorkerPoolDefinition {
 
 export interface CiConfig {
   trustDomain: string;
+  /** `.taskcluster.yml`'s `policy.pullRequests` (taskcluster-github's default: collaborators). */
+  pullRequestPolicy?: string;
   levels: Level[];
   projects: CiProject[];
   roles: RoleDefinition[];
@@ -193,6 +195,7 @@ export function levelRoles(
   config: GraphConfig,
   level: Level,
   projects: CiProject[],
+  pullRequestRepositories: string[] = [],
 ): RoleDefinition[] {
   const repositories = [...new Set(projects.map((p) => p.repository))];
   const roles = actionRoles({
@@ -202,10 +205,19 @@ export function levelRoles(
     taskQueueIds: levelTaskQueueIds(tcyml, config, level),
     projectId: [config.projectId ?? 'none', 'none'],
     indexPrefix: config.indexPrefix,
+    ...(level === '1' ? { pullRequestRepositories } : {}),
   });
+  // a pull request's decision task (`repo:…:pull-request`) creates what its actions may
+  for (const r of roles.filter((x) => /:pr-action:[^:]+$/.test(x.roleId))) {
+    roles.push({
+      roleId: r.roleId.replace(/:pr-action:[^:]+$/, ':pull-request'),
+      description: `Pull requests to ${r.roleId.slice('repo:'.length).replace(/:pr-action:[^:]+$/, '')} (level 1)`,
+      scopes: r.scopes,
+    });
+  }
   const byRepo = new Map(
     roles
-      .filter((r) => r.roleId.startsWith('repo:'))
+      .filter((r) => r.roleId.startsWith('repo:') && /:action:[^:]+$/.test(r.roleId))
       .map((r) => [r.roleId.replace(/:action:[^:]+$/, ''), r] as const),
   );
   for (const p of projects) {
@@ -226,6 +238,13 @@ export function levelRoles(
   return roles;
 }
 
+/** `policy.pullRequests` of a `.taskcluster.yml` (taskcluster-github's default: collaborators). */
+function tcymlPullRequestPolicy(tcyml: string): string {
+  const doc = parseTaskclusterYml(tcyml) as { policy?: { pullRequests?: unknown } };
+  const policy = doc.policy?.pullRequests;
+  return typeof policy === 'string' ? policy : 'collaborators';
+}
+
 /** Everything the deployment holds for this trust domain. */
 export function ciConfig(input: CiConfigInput): CiConfig {
   const { tcyml, config } = input;
@@ -233,19 +252,25 @@ export function ciConfig(input: CiConfigInput): CiConfig {
     ...(input.projects ?? []),
     ...(input.onlyGiven ? [] : projectsFromTcyml(tcyml)),
   ];
-  const levels = [...new Set(projects.map((p) => p.level))].sort() as Level[];
+  // pull requests come to git repositories, and always run at level 1
+  const prRepositories = [
+    ...new Set(projects.filter((p) => p.repositoryType === 'git').map((p) => p.repository)),
+  ];
+  const levels = [
+    ...new Set([...projects.map((p) => p.level), ...(prRepositories.length ? ['1' as const] : [])]),
+  ].sort() as Level[];
   const roles: RoleDefinition[] = [];
   const hooks: HookDefinition[] = [];
   for (const level of levels) {
-    roles.push(
-      ...levelRoles(
-        tcyml,
-        config,
-        level,
-        projects.filter((p) => p.level === level),
-      ),
-    );
-    hooks.push(actionHookDefinition({ tcyml, trustDomain: config.trustDomain, level }));
+    const atLevel = projects.filter((p) => p.level === level);
+    roles.push(...levelRoles(tcyml, config, level, atLevel, prRepositories));
+    if (atLevel.length)
+      hooks.push(actionHookDefinition({ tcyml, trustDomain: config.trustDomain, level }));
+    if (level === '1' && prRepositories.length) {
+      hooks.push(
+        actionHookDefinition({ tcyml, trustDomain: config.trustDomain, level, pullRequest: true }),
+      );
+    }
   }
   const pools = new Map<string, WorkerPoolDefinition>();
   for (const level of levels) {
@@ -275,6 +300,7 @@ export function ciConfig(input: CiConfigInput): CiConfig {
   }
   return {
     trustDomain: config.trustDomain,
+    pullRequestPolicy: tcymlPullRequestPolicy(tcyml),
     levels,
     projects,
     roles,
@@ -294,7 +320,13 @@ function grantJob(roleId: string): string | undefined {
   if (/:branch:/.test(roleId)) return 'push';
   if (/:cron:\*$/.test(roleId)) return 'cron:*';
   if (/:action:/.test(roleId)) return 'action:*';
+  if (/:pull-request$/.test(roleId)) return 'pull-request:*';
+  if (/:pr-action:/.test(roleId)) return 'pr-action:*';
   return undefined;
+}
+
+function pullRequestPolicy(c: CiConfig): string {
+  return c.pullRequestPolicy ?? 'collaborators';
 }
 
 /** projects.yml: an hg project per repository, a git project per repository with its branches. */
@@ -323,7 +355,9 @@ function projectsYml(c: CiConfig): Record<string, unknown> {
         trust_domain: c.trustDomain,
         branches: [] as unknown[],
         features: {
+          'github-pull-request': { policy: pullRequestPolicy(c) },
           'github-taskgraph': true,
+          'pr-actions': true,
           'taskgraph-actions': true,
           'treeherder-reporting': true,
           'trust-domain-scopes': true,

@@ -16,6 +16,8 @@ export interface ActionHookOptions {
   trustDomain: string;
   level: number | string;
   perm?: string;
+  /** The pull-request hook (`in-tree-pr-action-…`, `tasks_for: pr-action`). */
+  pullRequest?: boolean;
 }
 
 export interface HookDefinition {
@@ -82,6 +84,7 @@ export function actionTriggerSchema(): Record<string, unknown> {
               url: str('repository URL, no trailing slash', { pattern: '[^/]$' }),
               project: str('project (repository alias)'),
               level: str('SCM level'),
+              base_url: str('repository a pull request targets (its scopes are checked)'),
             },
           },
           parameters: { type: 'object', additionalProperties: true },
@@ -126,10 +129,14 @@ export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
   }
   const hash = tcymlHash(opts.tcyml);
   const hookGroupId = hookGroupIdFor(opts.trustDomain);
-  const hookId = hookIdFor(opts.level, perm, hash);
+  const pr = opts.pullRequest === true;
+  const hookId = hookIdFor(opts.level, perm, hash, pr);
+  // A pull request's action runs as the repository it targets (base_url), with that
+  // repository's `pr-action` role; a push's as the repository itself, with its `action` role.
+  const role = `${pr ? 'pr-action' : 'action'}:${perm}`;
   const task = {
     $let: {
-      tasks_for: 'action',
+      tasks_for: pr ? 'pr-action' : 'action',
       action: {
         name: '${payload.decision.action.name}',
         title: '${payload.decision.action.title}',
@@ -141,9 +148,20 @@ export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
         // `assume:repo:…:action:<perm>` scopes of repositories at this level.
         // (scheme stripped: https:// as ci-admin's hg.mozilla.org repositories, http:// locally)
         repo_scope: {
-          $if: 'payload.decision.repository.url[:8] == "https://"',
-          then: 'assume:repo:${payload.decision.repository.url[8:]}:action:' + perm,
-          else: 'assume:repo:${payload.decision.repository.url[7:]}:action:' + perm,
+          $let: {
+            scopeUrl: pr
+              ? {
+                  $if: "'base_url' in payload.decision.repository",
+                  then: { $eval: 'payload.decision.repository.base_url' },
+                  else: { $eval: 'payload.decision.repository.url' },
+                }
+              : { $eval: 'payload.decision.repository.url' },
+          },
+          in: {
+            $if: 'scopeUrl[:8] == "https://"',
+            then: 'assume:repo:${scopeUrl[8:]}:' + role,
+            else: 'assume:repo:${scopeUrl[7:]}:' + role,
+          },
         },
         action_perm: perm,
       },
@@ -164,7 +182,8 @@ export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
       metadata: {
         name: `${hookGroupId}/${hookId}`,
         description:
-          `Action task (${perm}) at level ${opts.level}, for .taskcluster.yml hash ${hash}. ` +
+          `${pr ? 'Pull-request action' : 'Action'} task (${perm}) at level ${opts.level}, ` +
+          `for .taskcluster.yml hash ${hash}. ` +
           "Fired by the hookPayload templates of a decision task's actions.json.",
         owner: 'release-engineering@mozilla.com',
         emailOnError: false,
@@ -188,6 +207,11 @@ export interface LevelRoleOptions {
   projectId: string | string[];
   indexPrefix: string;
   perm?: string;
+  /**
+   * Repositories whose pull requests may run actions (level 1 only, whatever the level of their
+   * branches): the pull-request hook role and each one's `pr-action` role.
+   */
+  pullRequestRepositories?: string[];
 }
 
 export interface RoleDefinition {
@@ -200,45 +224,78 @@ function repoPath(url: string): string {
   return url.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
 }
 
+/** What one repository's action tasks may do at level `L`, as project `project`. */
+function actionScopes(
+  opts: LevelRoleOptions,
+  L: string,
+  project: string,
+  hookPrefix: string,
+): string[] {
+  const schedulerId = `${opts.trustDomain}-level-${L}`;
+  return [
+    ...opts.taskQueueIds.map((q) => `queue:create-task:highest:${q}`),
+    ...[opts.projectId].flat().map((p) => `queue:create-task:project:${p}`),
+    `queue:scheduler-id:${schedulerId}`,
+    `queue:cancel-task:${schedulerId}/*`,
+    `queue:route:tc-treeherder.v2.${project}.*`,
+    `queue:route:index.${projectNamespace(opts.indexPrefix, project)}.*`,
+    `queue:route:index.${cacheLevelNamespace(opts.indexPrefix, L)}.*`,
+    // the action task's own routes (`<trustDomain>.v2.<project>.revision.….actions.<taskId>`)
+    `queue:route:index.${opts.trustDomain}.v2.${project}.*`,
+    'queue:get-task:*',
+    'queue:status:*',
+    'queue:list-task-group:*',
+    'queue:list-artifacts:*',
+    'queue:get-artifact:public/*',
+    'index:find-task:*',
+    'index:list-tasks:*',
+    `in-tree:hook-action:${hookGroupIdFor(opts.trustDomain)}/${hookPrefix}-${L}-*`,
+  ];
+}
+
+/** The project name a repository's pull requests run as (`<name>-pr`, as .taskcluster.yml says). */
+export function pullRequestProject(repository: string): string {
+  return `${repoPath(repository).split('/').pop()!}-pr`;
+}
+
 /**
  * Roles for one level: the hook role (assume the action role of every repository at this level)
  * and each repository's action role (what its action tasks may do: create tasks of this level
- * only, on its queues, with its routes; cancel tasks of this level; read the task group).
+ * only, on its queues, with its routes; cancel tasks of this level; read the task group). At
+ * level 1, the same for pull requests: the pull-request hook role assumes each repository's
+ * `pr-action` role, which may do what a level-1 action may, as the repository's `-pr` project.
  */
 export function actionRoles(opts: LevelRoleOptions): RoleDefinition[] {
   const perm = opts.perm ?? 'generic';
   const L = String(opts.level);
-  const schedulerId = `${opts.trustDomain}-level-${L}`;
-  const roles: RoleDefinition[] = [
-    {
-      roleId: `hook-id:${hookGroupIdFor(opts.trustDomain)}/in-tree-action-${L}-${perm}/*`,
+  const group = hookGroupIdFor(opts.trustDomain);
+  const roles: RoleDefinition[] = [];
+  if (opts.repositories.length) {
+    roles.push({
+      roleId: `hook-id:${group}/in-tree-action-${L}-${perm}/*`,
       description: `Action hooks (${perm}) of level ${L}: the action roles of level-${L} repositories`,
       scopes: opts.repositories.map((r) => `assume:repo:${repoPath(r)}:action:${perm}`),
-    },
-  ];
+    });
+  }
   for (const r of opts.repositories) {
-    const project = repoPath(r).split('/').pop()!;
     roles.push({
       roleId: `repo:${repoPath(r)}:action:${perm}`,
       description: `What ${perm} action tasks of ${r} (level ${L}) may do`,
-      scopes: [
-        ...opts.taskQueueIds.map((q) => `queue:create-task:highest:${q}`),
-        ...[opts.projectId].flat().map((p) => `queue:create-task:project:${p}`),
-        `queue:scheduler-id:${schedulerId}`,
-        `queue:cancel-task:${schedulerId}/*`,
-        `queue:route:tc-treeherder.v2.${project}.*`,
-        `queue:route:index.${projectNamespace(opts.indexPrefix, project)}.*`,
-        `queue:route:index.${cacheLevelNamespace(opts.indexPrefix, L)}.*`,
-        `queue:route:index.${opts.trustDomain}.v2.${project}.*`,
-        'queue:get-task:*',
-        'queue:status:*',
-        'queue:list-task-group:*',
-        'queue:list-artifacts:*',
-        'queue:get-artifact:public/*',
-        'index:find-task:*',
-        'index:list-tasks:*',
-        `in-tree:hook-action:${hookGroupIdFor(opts.trustDomain)}/in-tree-action-${L}-*`,
-      ],
+      scopes: actionScopes(opts, L, repoPath(r).split('/').pop()!, 'in-tree-action'),
+    });
+  }
+  const prRepositories = L === '1' ? (opts.pullRequestRepositories ?? []) : [];
+  if (!prRepositories.length) return roles;
+  roles.push({
+    roleId: `hook-id:${group}/in-tree-pr-action-${L}-${perm}/*`,
+    description: `Pull-request action hooks (${perm}): the pr-action roles of repositories taking pull requests`,
+    scopes: prRepositories.map((r) => `assume:repo:${repoPath(r)}:pr-action:${perm}`),
+  });
+  for (const r of prRepositories) {
+    roles.push({
+      roleId: `repo:${repoPath(r)}:pr-action:${perm}`,
+      description: `What ${perm} action tasks of pull requests to ${r} (level ${L}) may do`,
+      scopes: actionScopes(opts, L, pullRequestProject(r), 'in-tree-pr-action'),
     });
   }
   return roles;

@@ -130,10 +130,26 @@ export function hookGroupIdFor(trustDomain: string): string {
   return `project-${trustDomain}`;
 }
 
-export function hookIdFor(level: number | string, perm: string, hash: string): string {
+/**
+ * The action hook of a level and permission for one `.taskcluster.yml`. A pull request's decision
+ * task offers the pull-request hooks (`in-tree-pr-action-…`, as taskgraph names them for
+ * `tasks_for: github-pull-request*`), whose action tasks run as the base repository's
+ * `pr-action` role, never as the repository's own `action` role.
+ */
+export function hookIdFor(
+  level: number | string,
+  perm: string,
+  hash: string,
+  pullRequest = false,
+): string {
   if (perm.includes('/'))
     throw new ArchiveError('usage', `'/' is not allowed in an action permission: ${perm}`);
-  return `in-tree-action-${level}-${perm}/${hash}`;
+  return `${pullRequest ? 'in-tree-pr-action' : 'in-tree-action'}-${level}-${perm}/${hash}`;
+}
+
+/** Whether decision parameters are a pull request's (taskcluster-github's `tasks_for`). */
+export function isPullRequestPush(params: Record<string, unknown>): boolean {
+  return String(params.tasks_for ?? params.tasksFor ?? '').startsWith('github-pull-request');
 }
 
 /**
@@ -149,6 +165,8 @@ export interface ActionPush {
   owner: string;
   pushlogId: string;
   branch?: string;
+  /** The repository a pull request targets (its scopes are the pull-request action's). */
+  baseRepository?: string;
 }
 
 function pick(p: Record<string, unknown>, ...keys: string[]): unknown {
@@ -186,6 +204,8 @@ export function actionPush(params: Record<string, unknown>): ActionPush {
   if (base) push.baseRevision = base;
   const branch = str(pick(params, 'branch', 'head_ref', 'headRef'));
   if (branch) push.branch = branch;
+  const baseRepository = str(pick(params, 'base_repository', 'baseRepository'));
+  if (baseRepository) push.baseRepository = baseRepository.replace(/\/+$/, '');
   return push;
 }
 
@@ -243,7 +263,12 @@ export function hookPayloadTemplate(
       cb_name: action.cbName,
       symbol: action.symbol,
     },
-    repository: { url: push.repository, project: push.project, level: push.level },
+    repository: {
+      url: push.repository,
+      project: push.project,
+      level: push.level,
+      ...(push.baseRepository ? { base_url: push.baseRepository } : {}),
+    },
     push: pushOut,
   };
   if (parameters) decision.parameters = parameters;
@@ -286,7 +311,7 @@ export function renderActionsJson(
     if (a.schema) out.schema = publishedSchema(a.schema);
     out.kind = 'hook';
     out.hookGroupId = hookGroupIdFor(opts.trustDomain);
-    out.hookId = hookIdFor(level, a.perm, opts.tcymlHash);
+    out.hookId = hookIdFor(level, a.perm, opts.tcymlHash, isPullRequestPush(params));
     out.hookPayload = hookPayloadTemplate(
       a,
       { ...push, level },
