@@ -4,12 +4,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import * as yaml from 'js-yaml';
-import {
-  ciConfig,
-  ciConfigFiles,
-  parseProjectFlag,
-  projectsFromTcyml,
-} from '../src/actions/ci-config.js';
+import { ciConfigFiles } from '../src/actions/ci-config-files.js';
+import { ciConfig, parseProjectFlag, projectsFromTcyml } from '../src/actions/ci-config.js';
 import { loadGraphConfig } from '../src/decision/config.js';
 import { spawnCli } from './helpers/cli.js';
 

@@ -104,35 +104,60 @@ export function actionTriggerSchema(): Record<string, unknown> {
   };
 }
 
-/** The hook for one (level, perm) and one `.taskcluster.yml`. */
-export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
-  const perm = opts.perm ?? 'generic';
-  let parsed: any;
+/** The first task of `.taskcluster.yml`, before rendering (the action hook wraps it). */
+function firstTask(tcyml: string): unknown {
+  let parsed: unknown;
   try {
-    parsed = yaml.load(opts.tcyml);
+    parsed = yaml.load(tcyml);
   } catch (e) {
     throw new ArchiveError(
       'invalid-config',
       `.taskcluster.yml is not valid YAML: ${errorMessage(e)}`,
     );
   }
-  if (
-    !parsed ||
-    typeof parsed !== 'object' ||
-    !Array.isArray(parsed.tasks) ||
-    !parsed.tasks.length
-  ) {
+  const tasks = (parsed as { tasks?: unknown } | null)?.tasks;
+  if (!Array.isArray(tasks) || !tasks.length) {
     throw new ArchiveError(
       'invalid-config',
       '.taskcluster.yml must have `tasks` as a non-empty array before rendering (action hooks wrap tasks[0])',
     );
   }
+  return tasks[0];
+}
+
+/**
+ * The scope the action task assumes: the role `role` of the repository in the payload (a pull
+ * request's: the repository it targets, `base_url`). The hook's role only holds those scopes
+ * of repositories at this level. (Scheme stripped: https:// as ci-admin's, http:// locally.)
+ */
+function repoScopeTemplate(pr: boolean, role: string): Record<string, unknown> {
+  return {
+    $let: {
+      scopeUrl: pr
+        ? {
+            $if: "'base_url' in payload.decision.repository",
+            then: { $eval: 'payload.decision.repository.base_url' },
+            else: { $eval: 'payload.decision.repository.url' },
+          }
+        : { $eval: 'payload.decision.repository.url' },
+    },
+    in: {
+      $if: 'scopeUrl[:8] == "https://"',
+      then: 'assume:repo:${scopeUrl[8:]}:' + role,
+      else: 'assume:repo:${scopeUrl[7:]}:' + role,
+    },
+  };
+}
+
+/** The hook for one (level, perm) and one `.taskcluster.yml`. */
+export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
+  const perm = opts.perm ?? 'generic';
+  const first = firstTask(opts.tcyml);
   const hash = tcymlHash(opts.tcyml);
   const hookGroupId = hookGroupIdFor(opts.trustDomain);
   const pr = opts.pullRequest === true;
   const hookId = hookIdFor(opts.level, perm, hash, pr);
-  // A pull request's action runs as the repository it targets (base_url), with that
-  // repository's `pr-action` role; a push's as the repository itself, with its `action` role.
+  // a pull request's action runs with the `pr-action` role, a push's with the `action` role
   const role = `${pr ? 'pr-action' : 'action'}:${perm}`;
   const task = {
     $let: {
@@ -144,25 +169,7 @@ export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
         taskGroupId: '${payload.decision.action.taskGroupId}',
         symbol: '${payload.decision.action.symbol}',
         cb_name: '${payload.decision.action.cb_name}',
-        // The repository comes from the payload, but the hook's role only holds the
-        // `assume:repo:…:action:<perm>` scopes of repositories at this level.
-        // (scheme stripped: https:// as ci-admin's hg.mozilla.org repositories, http:// locally)
-        repo_scope: {
-          $let: {
-            scopeUrl: pr
-              ? {
-                  $if: "'base_url' in payload.decision.repository",
-                  then: { $eval: 'payload.decision.repository.base_url' },
-                  else: { $eval: 'payload.decision.repository.url' },
-                }
-              : { $eval: 'payload.decision.repository.url' },
-          },
-          in: {
-            $if: 'scopeUrl[:8] == "https://"',
-            then: 'assume:repo:${scopeUrl[8:]}:' + role,
-            else: 'assume:repo:${scopeUrl[7:]}:' + role,
-          },
-        },
+        repo_scope: repoScopeTemplate(pr, role),
         action_perm: perm,
       },
       push: { $eval: 'payload.decision.push' },
@@ -173,7 +180,7 @@ export function actionHookDefinition(opts: ActionHookOptions): HookDefinition {
       taskGroupId: { $eval: 'payload.user.taskGroupId' },
       ownTaskId: { $eval: 'taskId' },
     },
-    in: parsed.tasks[0],
+    in: first,
   };
   return {
     hookGroupId,

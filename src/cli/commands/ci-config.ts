@@ -13,6 +13,7 @@ import { printResult } from '../output.js';
 // The stage's modules load only when the command runs (fast --help).
 const load = {
   core: () => import('../../actions/ci-config.js'),
+  files: () => import('../../actions/ci-config-files.js'),
   config: () => import('../../decision/config.js'),
   client: () => import('../../taskcluster/client.js'),
   tc: async () => (await import('taskcluster-client')).default,
@@ -55,7 +56,8 @@ export function register(program: Command): void {
     .option('--root-url <url>', 'Taskcluster root URL for --apply (default TASKCLUSTER_ROOT_URL)')
     .option('--json', 'print one JSON document')
     .action(async (flags: Flags & { workerPools?: boolean }) => {
-      const { applyCiConfig, ciConfig, ciConfigFiles, parseProjectFlag } = await load.core();
+      const { applyCiConfig, ciConfig, parseProjectFlag } = await load.core();
+      const { ciConfigFiles } = await load.files();
       const { loadGraphConfig } = await load.config();
       const tcymlFile = path.join(flags.checkout, '.taskcluster.yml');
       const tcyml = fs.readFileSync(tcymlFile, 'utf8');
