@@ -57,15 +57,14 @@ const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const c = zlib.constants;
 let canMove = true;
-parentPort.on('message', (m) => {
+function run(m, replies, transfer) {
   const reply = { id: m.id };
-  const back = [];
   if (m.owned) {
     reply.data = m.data;
-    back.push(m.data.buffer);
+    transfer.push(m.data.buffer);
     if (m.dictionary) {
       reply.dictionary = m.dictionary;
-      back.push(m.dictionary.buffer);
+      transfer.push(m.dictionary.buffer);
     }
   }
   try {
@@ -73,20 +72,25 @@ parentPort.on('message', (m) => {
       chunkSize: ${ZLIB_CHUNK_SIZE}, finishFlush: m.final ? c.Z_FINISH : c.Z_SYNC_FLUSH };
     if (m.dictionary && m.dictionary.length) opts.dictionary = m.dictionary;
     let out = zlib.deflateRawSync(m.data, opts);
-    if (out.buffer.byteLength <= Buffer.poolSize) out = new Uint8Array(out);
+    if (out.buffer.byteLength <= Buffer.poolSize || !canMove) out = new Uint8Array(out);
     reply.out = out;
-    try {
-      if (!canMove) throw new Error('copy');
-      parentPort.postMessage(reply, [out.buffer, ...back]);
-    } catch {
-      // a Node that marks zlib's output untransferable: send copies from now on
-      canMove = false;
-      reply.out = new Uint8Array(out);
-      parentPort.postMessage(reply, [reply.out.buffer, ...back]);
-    }
   } catch (e) {
     reply.error = String((e && e.message) || e);
-    parentPort.postMessage(reply, back);
+  }
+  replies.push(reply);
+}
+parentPort.on('message', (batch) => {
+  const replies = [];
+  const transfer = [];
+  for (const m of batch) run(m, replies, transfer);
+  const outs = replies.filter((r) => r.out).map((r) => r.out.buffer);
+  try {
+    parentPort.postMessage(replies, [...outs, ...transfer]);
+  } catch {
+    // a Node that marks zlib's output untransferable: send copies from now on
+    canMove = false;
+    for (const r of replies) if (r.out) r.out = new Uint8Array(r.out);
+    parentPort.postMessage(replies, [...replies.filter((r) => r.out).map((r) => r.out.buffer), ...transfer]);
   }
 });
 `;
@@ -111,8 +115,11 @@ export const defaultThreads = () =>
 /** Young-generation size of a deflate thread's heap, in MB. */
 const WORKER_YOUNG_MB = 2;
 
-/** Jobs handed to one thread ahead of its results: it never waits for the main thread. */
+/** Messages of jobs handed to one thread ahead of its results: it never waits for the main thread. */
 const JOBS_PER_THREAD = 2;
+/** At most this many jobs, or about this many input bytes, go to a thread in one message. */
+const BATCH_JOBS = 64;
+const BATCH_BYTES = 256 * 1024;
 
 /** Buffers of one size kept for reuse (at most `keep`), each its own memory. */
 class FreeList {
@@ -174,17 +181,19 @@ export class DeflatePool {
     });
     w.unref();
     this.load.set(w, 0);
-    w.on('message', (m: Reply) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
+    w.on('message', (replies: Reply[]) => {
       this.load.set(w, (this.load.get(w) ?? 1) - 1);
-      this.recycle(m);
+      for (const m of replies) this.recycle(m);
       this.pump();
-      if (!p) return;
-      if (m.error !== undefined) p.reject(new ArchiveError('internal', `deflate: ${m.error}`));
-      else {
-        const out = m.out!;
-        p.resolve(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+      for (const m of replies) {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (!p) continue;
+        if (m.error !== undefined) p.reject(new ArchiveError('internal', `deflate: ${m.error}`));
+        else {
+          const out = m.out!;
+          p.resolve(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+        }
       }
     });
     w.on('error', (e) => this.fail(e));
@@ -217,17 +226,29 @@ export class DeflatePool {
     return best;
   }
 
+  /**
+   * Hand queued jobs to threads with room, as one message per thread holding every job queued
+   * meanwhile (up to BATCH_JOBS or BATCH_BYTES): many small files cost few messages.
+   */
   private pump(): void {
     while (this.queue.length && !this.failure) {
       const w = this.leastLoaded();
       if (!w) return;
-      const { job, p } = this.queue.shift()!;
-      const id = this.nextId++;
-      this.pending.set(id, p);
+      const batch: Array<DeflateJob & { id: number }> = [];
+      const transfer: ArrayBuffer[] = [];
+      let bytes = 0;
+      while (this.queue.length && batch.length < BATCH_JOBS && bytes < BATCH_BYTES) {
+        const { job, p } = this.queue.shift()!;
+        const id = this.nextId++;
+        this.pending.set(id, p);
+        const { data, dictionary, final, owned } = job;
+        batch.push({ id, data, dictionary, final, owned });
+        if (owned) transfer.push(data.buffer as ArrayBuffer);
+        if (owned && dictionary) transfer.push(dictionary.buffer as ArrayBuffer);
+        bytes += data.length;
+      }
       this.load.set(w, this.load.get(w)! + 1);
-      const { data, dictionary, final, owned } = job;
-      const transfer = owned ? [data.buffer, ...(dictionary ? [dictionary.buffer] : [])] : [];
-      w.postMessage({ id, data, dictionary, final, owned }, transfer as ArrayBuffer[]);
+      w.postMessage(batch, transfer);
     }
   }
 
