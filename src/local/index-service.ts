@@ -11,6 +11,7 @@ import { silentLogger } from '../util/log.js';
 import {
   ApiError,
   type Handler,
+  type HandlerResult,
   type RequestContext,
   type Service,
   type ServiceDeps,
@@ -87,6 +88,43 @@ function nextDay(iso: string): string {
   return d.toISOString();
 }
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS index_namespaces (
+    parent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    PRIMARY KEY (parent, name)
+  );
+  CREATE TABLE IF NOT EXISTS index_tasks (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    rank REAL NOT NULL,
+    task_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  CREATE INDEX IF NOT EXISTS index_tasks_expires ON index_tasks (expires);
+  CREATE INDEX IF NOT EXISTS index_namespaces_expires ON index_namespaces (expires);
+`;
+
+/** The index paths of a findTasksAtIndex body (`{indexes: [...]}`, nothing else). */
+function findTasksAtIndexInput(body: unknown): string[] {
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (typeof b !== 'object' || Array.isArray(b)) {
+    throw new ApiError('InputValidationError', 'the request body must be a JSON object');
+  }
+  const extra = Object.keys(b).filter((k) => k !== 'indexes');
+  if (extra.length) {
+    throw new ApiError('InputValidationError', `unexpected properties: ${extra.join(', ')}`);
+  }
+  const indexes = b.indexes ?? [];
+  if (!Array.isArray(indexes) || !indexes.every((i: unknown) => typeof i === 'string')) {
+    throw new ApiError('InputValidationError', 'indexes must be an array of index paths');
+  }
+  return indexes as string[];
+}
+
 export class IndexService implements Service {
   readonly name = 'index';
   readonly handlers: Record<string, Handler>;
@@ -102,123 +140,104 @@ export class IndexService implements Service {
     },
   ) {
     this.log = deps.log ?? silentLogger;
-    deps.db.exec(`
-      CREATE TABLE IF NOT EXISTS index_namespaces (
-        parent TEXT NOT NULL,
-        name TEXT NOT NULL,
-        expires TEXT NOT NULL,
-        PRIMARY KEY (parent, name)
-      );
-      CREATE TABLE IF NOT EXISTS index_tasks (
-        namespace TEXT NOT NULL,
-        name TEXT NOT NULL,
-        rank REAL NOT NULL,
-        task_id TEXT NOT NULL,
-        data TEXT NOT NULL,
-        expires TEXT NOT NULL,
-        PRIMARY KEY (namespace, name)
-      );
-      CREATE INDEX IF NOT EXISTS index_tasks_expires ON index_tasks (expires);
-      CREATE INDEX IF NOT EXISTS index_namespaces_expires ON index_namespaces (expires);
-    `);
+    deps.db.exec(SCHEMA);
     this.handlers = {
-      findTask: (ctx) => {
-        const path = ctx.params.indexPath!;
-        const found = this.find(path);
-        if (!found) throw new ApiError('ResourceNotFound', `no task indexed at '${path}'`);
-        return { body: found };
-      },
+      findTask: (ctx) => ({ body: this.mustFind(ctx.params.indexPath!) }),
       insertTask: (ctx) => {
         const namespace = ctx.params.namespace!;
         return { body: this.insert(namespace, this.insertBody(ctx.body)) };
       },
-      deleteTask: (ctx) => {
-        const namespace = ctx.params.namespace!;
-        checkNamespace(namespace);
-        const [parent, name] = split(namespace);
-        this.deps.db
-          .prepare('DELETE FROM index_tasks WHERE namespace = ? AND name = ?')
-          .run(parent, name);
-        return { body: {} };
-      },
-      listNamespaces: (ctx) => {
-        const namespace = ctx.params.namespace ?? '';
-        if (namespace) checkNamespace(namespace);
-        const { page, continuationToken } = this.page<NamespaceRow>(
-          'SELECT * FROM index_namespaces WHERE parent = ?',
-          namespace,
-          ctx,
-        );
-        const out: Record<string, unknown> = {
-          namespaces: page.map((r) => ({
-            namespace: join(r.parent, r.name),
-            name: r.name,
-            expires: r.expires,
-          })),
-        };
-        if (continuationToken) out.continuationToken = continuationToken;
-        return { body: out };
-      },
-      listTasks: (ctx) => {
-        const namespace = ctx.params.namespace ?? '';
-        if (namespace) checkNamespace(namespace);
-        const { page, continuationToken } = this.page<TaskRow>(
-          'SELECT * FROM index_tasks WHERE namespace = ?',
-          namespace,
-          ctx,
-        );
-        const out: Record<string, unknown> = { tasks: page.map((r) => this.entry(r)) };
-        if (continuationToken) out.continuationToken = continuationToken;
-        return { body: out };
-      },
-      findTasksAtIndex: (ctx) => {
-        const b = ctx.body ?? {};
-        if (typeof b !== 'object' || Array.isArray(b)) {
-          throw new ApiError('InputValidationError', 'the request body must be a JSON object');
-        }
-        const extra = Object.keys(b).filter((k) => k !== 'indexes');
-        if (extra.length) {
-          throw new ApiError('InputValidationError', `unexpected properties: ${extra.join(', ')}`);
-        }
-        const indexes = b.indexes ?? [];
-        if (!Array.isArray(indexes) || !indexes.every((i: unknown) => typeof i === 'string')) {
-          throw new ApiError('InputValidationError', 'indexes must be an array of index paths');
-        }
-        ctx.authorize({ indexPaths: indexes });
-        const limit = pageSize(ctx.query);
-        const afterRaw = decodeToken<string>(ctx.query.continuationToken, 'string');
-        let start = 0;
-        if (afterRaw !== undefined) {
-          start = Number(afterRaw);
-          if (!Number.isInteger(start) || start < 0) {
-            throw new ApiError('InvalidRequestArguments', 'invalid continuationToken');
-          }
-        }
-        const tasks: IndexEntry[] = [];
-        let i = start;
-        for (; i < indexes.length && tasks.length < limit; i++) {
-          const found = NAMESPACE_FORMAT.test(indexes[i]) ? this.find(indexes[i]) : undefined;
-          if (found) tasks.push(found);
-        }
-        const out: Record<string, unknown> = { tasks };
-        if (i < indexes.length) out.continuationToken = encodeToken(String(i));
-        return { body: out };
-      },
-      findArtifactFromTask: (ctx) => {
-        const path = ctx.params.indexPath!;
-        const name = ctx.params.name!;
-        const found = this.find(path);
-        if (!found) throw new ApiError('ResourceNotFound', `no task indexed at '${path}'`);
-        let url =
-          `${ctx.rootUrl}/api/queue/v1/task/${encodeURIComponent(found.taskId)}` +
-          `/artifacts/${encodeURIComponent(name)}`;
-        const anonymous = this.deps.anonymousScopes?.() ?? [];
-        if (!satisfiesExpression(anonymous, `queue:get-artifact:${name}`) && this.deps.signUrl) {
-          url = this.deps.signUrl(url, 15 * 60);
-        }
-        return { status: 303, headers: { location: url } };
-      },
+      deleteTask: (ctx) => this.deleteTask(ctx),
+      listNamespaces: (ctx) => this.listNamespaces(ctx),
+      listTasks: (ctx) => this.listTasks(ctx),
+      findTasksAtIndex: (ctx) => this.findTasksAtIndex(ctx),
+      findArtifactFromTask: (ctx) => this.findArtifactFromTask(ctx),
     };
+  }
+
+  private mustFind(path: string): IndexEntry {
+    const found = this.find(path);
+    if (!found) throw new ApiError('ResourceNotFound', `no task indexed at '${path}'`);
+    return found;
+  }
+
+  private deleteTask(ctx: RequestContext): HandlerResult {
+    const namespace = ctx.params.namespace!;
+    checkNamespace(namespace);
+    const [parent, name] = split(namespace);
+    this.deps.db
+      .prepare('DELETE FROM index_tasks WHERE namespace = ? AND name = ?')
+      .run(parent, name);
+    return { body: {} };
+  }
+
+  private listNamespaces(ctx: RequestContext): HandlerResult {
+    const namespace = ctx.params.namespace ?? '';
+    if (namespace) checkNamespace(namespace);
+    const { page, continuationToken } = this.page<NamespaceRow>(
+      'SELECT * FROM index_namespaces WHERE parent = ?',
+      namespace,
+      ctx,
+    );
+    const out: Record<string, unknown> = {
+      namespaces: page.map((r) => ({
+        namespace: join(r.parent, r.name),
+        name: r.name,
+        expires: r.expires,
+      })),
+    };
+    if (continuationToken) out.continuationToken = continuationToken;
+    return { body: out };
+  }
+
+  private listTasks(ctx: RequestContext): HandlerResult {
+    const namespace = ctx.params.namespace ?? '';
+    if (namespace) checkNamespace(namespace);
+    const { page, continuationToken } = this.page<TaskRow>(
+      'SELECT * FROM index_tasks WHERE namespace = ?',
+      namespace,
+      ctx,
+    );
+    const out: Record<string, unknown> = { tasks: page.map((r) => this.entry(r)) };
+    if (continuationToken) out.continuationToken = continuationToken;
+    return { body: out };
+  }
+
+  private findTasksAtIndex(ctx: RequestContext): HandlerResult {
+    const indexes = findTasksAtIndexInput(ctx.body);
+    ctx.authorize({ indexPaths: indexes });
+    const limit = pageSize(ctx.query);
+    const afterRaw = decodeToken<string>(ctx.query.continuationToken, 'string');
+    let start = 0;
+    if (afterRaw !== undefined) {
+      start = Number(afterRaw);
+      if (!Number.isInteger(start) || start < 0) {
+        throw new ApiError('InvalidRequestArguments', 'invalid continuationToken');
+      }
+    }
+    const tasks: IndexEntry[] = [];
+    let i = start;
+    for (; i < indexes.length && tasks.length < limit; i++) {
+      const found = NAMESPACE_FORMAT.test(indexes[i]!) ? this.find(indexes[i]!) : undefined;
+      if (found) tasks.push(found);
+    }
+    const out: Record<string, unknown> = { tasks };
+    if (i < indexes.length) out.continuationToken = encodeToken(String(i));
+    return { body: out };
+  }
+
+  /** A 303 to the artifact on the queue, signed when anonymous callers may not read it. */
+  private findArtifactFromTask(ctx: RequestContext): HandlerResult {
+    const name = ctx.params.name!;
+    const found = this.mustFind(ctx.params.indexPath!);
+    let url =
+      `${ctx.rootUrl}/api/queue/v1/task/${encodeURIComponent(found.taskId)}` +
+      `/artifacts/${encodeURIComponent(name)}`;
+    const anonymous = this.deps.anonymousScopes?.() ?? [];
+    if (!satisfiesExpression(anonymous, `queue:get-artifact:${name}`) && this.deps.signUrl) {
+      url = this.deps.signUrl(url, 15 * 60);
+    }
+    return { status: 303, headers: { location: url } };
   }
 
   /**
