@@ -123,6 +123,77 @@ async function startS3(stateDir: string, db: Database, log: Logger) {
   return { s3, close };
 }
 
+/** Runs cleanup steps in order, each whatever the others did; `log` hears of a failing one. */
+async function runSteps(steps: Array<() => unknown>, log?: Logger): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (e) {
+      log?.warn('embedded-close-step-failed', { error: e });
+    }
+  }
+}
+
+/** The hosted services, wired to each other: completed tasks reach the index, hooks create
+ * tasks through the queue, every issued credential is signed by the embedded auth. */
+function createServices(
+  deps: ServiceDeps,
+  auth: HawkAuthenticator,
+  opts: EmbeddedOptions,
+  log: Logger,
+) {
+  const index = new IndexService({
+    ...deps,
+    log: log.child({ service: 'index' }),
+    signUrl: (url, ttl) => auth.signUrl(url, ttl),
+    anonymousScopes: () => auth.anonymousScopes(),
+  });
+  const queue = new QueueService({
+    ...deps,
+    issueCredentials: auth.issueCredentials,
+    events: { onTaskCompleted: (taskId, task) => void index.indexTaskOnCompletion(taskId, task) },
+    log: log.child({ service: 'queue' }),
+    ...(opts.claimWorkPollMs !== undefined ? { claimWorkPollMs: opts.claimWorkPollMs } : {}),
+  });
+  const hooks = new HooksService({
+    ...deps,
+    createTask: (taskId, def, scopes) => queue.createTaskAs(taskId, def, scopes),
+    expandScopes: (scopes) => auth.expandScopes(scopes),
+    log: log.child({ service: 'hooks' }),
+  });
+  const authService = new AuthService({ ...deps, auth });
+  const workerManager = new WorkerManagerService({
+    ...deps,
+    issueCredentials: auth.issueCredentials,
+  });
+  return { index, queue, hooks, authService, workerManager };
+}
+
+/** One sweep of every service at a time (a sweep asked for during one joins it). */
+function sweeper(services: Service[], log: Logger) {
+  let sweeping: Promise<void> | undefined;
+  const sweep = async (): Promise<void> => {
+    if (sweeping) return sweeping;
+    sweeping = (async () => {
+      for (const svc of services) {
+        try {
+          await svc.sweep?.();
+        } catch (e) {
+          log.error('embedded-sweep-failed', { service: svc.name, error: e });
+        }
+      }
+    })().finally(() => {
+      sweeping = undefined;
+    });
+    return sweeping;
+  };
+  /** Resolves once a sweep under way has finished. */
+  const settled = async () => {
+    if (sweeping) await sweeping.catch(() => {});
+  };
+  return { sweep, settled };
+}
+
 /** Start the embedded services (and s3rver unless `s3: false`). */
 export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
   const clock = opts.clock ?? systemClock;
@@ -144,32 +215,10 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       log,
     });
     const deps: ServiceDeps = { db, clock, rootUrl: () => server.rootUrl };
-    const index = new IndexService({
-      ...deps,
-      log: log.child({ service: 'index' }),
-      signUrl: (url, ttl) => auth.signUrl(url, ttl),
-      anonymousScopes: () => auth.anonymousScopes(),
-    });
-    const queue = new QueueService({
-      ...deps,
-      issueCredentials: auth.issueCredentials,
-      events: { onTaskCompleted: (taskId, task) => void index.indexTaskOnCompletion(taskId, task) },
-      log: log.child({ service: 'queue' }),
-      ...(opts.claimWorkPollMs !== undefined ? { claimWorkPollMs: opts.claimWorkPollMs } : {}),
-    });
+    const wired = createServices(deps, auth, opts, log);
+    const { index, queue, hooks, workerManager } = wired;
     cleanup.unshift(() => queue.close());
-    const hooks = new HooksService({
-      ...deps,
-      createTask: (taskId, def, scopes) => queue.createTaskAs(taskId, def, scopes),
-      expandScopes: (scopes) => auth.expandScopes(scopes),
-      log: log.child({ service: 'hooks' }),
-    });
-    const authService = new AuthService({ ...deps, auth });
-    const workerManager = new WorkerManagerService({
-      ...deps,
-      issueCredentials: auth.issueCredentials,
-    });
-    const services: Service[] = [queue, index, hooks, authService, workerManager];
+    const services: Service[] = [queue, index, hooks, wired.authService, workerManager];
     services.forEach((svc) => server.register(svc));
     const rootUrl = await server.listen();
     cleanup.unshift(() => server.close());
@@ -182,22 +231,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       cleanup.unshift(started.close);
     }
 
-    let sweeping: Promise<void> | undefined;
-    const sweep = async (): Promise<void> => {
-      if (sweeping) return sweeping;
-      sweeping = (async () => {
-        for (const svc of services) {
-          try {
-            await svc.sweep?.();
-          } catch (e) {
-            log.error('embedded-sweep-failed', { service: svc.name, error: e });
-          }
-        }
-      })().finally(() => {
-        sweeping = undefined;
-      });
-      return sweeping;
-    };
+    const { sweep, settled } = sweeper(services, log);
     const interval = opts.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     if (interval > 0) {
       const timer = setInterval(() => void sweep(), interval);
@@ -206,7 +240,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     }
 
     let closed = false;
-    const embedded: Embedded = {
+    return {
       rootUrl,
       credentials: root,
       ...(s3 ? { s3 } : {}),
@@ -229,25 +263,12 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       close: async () => {
         if (closed) return;
         closed = true;
-        if (sweeping) await sweeping.catch(() => {});
-        for (const step of cleanup) {
-          try {
-            await step();
-          } catch (e) {
-            log.warn('embedded-close-step-failed', { error: e });
-          }
-        }
+        await settled();
+        await runSteps(cleanup, log);
       },
     };
-    return embedded;
   } catch (e) {
-    for (const step of cleanup) {
-      try {
-        await step();
-      } catch {
-        // already failing
-      }
-    }
+    await runSteps(cleanup); // already failing
     throw e;
   }
 }
