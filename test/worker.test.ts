@@ -1,5 +1,6 @@
 // End to end: the worker claims archive tasks from the embedded services over real HTTP, fetches
-// from a real `hg serve`, stores in a real s3rver, and resolves each task as issue 4 says.
+// from a real `hg serve`, stores in a real s3rver, and resolves each task completed, failed or
+// exception, with the reason a release engineer would look for.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { buildArchive } from '../src/archive/index.js';
