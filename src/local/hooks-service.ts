@@ -68,6 +68,25 @@ function addMonths(d: Date, n: number): Date {
   return out;
 }
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS hooks (
+    hook_group_id TEXT NOT NULL,
+    hook_id TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    PRIMARY KEY (hook_group_id, hook_id)
+  );
+  CREATE TABLE IF NOT EXISTS hook_fires (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    hook_group_id TEXT NOT NULL,
+    hook_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    fired_by TEXT NOT NULL,
+    result TEXT NOT NULL,
+    error TEXT NOT NULL,
+    time TEXT NOT NULL
+  );
+`;
+
 interface HookRow {
   hook_group_id: string;
   hook_id: string;
@@ -89,24 +108,7 @@ export class HooksService implements Service {
     },
   ) {
     this.log = deps.log ?? silentLogger;
-    deps.db.exec(`
-      CREATE TABLE IF NOT EXISTS hooks (
-        hook_group_id TEXT NOT NULL,
-        hook_id TEXT NOT NULL,
-        definition TEXT NOT NULL,
-        PRIMARY KEY (hook_group_id, hook_id)
-      );
-      CREATE TABLE IF NOT EXISTS hook_fires (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        hook_group_id TEXT NOT NULL,
-        hook_id TEXT NOT NULL,
-        task_id TEXT NOT NULL,
-        fired_by TEXT NOT NULL,
-        result TEXT NOT NULL,
-        error TEXT NOT NULL,
-        time TEXT NOT NULL
-      );
-    `);
+    deps.db.exec(SCHEMA);
     const ids = (ctx: RequestContext) => [ctx.params.hookGroupId!, ctx.params.hookId!] as const;
     this.handlers = {
       listHookGroups: () => {
@@ -125,30 +127,8 @@ export class HooksService implements Service {
         const [g, h] = ids(ctx);
         return { body: this.mustGet(g, h) };
       },
-      getHookStatus: (ctx) => {
-        const [g, h] = ids(ctx);
-        this.mustGet(g, h);
-        const last = this.lastFires(g, h)[0];
-        const lastFire = !last
-          ? { result: 'no-fire' }
-          : last.result === 'error'
-            ? { result: 'error', error: last.error, time: last.time }
-            : { result: 'success', taskId: last.taskId, time: last.time };
-        return { body: { lastFire } };
-      },
-      createHook: (ctx) => {
-        const [g, h] = ids(ctx);
-        const config = this.checkConfig(ctx.body);
-        const existing = this.get(g, h);
-        const def = this.definition(g, h, config);
-        if (existing) {
-          if (JSON.stringify(existing) !== JSON.stringify(def)) {
-            throw new ApiError('RequestConflict', `hook ${g}/${h} already exists`);
-          }
-          return { body: existing };
-        }
-        return { body: this.configureHook(g, h, config) };
-      },
+      getHookStatus: (ctx) => ({ body: this.hookStatus(...ids(ctx)) }),
+      createHook: (ctx) => ({ body: this.createHook(...ids(ctx), ctx.body) }),
       updateHook: (ctx) => {
         const [g, h] = ids(ctx);
         this.mustGet(g, h);
@@ -163,21 +143,47 @@ export class HooksService implements Service {
         const [g, h] = ids(ctx);
         return { body: await this.trigger(g, h, ctx.body ?? {}, ctx.clientId) };
       },
-      listLastFires: (ctx) => {
-        const [g, h] = ids(ctx);
-        this.mustGet(g, h);
-        const lastFires = this.lastFires(g, h).map((f) => ({
-          hookGroupId: g,
-          hookId: h,
-          firedBy: f.firedBy,
-          taskId: f.taskId,
-          taskCreateTime: f.time,
-          result: f.result === 'error' ? 'error' : 'success',
-          error: f.error,
-        }));
-        return { body: { lastFires } };
-      },
+      listLastFires: (ctx) => ({ body: this.listLastFires(...ids(ctx)) }),
     };
+  }
+
+  private hookStatus(g: string, h: string) {
+    this.mustGet(g, h);
+    const last = this.lastFires(g, h)[0];
+    const lastFire = !last
+      ? { result: 'no-fire' }
+      : last.result === 'error'
+        ? { result: 'error', error: last.error, time: last.time }
+        : { result: 'success', taskId: last.taskId, time: last.time };
+    return { lastFire };
+  }
+
+  /** A new hook; the same definition again answers it, another one is a 409. */
+  private createHook(g: string, h: string, body: unknown): HookDefinition {
+    const config = this.checkConfig(body);
+    const existing = this.get(g, h);
+    const def = this.definition(g, h, config);
+    if (existing) {
+      if (JSON.stringify(existing) !== JSON.stringify(def)) {
+        throw new ApiError('RequestConflict', `hook ${g}/${h} already exists`);
+      }
+      return existing;
+    }
+    return this.configureHook(g, h, config);
+  }
+
+  private listLastFires(g: string, h: string) {
+    this.mustGet(g, h);
+    const lastFires = this.lastFires(g, h).map((f) => ({
+      hookGroupId: g,
+      hookId: h,
+      firedBy: f.firedBy,
+      taskId: f.taskId,
+      taskCreateTime: f.time,
+      result: f.result === 'error' ? 'error' : 'success',
+      error: f.error,
+    }));
+    return { lastFires };
   }
 
   private definition(g: string, h: string, c: HookConfig): HookDefinition {
