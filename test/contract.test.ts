@@ -229,6 +229,8 @@ describe('archive contract', () => {
       const found: string[] = [];
       for (const file of files('src')) {
         if (file.startsWith(path.join('src', 'contract') + path.sep)) continue;
+        // Types generated from schemas/ quote the schemas' descriptions, which name the artifacts.
+        if (file.startsWith(path.join('src', 'generated') + path.sep)) continue;
         fs.readFileSync(file, 'utf8')
           .split('\n')
           .forEach((line, i) => {
