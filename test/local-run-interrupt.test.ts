@@ -1,10 +1,11 @@
 // Ctrl-C during `local run` shuts everything down and leaves no stray process behind: no
 // `hg serve`, no task command, no embedded server.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startCli } from './helpers/cli.js';
 import { processesMentioning } from './helpers/forest.js';
 import { giveUp, waitFor } from './helpers/wait.js';
 
@@ -15,31 +16,13 @@ describe('local run: Ctrl-C', function () {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-interrupt-'));
     const stateDir = path.join(tmp, 'state');
     try {
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'local',
-          'run',
-          '--repo-type',
-          'hg',
-          '--state-dir',
-          stateDir,
-        ],
-        { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
-      );
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number | null>((resolve) =>
-        child.on('exit', (code) => resolve(code)),
-      );
+      const cli = startCli(['local', 'run', '--repo-type', 'hg', '--state-dir', stateDir]);
+      const { child, exited } = cli;
       // wait until the run is under way: hg serve is serving the sample hg repository
       await waitFor(
         'local run to start hg serve',
         () => {
-          if (child.exitCode !== null) giveUp(`local run exited early: ${stderr}`);
+          if (child.exitCode !== null) giveUp(`local run exited early: ${cli.stderr}`);
           return processesMentioning(path.join(stateDir, 'sample-repo')).some((p) =>
             p.includes('serve'),
           );
@@ -49,8 +32,8 @@ describe('local run: Ctrl-C', function () {
       await new Promise((r) => setTimeout(r, 1500));
       child.kill('SIGINT');
       const code = await exited;
-      assert.equal(code, 130, stderr);
-      assert.match(stderr, /interrupted/);
+      assert.equal(code, 130, cli.stderr);
+      assert.match(cli.stderr, /interrupted/);
       // the run's children may take a moment to go once it exited: none may stay
       await waitFor(
         'no process still using the state directory',

@@ -2,7 +2,6 @@
 // is; Ctrl-C stops the services, the repository server and the worker pools, and leaves no
 // process behind.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { triggerAction } from '../src/actions/trigger.js';
 import { listGroupTasks } from '../src/local/pushes.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { queueClient } from '../src/taskcluster/client.js';
+import { startCli } from './helpers/cli.js';
 import { processesMentioning } from './helpers/forest.js';
 import { giveUp, waitFor } from './helpers/wait.js';
 
@@ -21,30 +21,11 @@ describe('local up --repo (command line)', function () {
     const stateDir = path.join(tmp, 'state');
     try {
       const repo = await createSampleRepo(path.join(tmp, 'gecko'), 'git', path.resolve('.'));
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'local',
-          'up',
-          '--repo',
-          repo.path,
-          '--state-dir',
-          stateDir,
-          '--json',
-        ],
-        { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      const cli = startCli(['local', 'up', '--repo', repo.path, '--state-dir', stateDir, '--json']);
+      const { child, exited } = cli;
       const info = await waitFor(
         'the JSON line of local up',
-        () => (stdout.includes('\n') ? JSON.parse(stdout.split('\n')[0]!) : undefined),
+        () => (cli.stdout.includes('\n') ? JSON.parse(cli.stdout.split('\n')[0]!) : undefined),
         { timeoutMs: 120_000 },
       );
       assert.match(info.repository.url, /^http:\/\/127\.0\.0\.1:\d+\/mozilla-central$/);
@@ -59,7 +40,7 @@ describe('local up --repo (command line)', function () {
       assert.equal(refs.status, 200, 'receive-pack is enabled');
 
       child.kill('SIGINT');
-      assert.equal(await exited, 0, stderr);
+      assert.equal(await exited, 0, cli.stderr);
       await waitFor(
         'every process of the run to exit',
         () => (processesMentioning(stateDir).length === 0 ? true : undefined),
@@ -74,33 +55,22 @@ describe('local up --repo (command line)', function () {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-keep-serving-'));
     const stateDir = path.join(tmp, 'state');
     try {
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'local',
-          'run',
-          '--no-retrigger',
-          '--keep-serving',
-          '--state-dir',
-          stateDir,
-          '--json',
-        ],
-        { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      const cli = startCli([
+        'local',
+        'run',
+        '--no-retrigger',
+        '--keep-serving',
+        '--state-dir',
+        stateDir,
+        '--json',
+      ]);
+      const { child, exited } = cli;
       // the replay's summary document, then local up's JSON line
       const lines = await waitFor(
         'the replay summary and the JSON line of local up',
         () => {
-          if (child.exitCode !== null) giveUp(`local run exited early: ${stderr}`);
-          const docs = stdout
+          if (child.exitCode !== null) giveUp(`local run exited early: ${cli.stderr}`);
+          const docs = cli.stdout
             .split('\n')
             .filter((l) => l.startsWith('{') && l.endsWith('}'))
             .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -116,7 +86,7 @@ describe('local up --repo (command line)', function () {
       assert.ok((html.match(/class="push\b/g) ?? []).length >= 3, html.slice(0, 2000));
 
       // an action triggered on the state that run left runs, and so do the tasks it makes
-      const summary = JSON.parse(stdout.slice(0, stdout.indexOf('\n{"rootUrl"') + 1)) as {
+      const summary = JSON.parse(cli.stdout.slice(0, cli.stdout.indexOf('\n{"rootUrl"') + 1)) as {
         pushes: Array<{ decisionTaskId: string; tasks: Array<{ label: string }> }>;
       };
       const push = summary.pushes[summary.pushes.length - 1]!;
@@ -154,7 +124,7 @@ describe('local up --repo (command line)', function () {
         'the action task ran',
       );
       child.kill('SIGINT');
-      assert.equal(await exited, 0, stderr);
+      assert.equal(await exited, 0, cli.stderr);
       await waitFor(
         'every process of the run to exit',
         () => (processesMentioning(stateDir).length === 0 ? true : undefined),
