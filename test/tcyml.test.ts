@@ -136,7 +136,8 @@ function paramsOf(t: Record<string, any>, rootUrl = HG.taskcluster_root_url): Pa
 const POLICY = (yaml.load(TCYML) as { policy?: { pullRequests?: PullRequestPolicy } }).policy
   ?.pullRequests;
 
-function render(tasksFor: TasksFor, p: PushParameters = HG, o: Record<string, unknown> = {}) {
+/** The rendered decision task, loosely typed: the tests read any field of its payload. */
+function render(tasksFor: TasksFor, p: PushParameters = HG, o: Record<string, unknown> = {}): any {
   return renderDecisionTask(TCYML, tasksFor, p, { now: NOW, action: ACTION, ...o });
 }
 
@@ -632,7 +633,7 @@ describe('.taskcluster.yml', () => {
     (ctx.push as Record<string, unknown>).pushdate = undefined;
     delete (ctx.push as Record<string, unknown>).pushdate;
     ctx.parameters = null;
-    const [t] = renderTaskclusterYml(TCYML, ctx);
+    const [t] = renderTaskclusterYml(TCYML, ctx) as any[];
     assert.match(t!.metadata.description, /clientID `unknown`/);
     conforms(t!, 'action without clientId');
   });

@@ -8,7 +8,7 @@
 import type { GraphConfig } from '../decision/config.js';
 import { makeParameters, type Parameters } from '../decision/parameters.js';
 import { taskQueueId } from '../decision/resolve.js';
-import { parseTaskclusterYml, renderDecisionTask } from '../decision/tcyml.js';
+import { parseTaskclusterYml, renderDecisionTask, type RenderedTask } from '../decision/tcyml.js';
 import type { AuthClient, HooksClient } from '../taskcluster/client.js';
 import { ArchiveError } from '../util/errors.js';
 import {
@@ -79,9 +79,15 @@ function asLevel(v: unknown, what: string): Level {
 }
 
 /** The git repositories and branches .taskcluster.yml lists in its `projects` map. */
+/** .taskcluster.yml's `projects` map: repository URL → its branches. */
+type TcymlProjects = Record<
+  string,
+  { branches?: Array<{ name?: unknown; project?: unknown; level?: unknown }> } | undefined
+>;
+
 export function projectsFromTcyml(tcyml: string): CiProject[] {
   const doc = parseTaskclusterYml(tcyml);
-  const find = (node: unknown): Record<string, any> | undefined => {
+  const find = (node: unknown): TcymlProjects | undefined => {
     if (!node || typeof node !== 'object') return undefined;
     if (Array.isArray(node)) {
       for (const n of node) {
@@ -90,8 +96,9 @@ export function projectsFromTcyml(tcyml: string): CiProject[] {
       }
       return undefined;
     }
-    const o = node as Record<string, any>;
-    if (o.$let && typeof o.$let === 'object' && o.$let.projects) return o.$let.projects;
+    const o = node as Record<string, unknown>;
+    const bindings = o.$let as { projects?: TcymlProjects } | undefined;
+    if (bindings && typeof bindings === 'object' && bindings.projects) return bindings.projects;
     for (const v of Object.values(o)) {
       const f = find(v);
       if (f) return f;
@@ -100,7 +107,7 @@ export function projectsFromTcyml(tcyml: string): CiProject[] {
   };
   const projects = find(doc.tasks) ?? {};
   const out: CiProject[] = [];
-  for (const [repository, entry] of Object.entries<any>(projects)) {
+  for (const [repository, entry] of Object.entries(projects)) {
     for (const b of entry?.branches ?? []) {
       out.push({
         project: String(b.project),
@@ -134,7 +141,7 @@ export function parseProjectFlag(flag: string): CiProject {
 }
 
 /** The decision task .taskcluster.yml renders for a push to `p` (its queue, scheduler, scopes). */
-function sampleDecisionTask(tcyml: string, p: CiProject): Record<string, any> {
+function sampleDecisionTask(tcyml: string, p: CiProject): RenderedTask {
   const params: Parameters = makeParameters({
     project: p.project,
     level: p.level,

@@ -44,7 +44,7 @@ export interface PushView {
   /** Labels of the push's full task graph (add-new-jobs may schedule any of them). */
   fullLabels: Set<string>;
   /** full-task-graph.json as written by the decision task (label → entry), if any. */
-  fullGraph: Record<string, any>;
+  fullGraph: Record<string, unknown>;
   /** Action tasks whose artifacts were merged, oldest first. */
   actionTaskIds: string[];
 }
@@ -65,7 +65,7 @@ export function mergePushView(input: {
   decisionTaskId: string;
   parameters: Record<string, unknown>;
   graphs: Array<{ taskId: string; taskGraph: TaskGraphJson; labelToTaskId: LabelToTaskId }>;
-  fullGraph?: Record<string, any>;
+  fullGraph?: Record<string, unknown>;
   /** runnable-jobs.json of the decision task (label → Treeherder job), if any. */
   runnableJobs?: Record<string, unknown>;
 }): PushView {
@@ -132,7 +132,7 @@ export function mergePushView(input: {
   };
 }
 
-function tasksHasLabel(full: Record<string, any> | undefined, label: string): boolean {
+function tasksHasLabel(full: Record<string, unknown> | undefined, label: string): boolean {
   return !!full && Object.prototype.hasOwnProperty.call(full, label);
 }
 
@@ -155,7 +155,7 @@ export function dependentsByLabel(view: PushView): Map<string, Set<string>> {
     }
   }
   for (const [label, e] of Object.entries(view.fullGraph)) {
-    const deps = e?.dependencies;
+    const deps = (e as { dependencies?: unknown } | undefined)?.dependencies;
     if (!deps || typeof deps !== 'object' || Array.isArray(deps)) continue;
     for (const dep of Object.values(deps)) {
       if (typeof dep !== 'string') continue;
@@ -331,7 +331,7 @@ export async function loadPushView(
     decisionTaskId,
     parameters: (parameters as Record<string, unknown>) ?? {},
     graphs,
-    fullGraph: (fullGraph as Record<string, any>) ?? {},
+    fullGraph: (fullGraph as Record<string, unknown>) ?? {},
     runnableJobs: (runnableJobs as Record<string, unknown>) ?? {},
   });
 }

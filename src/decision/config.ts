@@ -8,6 +8,8 @@ import { ArchiveError, errorMessage } from '../util/errors.js';
 import { ARCHIVE_KIND } from '../contract/index.js';
 import { findPayloadBuilder, payloadBuilders } from './payloads.js';
 import { validateAgainst } from './schema.js';
+import type { Config as ConfigYml } from '../generated/index.js';
+import type { Archive, DownstreamFile, DownstreamTask } from '../generated/kind.js';
 
 /** A worker implementation with a registered payload builder (src/decision/payloads.ts). */
 export type WorkerImplementation = string;
@@ -98,9 +100,10 @@ async function readYaml(file: string, shown: string): Promise<unknown> {
 /** Normalise an already-parsed config.yml object. */
 export function parseGraphConfig(raw: unknown, file = 'taskcluster/config.yml'): GraphConfig {
   validateAgainst('config.json', raw, { file });
-  const c = raw as any;
+  const c = raw as ConfigYml;
   const workers: Record<string, WorkerAlias> = {};
-  for (const [alias, w] of Object.entries<any>(c.workers.aliases)) {
+  for (const [alias, w] of Object.entries(c.workers.aliases)) {
+    if (!w) continue;
     workers[alias] = {
       implementation: w.implementation,
       taskQueueId: w['task-queue-id'],
@@ -178,7 +181,7 @@ function archiveImplementations(): string {
 
 export function parseArchiveKind(raw: unknown, config: GraphConfig, file: string): ArchiveKind {
   validateAgainst('kind.json#/definitions/archive', raw, { file });
-  const k = raw as any;
+  const k = raw as Archive;
   checkAlias(config, k['worker-alias'], file);
   if (!findPayloadBuilder(config.workers[k['worker-alias']]!.implementation)?.archive) {
     throw new ArchiveError(
@@ -232,10 +235,10 @@ export function parseDownstreamKind(
   file: string,
 ): DownstreamKind {
   validateAgainst('kind.json#/definitions/downstream-file', raw, { file });
-  const k = raw as any;
+  const k = raw as DownstreamFile;
   const tasks: DownstreamTaskSpec[] = [];
   for (const [taskName, t] of Object.entries(k.tasks)) {
-    const merged: any = mergeDefaults(k['task-defaults'] ?? {}, t);
+    const merged = mergeDefaults(k['task-defaults'] ?? {}, t) as DownstreamTask;
     validateAgainst('kind.json#/definitions/downstream-task', merged, { file, task: taskName });
     checkAlias(config, merged['worker-alias'], file, taskName);
     const impl = config.workers[merged['worker-alias']]!.implementation;

@@ -4,11 +4,13 @@
 // requests), build-decision's cron, or an in-tree action hook.
 import jsone from 'json-e';
 import * as yaml from 'js-yaml';
+import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import type { PushParameters, TasksFor } from './parameters.js';
 import { deterministicSlugid } from './taskids.js';
 
-export type RenderedTask = Record<string, any> & { taskId?: string };
+/** A task .taskcluster.yml renders: a task definition with the producer's `taskId`. */
+export type RenderedTask = TaskDefinition & { taskId?: string };
 
 export interface ActionContextInput {
   name: string;
@@ -280,7 +282,7 @@ export function producerContext(
   }
 }
 
-export function parseTaskclusterYml(tcyml: string | object): Record<string, any> {
+export function parseTaskclusterYml(tcyml: string | object): Record<string, unknown> {
   let doc: unknown = tcyml;
   if (typeof tcyml === 'string') {
     try {
@@ -295,7 +297,7 @@ export function parseTaskclusterYml(tcyml: string | object): Record<string, any>
   if (!doc || typeof doc !== 'object') {
     throw new ArchiveError('invalid-config', '.taskcluster.yml: not a mapping');
   }
-  const d = doc as Record<string, any>;
+  const d = doc as Record<string, unknown>;
   if (d.version !== 1) {
     throw new ArchiveError(
       'invalid-config',

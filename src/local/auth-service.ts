@@ -19,7 +19,7 @@ import {
   type ServiceDeps,
 } from './framework.js';
 
-function body(ctx: RequestContext): Record<string, any> {
+function body(ctx: RequestContext): Record<string, unknown> {
   if (
     ctx.body === undefined ||
     ctx.body === null ||
@@ -28,7 +28,7 @@ function body(ctx: RequestContext): Record<string, any> {
   ) {
     throw new ApiError('InputValidationError', 'the request body must be a JSON object');
   }
-  return ctx.body as Record<string, any>;
+  return ctx.body as Record<string, unknown>;
 }
 
 function dateField(v: unknown, what: string): Date {

@@ -4,6 +4,7 @@
 // serialises, and answers 501 for a method no service implements.
 import type Database from 'better-sqlite3';
 import type { ApiEntry } from '../taskcluster/references.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
 
 /** Time source; tests substitute a controllable clock. */
 export interface Clock {
@@ -146,5 +147,5 @@ export type IssueCredentials = (opts: {
 /** Hooks the queue exposes to other services (index auto-indexing, hooks creating tasks). */
 export interface QueueEvents {
   /** Called after a run resolved as completed (the index service indexes `index.` routes). */
-  onTaskCompleted?: (taskId: string, task: Record<string, any>) => void;
+  onTaskCompleted?: (taskId: string, task: TaskDefinition) => void;
 }

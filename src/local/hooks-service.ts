@@ -207,7 +207,7 @@ export class HooksService implements Service {
     if (typeof b !== 'object' || b === null || Array.isArray(b)) {
       throw new ApiError('InputValidationError', 'the hook definition must be a JSON object');
     }
-    const o = b as Record<string, any>;
+    const o = b as Record<string, unknown>;
     const allowed = [
       'metadata',
       'task',
@@ -221,7 +221,7 @@ export class HooksService implements Service {
     if (extra.length) {
       throw new ApiError('InputValidationError', `unexpected properties: ${extra.join(', ')}`);
     }
-    const m = o.metadata;
+    const m = o.metadata as Record<string, unknown> | null | undefined;
     if (
       typeof m !== 'object' ||
       m === null ||
@@ -251,7 +251,7 @@ export class HooksService implements Service {
     }
     if (o.triggerSchema !== undefined) {
       try {
-        foreignValidator(o.triggerSchema);
+        foreignValidator(o.triggerSchema as Record<string, unknown>);
       } catch (e) {
         throw new ApiError(
           'InputValidationError',
@@ -259,7 +259,7 @@ export class HooksService implements Service {
         );
       }
     }
-    return o as HookConfig;
+    return o as unknown as HookConfig;
   }
 
   /** Create or replace a hook (configuration by the embedded deployment or tests). */

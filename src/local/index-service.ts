@@ -6,6 +6,7 @@
 // rank/data/expires from `task.extra.index`, exactly like upstream's route handler.
 import { decodeToken, encodeToken, pageSize } from './paging.js';
 import { satisfiesExpression } from 'taskcluster-lib-scopes';
+import type { TaskDefinition } from '../taskcluster/types.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 import {
@@ -369,7 +370,10 @@ export class IndexService implements Service {
    * task.expires). A non-number rank or non-object data aborts indexing of that task.
    * Wire this as the queue's `QueueEvents.onTaskCompleted`.
    */
-  indexTaskOnCompletion(taskId: string, task: Record<string, any>): IndexEntry[] {
+  indexTaskOnCompletion(
+    taskId: string,
+    task: Pick<TaskDefinition, 'routes' | 'expires' | 'extra'>,
+  ): IndexEntry[] {
     const routes: string[] = Array.isArray(task.routes) ? task.routes : [];
     const namespaces = routes
       .filter((r) => typeof r === 'string' && r.startsWith('index.'))
@@ -380,8 +384,8 @@ export class IndexService implements Service {
         return ok;
       });
     if (namespaces.length === 0) return [];
-    const opts =
-      (task.extra && typeof task.extra === 'object' ? task.extra.index : undefined) ?? {};
+    const opts = ((task.extra && typeof task.extra === 'object' ? task.extra.index : undefined) ??
+      {}) as { rank?: unknown; data?: unknown; expires?: unknown };
     const rank = opts.rank ?? 0;
     const data = opts.data ?? {};
     if (typeof rank !== 'number' || !Number.isFinite(rank)) {
@@ -402,7 +406,7 @@ export class IndexService implements Service {
     const out: IndexEntry[] = [];
     for (const ns of namespaces) {
       try {
-        out.push(this.insert(ns, { taskId, rank, data, expires }));
+        out.push(this.insert(ns, { taskId, rank, data: data as Record<string, unknown>, expires }));
       } catch (e) {
         this.log.warn('index-insert-failed', { taskId, namespace: ns, error: e });
       }

@@ -97,8 +97,8 @@ function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
 }
 
 /** The configuration the environment gives (Taskcluster and AWS conventions). */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, any> {
-  const out: Record<string, any> = {};
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   if (env.TASKCLUSTER_PROXY_URL) {
     // Under taskcluster-proxy the proxy signs requests: no credentials of our own.
     out.rootUrl = env.TASKCLUSTER_PROXY_URL.replace(/\/$/, '');
@@ -154,7 +154,7 @@ export function loadWorkerConfig(
     prefix: flags.s3Prefix,
     publicBaseUrl: flags.s3PublicBaseUrl,
   });
-  const merged: Record<string, any> = {
+  const merged: Record<string, unknown> = {
     ...file,
     ...fromEnv,
     ...fromFlags,

@@ -17,6 +17,7 @@ import {
 } from 'node:crypto';
 import fs from 'node:fs';
 import type { QueueClient } from '../taskcluster/client.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { getBuffer } from '../util/http.js';
 
@@ -130,7 +131,7 @@ export interface ChainCheck {
 /** How verifyChain reads a task's artifacts and definition (real HTTP by default). */
 export interface ArtifactReader {
   artifact(taskId: string, name: string): Promise<Buffer>;
-  task(taskId: string): Promise<Record<string, any>>;
+  task(taskId: string): Promise<TaskDefinition>;
 }
 
 /**
@@ -175,7 +176,7 @@ export async function verifyChain(
   const broken = (why: string): ChainCheck => ({ ok: false, broken: why, checked });
   const { reader } = opts;
   const task = await reader.task(taskId);
-  const env = (task.payload?.env ?? {}) as Record<string, string>;
+  const env = (task.payload?.env ?? {}) as Record<string, string | undefined>;
   if (env.MOZHARNESS_SHA256) {
     const url = env.MOZHARNESS_URL ?? '';
     const upstreams: string[] = [];
