@@ -63,7 +63,7 @@ describe('embedded server framework', function () {
         },
         createTask: (ctx) => {
           seen.push(ctx);
-          if (ctx.body?.boom) throw new Error('kaboom');
+          if ((ctx.body as any)?.boom) throw new Error('kaboom');
           throw new ApiError('RequestConflict', 'conflicting task', { taskId: ctx.params.taskId });
         },
         claimWork: (ctx) => {

@@ -4,7 +4,7 @@
 // run live here too.
 import * as yaml from 'js-yaml';
 import type { QueueClient } from '../taskcluster/client.js';
-import type { TaskDefinition } from '../taskcluster/types.js';
+import type { TaskDefinition, TaskWithStatus } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -257,8 +257,11 @@ export async function readArtifact(
 }
 
 /** Every task of a task group (all pages). */
-export async function listTaskGroup(queue: QueueClient, taskGroupId: string): Promise<any[]> {
-  const out: any[] = [];
+export async function listTaskGroup(
+  queue: QueueClient,
+  taskGroupId: string,
+): Promise<TaskWithStatus[]> {
+  const out: TaskWithStatus[] = [];
   let continuationToken: string | undefined;
   do {
     const q: Record<string, string> = {};

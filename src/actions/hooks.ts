@@ -309,12 +309,12 @@ export function actionRoles(opts: LevelRoleOptions): RoleDefinition[] {
 }
 
 interface HooksWithCreate extends HooksClient {
-  createHook(hookGroupId: string, hookId: string, body: unknown): Promise<any>;
-  updateHook(hookGroupId: string, hookId: string, body: unknown): Promise<any>;
+  createHook(hookGroupId: string, hookId: string, body: unknown): Promise<unknown>;
+  updateHook(hookGroupId: string, hookId: string, body: unknown): Promise<unknown>;
 }
 interface AuthWithRoles extends AuthClient {
-  createRole(roleId: string, body: unknown): Promise<any>;
-  updateRole(roleId: string, body: unknown): Promise<any>;
+  createRole(roleId: string, body: unknown): Promise<unknown>;
+  updateRole(roleId: string, body: unknown): Promise<unknown>;
 }
 
 function statusOf(e: unknown): number | undefined {

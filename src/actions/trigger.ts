@@ -53,6 +53,7 @@ interface ActionsJsonAction {
   hookId?: string;
   hookPayload?: unknown;
   task?: unknown;
+  description?: string;
 }
 
 function statusCode(e: unknown): number | undefined {
@@ -67,7 +68,7 @@ export async function fetchActionsJson(
 ): Promise<{ version: number; variables: Record<string, unknown>; actions: ActionsJsonAction[] }> {
   const anonymous = queueClient({ rootUrl });
   const url = anonymous.buildUrl(
-    (anonymous as any).getLatestArtifact,
+    anonymous.getLatestArtifact,
     decisionTaskId,
     'public/actions.json',
   );
@@ -89,9 +90,9 @@ export async function fetchActionsJson(
       `public/actions.json of ${decisionTaskId}: HTTP ${res.status}`,
     );
   }
-  let doc: any;
+  let doc: { version?: unknown; variables?: Record<string, unknown>; actions?: unknown } | null;
   try {
-    doc = await res.json();
+    doc = (await res.json()) as typeof doc;
   } catch (e) {
     throw new ArchiveError(
       'corrupt',
@@ -101,7 +102,11 @@ export async function fetchActionsJson(
   if (!doc || doc.version !== 1 || !Array.isArray(doc.actions)) {
     throw new ArchiveError('corrupt', `public/actions.json of ${decisionTaskId} is not version 1`);
   }
-  return { version: 1, variables: doc.variables ?? {}, actions: doc.actions };
+  return {
+    version: 1,
+    variables: doc.variables ?? {},
+    actions: doc.actions as ActionsJsonAction[],
+  };
 }
 
 /** Treeherder's choice: actions of kind task|hook, first per name, matching the context. */

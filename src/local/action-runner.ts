@@ -21,7 +21,8 @@ import {
 export { s3Publisher, type ArtifactPublisher, type S3PublisherSettings } from './publish.js';
 
 export function isActionTask(task: Pick<TaskDefinition, 'payload' | 'tags'>): boolean {
-  return typeof (task.payload as any)?.env?.ACTION_CALLBACK === 'string';
+  const env = task.payload?.env as Record<string, unknown> | undefined;
+  return typeof env?.ACTION_CALLBACK === 'string';
 }
 
 export interface RunActionClaimOptions {
@@ -61,7 +62,7 @@ export async function runActionClaim(
   const outcome: ActionRunOutcome = { taskId, runId, state: 'failed', artifacts: [] };
   try {
     const ctx = {
-      ...actionContextFromEnv((claim.task.payload as any).env ?? {}),
+      ...actionContextFromEnv((claim.task.payload.env ?? {}) as Record<string, string>),
       ownTaskId: taskId,
     };
     try {

@@ -4,6 +4,7 @@
 // inject markup or script. Pages carry no inline script (the Content-Security-Policy forbids it);
 // /dashboard.js refreshes the `data-live` parts in place.
 import type { PushArchive, PushRecord } from './pushes.js';
+import type { TaskDefinition, TaskRun, TaskStatus } from '../taskcluster/types.js';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -124,8 +125,8 @@ export function pushesPage(views: PushView[], flash?: { text: string; taskId?: s
 
 export interface TaskPageData {
   taskId: string;
-  task: any;
-  status: any;
+  task: TaskDefinition;
+  status: TaskStatus;
   label: string;
   push?: PushRecord;
   dependencies: TaskRow[];
@@ -137,8 +138,8 @@ export interface TaskPageData {
   token: string;
 }
 
-function runsTable(status: any): string {
-  const runs: any[] = status?.runs ?? [];
+function runsTable(status: TaskStatus | undefined): string {
+  const runs: TaskRun[] = status?.runs ?? [];
   if (!runs.length) return '<p class="muted">No runs yet.</p>';
   const rows = runs
     .map(

@@ -29,6 +29,7 @@ import {
 } from './dashboard-views.js';
 import type { LiveLogs } from './forest.js';
 import { listGroupTasks, pushArchive, type PushArchive, type PushLog } from './pushes.js';
+import type { TaskDefinition, TaskStatus } from '../taskcluster/types.js';
 
 export interface DashboardOptions {
   rootUrl: string;
@@ -62,8 +63,11 @@ class HttpError extends Error {
   }
 }
 
-function taskRow(t: { status: any; task: any }): TaskRow {
-  const th = t.task?.extra?.treeherder ?? {};
+function taskRow(t: {
+  status: Pick<TaskStatus, 'taskId'> & { state: string };
+  task?: TaskDefinition;
+}): TaskRow {
+  const th = (t.task?.extra?.treeherder ?? {}) as { symbol?: unknown; groupSymbol?: unknown };
   return {
     taskId: t.status.taskId,
     label: t.task?.metadata?.name ?? t.status.taskId,
@@ -158,7 +162,7 @@ class DashboardData {
       this.queue.listLatestArtifacts(taskId).catch(() => ({ artifacts: [] })),
       this.logTail(taskId, status.state),
     ]);
-    const artifacts = (artifactsRes.artifacts ?? []).map((a: any) => ({
+    const artifacts = (artifactsRes.artifacts ?? []).map((a) => ({
       name: String(a.name),
       contentType: a.contentType,
       url: this.queue.buildUrl(this.queue.getLatestArtifact, taskId, a.name),
@@ -168,7 +172,7 @@ class DashboardData {
       const doc = await fetchActionsJson(this.o.rootUrl, task.taskGroupId ?? taskId);
       actions = TASK_ACTIONS.flatMap((name) => {
         const a = selectAction(doc.actions, name, task.tags ?? {});
-        return a ? [{ name: a.name, title: a.title, description: (a as any).description }] : [];
+        return a ? [{ name: a.name, title: a.title, description: a.description }] : [];
       });
     } catch {
       // a group without actions.json (yet): no buttons

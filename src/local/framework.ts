@@ -84,7 +84,7 @@ export interface RequestContext {
   params: Record<string, string>;
   query: Record<string, string>;
   /** Parsed JSON body (undefined when none). */
-  body: any;
+  body: unknown;
   /** The authenticated client, or null for an unauthenticated request. */
   clientId: string | null;
   /** Effective scopes after certificate and authorizedScopes restrictions ([] if unauthenticated). */

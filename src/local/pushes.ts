@@ -27,7 +27,7 @@ import {
   type IndexClient,
   type QueueClient,
 } from '../taskcluster/client.js';
-import type { TaskStatus } from '../taskcluster/types.js';
+import type { TaskWithStatus } from '../taskcluster/types.js';
 import { ArchiveError } from '../util/errors.js';
 import { getJson } from '../util/http.js';
 import { loadConfigAt, readAtRevision } from './repo.js';
@@ -218,12 +218,10 @@ export class PushProducer {
       producer === 'git-push' ? { githubRef: p.ref ?? 'refs/heads/main' } : {},
     );
     // a git push takes its level and project from .taskcluster.yml's projects map
-    const env = ((def as any).payload?.env ?? {}) as Record<string, string>;
+    const env = (def.payload?.env ?? {}) as Record<string, string | undefined>;
     const level = (env.MOZHARNESS_ARCHIVE_LEVEL ?? t.level) as PushTarget['level'];
     const project = env.MOZHARNESS_ARCHIVE_PROJECT ?? t.project;
-    const pushRole = ((def as any).scopes as string[] | undefined)
-      ?.find((s) => s.startsWith('assume:repo:'))
-      ?.slice('assume:'.length);
+    const pushRole = def.scopes?.find((s) => s.startsWith('assume:repo:'))?.slice('assume:'.length);
     const key = `${level}\n${pushRole}\n${tcyml}`;
     if (!this.installed.has(key)) {
       // what ci-admin does for a deployment: roles per level, and the action hooks of this
@@ -237,7 +235,7 @@ export class PushProducer {
       this.installed.add(key);
     }
     const id = taskId ?? decisionTaskId;
-    await queueClient(rootOpts).createTask(id, def as any);
+    await queueClient(rootOpts).createTask(id, def);
     const record: PushRecord = {
       pushlogId,
       revision: p.revision,
@@ -266,7 +264,7 @@ export interface PushArchive {
   namespaces: string[];
 }
 
-async function fetchJson(url: string): Promise<any> {
+async function fetchJson(url: string): Promise<unknown> {
   // The caller treats any failure as "not there yet": one attempt, no retries.
   return getJson(url, { retries: 0 });
 }
@@ -278,7 +276,18 @@ export async function pushLabels(
 ): Promise<Record<string, string>> {
   return fetchJson(
     queue.buildUrl(queue.getLatestArtifact, decisionTaskId, 'public/label-to-taskid.json'),
-  ).catch(() => ({}));
+  )
+    .then((j) => (j && typeof j === 'object' ? (j as Record<string, string>) : {}))
+    .catch(() => ({}));
+}
+
+/** One entry of a decision task's public/optimizations.json (the fields read here). */
+interface OptimizationRecord {
+  label?: string;
+  decision?: string;
+  reason?: string;
+  treeDigest?: string;
+  replacement?: { taskId?: string; sha256?: string };
 }
 
 /** What became of a push's archive, from its decision task's artifacts and the index. */
@@ -291,16 +300,22 @@ export async function pushArchive(
   const art = (name: string) =>
     fetchJson(queue.buildUrl(queue.getLatestArtifact, push.decisionTaskId, name));
   const labels = await pushLabels(queue, push.decisionTaskId);
-  const opts: any[] = await art('public/optimizations.json')
-    .then((j) => (Array.isArray(j) ? j : (j.records ?? j.optimizations ?? [])))
+  const opts: OptimizationRecord[] = await art('public/optimizations.json')
+    .then((j) => {
+      if (Array.isArray(j)) return j;
+      const o = (j ?? {}) as { records?: unknown; optimizations?: unknown };
+      return (o.records ?? o.optimizations ?? []) as OptimizationRecord[];
+    })
     .catch(() => []);
   const rec = opts.find((r) => r.label === ARCHIVE_LABEL) ?? {};
   const archiveTaskId: string = rec.replacement?.taskId ?? labels[ARCHIVE_LABEL] ?? '';
-  const meta = archiveTaskId
-    ? await fetchJson(
-        queue.buildUrl(queue.getLatestArtifact, archiveTaskId, METADATA_ARTIFACT),
-      ).catch(() => ({}))
-    : {};
+  const meta = (
+    archiveTaskId
+      ? await fetchJson(
+          queue.buildUrl(queue.getLatestArtifact, archiveTaskId, METADATA_ARTIFACT),
+        ).catch(() => ({}))
+      : {}
+  ) as { treeDigest?: string; sha256?: string };
   const url = archiveTaskId
     ? queue.buildUrl(queue.getLatestArtifact, archiveTaskId, config.archive.artifactName)
     : '';
@@ -331,8 +346,8 @@ export async function pushArchive(
 export async function listGroupTasks(
   queue: QueueClient,
   taskGroupId: string,
-): Promise<Array<{ status: TaskStatus; task: any }>> {
-  const out: Array<{ status: TaskStatus; task: any }> = [];
+): Promise<TaskWithStatus[]> {
+  const out: TaskWithStatus[] = [];
   let continuationToken: string | undefined;
   do {
     const res = await queue.listTaskGroup(taskGroupId, {

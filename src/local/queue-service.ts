@@ -109,7 +109,10 @@ function handlerTable(
     },
     reclaimTask: (ctx) => claims.reclaimTask(ctx),
     reportCompleted: (ctx) =>
-      claims.resolve(ctx, ctx.body?.success === false ? 'failed' : 'completed'),
+      claims.resolve(
+        ctx,
+        (ctx.body as { success?: unknown } | undefined)?.success === false ? 'failed' : 'completed',
+      ),
     reportFailed: (ctx) => claims.resolve(ctx, 'failed'),
     reportException: (ctx) => claims.reportException(ctx),
     createArtifact: (ctx) => artifacts.createArtifact(ctx),

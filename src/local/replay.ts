@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { triggerAction } from '../actions/trigger.js';
 import { ARCHIVE_LABEL } from '../contract/index.js';
+import type { GraphConfig } from '../decision/config.js';
 import type { TasksFor } from '../decision/parameters.js';
 import { indexClient, queueClient, type QueueClient } from '../taskcluster/client.js';
 import { ArchiveError } from '../util/errors.js';
@@ -227,12 +228,13 @@ async function replayPush(
   previous: string,
 ): Promise<{ summary: PushSummary; labels: Record<string, string> }> {
   const description = st.descriptions.get(revision);
-  const push: PushRecord & { config: any } = await producer.push({
-    revision,
-    baseRevision: previous,
-    owner: 'developer@example.com',
-    ...(description ? { message: description } : {}),
-  });
+  const push: PushRecord & { config: Pick<GraphConfig, 'indexPrefix' | 'archive'> } =
+    await producer.push({
+      revision,
+      baseRevision: previous,
+      owner: 'developer@example.com',
+      ...(description ? { message: description } : {}),
+    });
   st.say(`push ${push.pushlogId}: ${revision}${description ? ` (${description})` : ''}`);
   const before = st.server.requests.length;
   const seen = new Map<string, TaskSummary>();

@@ -120,7 +120,7 @@ function archiveRunner(o: LocalRunnersOptions): KindRunner {
       testIsolation: 'best-effort',
       once: true,
     });
-  const store = new ArchiveStore(workerS3Client(s3Settings) as any, s3Settings);
+  const store = new ArchiveStore(workerS3Client(s3Settings), s3Settings);
   const logs = new S3TaskLogStore(workerS3Client(s3Settings), s3Settings);
   return async (claim) => {
     const start = Date.now();

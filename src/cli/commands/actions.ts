@@ -101,7 +101,10 @@ export function triggerClientOptions(flags: { rootUrl?: string; credentials?: st
   credentials?: Credentials;
 } {
   if (flags.credentials) {
-    let doc: any;
+    let doc: {
+      rootUrl?: string;
+      credentials?: { clientId?: string; accessToken?: string };
+    } | null;
     try {
       doc = JSON.parse(fs.readFileSync(flags.credentials, 'utf8').trim().split('\n')[0]!);
     } catch (e) {
