@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startEmbedded, type Embedded } from '../src/local/embedded.js';
 import { queueClient } from '../src/taskcluster/client.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('embedded queue: claimWork of a client that went away', function () {
   this.timeout(60_000);
@@ -34,7 +35,11 @@ describe('embedded queue: claimWork of a client that went away', function () {
     await assert.rejects(
       impatient.claimWork(taskQueueId, { workerGroup: 'g', workerId: 'gone', tasks: 1 }),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    // the queue notices the closed connection and stops waiting for it before work arrives
+    await waitFor(
+      'the abandoned poll to stop waiting',
+      () => embedded.queue.waitingPolls(taskQueueId) === 0,
+    );
     const now = new Date();
     const taskId = 'fN2wvtyQRKmw1JU1pVXY3w';
     await queue.createTask(taskId, {

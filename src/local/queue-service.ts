@@ -61,6 +61,11 @@ export class QueueService implements Service {
     return this.store.load(taskId)?.def;
   }
 
+  /** How many claimWork long polls are waiting on `taskQueueId` (a client gone stops waiting). */
+  waitingPolls(taskQueueId: string): number {
+    return this.store.waitingPolls(taskQueueId);
+  }
+
   /** The status of a task, or undefined. */
   taskStatus(taskId: string): TaskStatus | undefined {
     const rec = this.store.load(taskId);

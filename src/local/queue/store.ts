@@ -252,6 +252,11 @@ export class QueueStore {
     });
   }
 
+  /** How many claimWork long polls are waiting on `taskQueueId` now. */
+  waitingPolls(taskQueueId: string): number {
+    return this.waiters.get(taskQueueId)?.size ?? 0;
+  }
+
   /** Wakes every waiting long poll. */
   wakeAll(): void {
     for (const set of this.waiters.values()) for (const wake of [...set]) wake();
