@@ -412,8 +412,11 @@ describe('lookup: serve', function () {
     const again = await get(base, `/v1/${PROJECT}/revision/${unknown}`);
     assert.equal(again.status, 404);
     assert.equal(service.repositoryLookups[PROJECT], asked + 1);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const json = w.hg.requests.slice(hgBefore).filter((p) => p.includes(unknown.slice(0, 12)));
+    // hg serve's access log lands a moment after its answer: wait for the one request to show
+    const json = await waitFor('the repository request in the hg log', () => {
+      const seen = w.hg.requests.slice(hgBefore).filter((p) => p.includes(unknown.slice(0, 12)));
+      return seen.length > 0 && seen;
+    });
     assert.equal(json.length, 1, `one request to the repository, got ${json.join(', ')}`);
   });
 
