@@ -9,7 +9,8 @@ import { triggerAction } from '../src/actions/trigger.js';
 import { ARCHIVE_LABEL } from '../src/contract/index.js';
 import { loadGraphConfig } from '../src/decision/config.js';
 import { startForest, type Forest } from '../src/local/forest.js';
-import { listGroupTasks, pushArchive, pushLabels, type PushRecord } from '../src/local/pushes.js';
+import { pushArchive, pushLabels, type PushRecord } from '../src/local/pushes.js';
+import { listTaskGroup } from '../src/taskcluster/listing.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { indexClient, queueClient } from '../src/taskcluster/client.js';
 import { FOREST_WAIT, gitClone, pushOf, settled } from './helpers/forest.js';
@@ -97,7 +98,7 @@ describe('local up --repo (the local forest, git)', function () {
     const labels = await pushLabels(queue, p2.decisionTaskId);
     const label = Object.keys(labels).find((l) => l.startsWith('test-'))!;
     const before = new Set(
-      (await listGroupTasks(queue, p2.decisionTaskId)).map((t) => t.status.taskId),
+      (await listTaskGroup(queue, p2.decisionTaskId)).map((t) => t.status.taskId),
     );
     const r = await triggerAction({
       rootUrl: forest.embedded.rootUrl,
@@ -109,7 +110,7 @@ describe('local up --repo (the local forest, git)', function () {
     const added = await waitFor(
       'the retriggered task to complete',
       async () => {
-        const tasks = (await listGroupTasks(queue, p2.decisionTaskId)).filter(
+        const tasks = (await listTaskGroup(queue, p2.decisionTaskId)).filter(
           (t) => !before.has(t.status.taskId),
         );
         const retriggered = tasks.filter((t) => t.task.metadata.name === label);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { triggerAction } from '../src/actions/trigger.js';
-import { listGroupTasks } from '../src/local/pushes.js';
+import { listTaskGroup } from '../src/taskcluster/listing.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { queueClient } from '../src/taskcluster/client.js';
 import { startCli } from './helpers/cli.js';
@@ -97,7 +97,7 @@ describe('local up --repo (command line)', function () {
       };
       const queue = queueClient({ rootUrl: String(up.rootUrl), credentials });
       const before = new Set(
-        (await listGroupTasks(queue, push.decisionTaskId)).map((t) => t.status.taskId),
+        (await listTaskGroup(queue, push.decisionTaskId)).map((t) => t.status.taskId),
       );
       const r = await triggerAction({
         rootUrl: String(up.rootUrl),
@@ -109,7 +109,7 @@ describe('local up --repo (command line)', function () {
       const added = await waitFor(
         'the action task and the retriggered task to complete',
         async () => {
-          const tasks = (await listGroupTasks(queue, push.decisionTaskId)).filter(
+          const tasks = (await listTaskGroup(queue, push.decisionTaskId)).filter(
             (t) => !before.has(t.status.taskId),
           );
           return tasks.some((t) => t.task.metadata.name === label) &&

@@ -7,10 +7,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { IndexClient, QueueClient } from '../taskcluster/client.js';
 import { slugid } from '../taskcluster/client.js';
+import { latestArtifactExpiry, listTaskGroup } from '../taskcluster/listing.js';
 import type { IndexedTask, TaskDefinition, TaskStatus } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { listTaskGroup, loadPushView, type KnownTask, type PushView } from './graph.js';
+import { loadPushView, type KnownTask, type PushView } from './graph.js';
 import {
   planTasks,
   type DependencyDecision,
@@ -111,21 +112,13 @@ export function clientOracle(queue: QueueClient, index: IndexClient): PlanOracle
       }
     },
     async artifactExpires(taskId: string, name: string): Promise<Date | null> {
-      let continuationToken: string | undefined;
       try {
-        do {
-          const q: Record<string, string> = {};
-          if (continuationToken) q.continuationToken = continuationToken;
-          const page = await queue.listLatestArtifacts(taskId, q);
-          const a = (page.artifacts ?? []).find((x: { name: string }) => x.name === name);
-          if (a) return new Date(a.expires);
-          continuationToken = page.continuationToken;
-        } while (continuationToken);
+        const expires = await latestArtifactExpiry(queue, taskId, name);
+        return expires === undefined ? null : new Date(expires);
       } catch (e) {
         if (statusCode(e) === 404) return null;
         throw e;
       }
-      return null;
     },
     async findIndexed(namespaces: string[]): Promise<IndexedTask[]> {
       if (!namespaces.length) return [];

@@ -4,7 +4,8 @@
 // run live here too.
 import * as yaml from 'js-yaml';
 import type { QueueClient } from '../taskcluster/client.js';
-import type { TaskDefinition, TaskWithStatus } from '../taskcluster/types.js';
+import { listTaskGroup } from '../taskcluster/listing.js';
+import type { TaskDefinition } from '../taskcluster/types.js';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -254,23 +255,6 @@ export async function readArtifact(
       `artifact ${name} of ${taskId} is not valid: ${errorMessage(e)}`,
     );
   }
-}
-
-/** Every task of a task group (all pages). */
-export async function listTaskGroup(
-  queue: QueueClient,
-  taskGroupId: string,
-): Promise<TaskWithStatus[]> {
-  const out: TaskWithStatus[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const q: Record<string, string> = {};
-    if (continuationToken) q.continuationToken = continuationToken;
-    const page = await queue.listTaskGroup(taskGroupId, q);
-    out.push(...(page.tasks ?? []));
-    continuationToken = page.continuationToken;
-  } while (continuationToken);
-  return out;
 }
 
 /**

@@ -4,6 +4,7 @@
 // can write level-1 caches, and a level-3 graph must not consume them. Every decision, with its
 // reason, goes to optimizations.json.
 import type { IndexClient, QueueClient } from '../taskcluster/client.js';
+import { latestArtifactExpiry, pages } from '../taskcluster/listing.js';
 import type { IndexedTask } from '../taskcluster/types.js';
 import { errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -58,34 +59,10 @@ export interface OptimizeOptions {
 
 async function findAll(index: IndexClient, indexes: string[]): Promise<IndexedTask[]> {
   const found: IndexedTask[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const res = await index.findTasksAtIndex(
-      { indexes },
-      continuationToken ? { continuationToken } : undefined,
-    );
-    found.push(...(res.tasks ?? []));
-    continuationToken = res.continuationToken;
-  } while (continuationToken);
+  for await (const page of pages((q) => index.findTasksAtIndex({ indexes }, q))) {
+    found.push(...(page.tasks ?? []));
+  }
   return found;
-}
-
-async function artifactExpiry(
-  queue: QueueClient,
-  taskId: string,
-  name: string,
-): Promise<string | undefined> {
-  let continuationToken: string | undefined;
-  do {
-    const res = await queue.listLatestArtifacts(
-      taskId,
-      continuationToken ? { continuationToken } : undefined,
-    );
-    const a = (res.artifacts ?? []).find((x: { name: string }) => x.name === name);
-    if (a) return a.expires;
-    continuationToken = res.continuationToken;
-  } while (continuationToken);
-  return undefined;
 }
 
 async function checkCandidate(
@@ -114,7 +91,11 @@ async function checkCandidate(
   }
   let artifactExpires: string | undefined;
   try {
-    artifactExpires = await artifactExpiry(o.queue, entry.taskId, o.config.archive.artifactName);
+    artifactExpires = await latestArtifactExpiry(
+      o.queue,
+      entry.taskId,
+      o.config.archive.artifactName,
+    );
   } catch (e) {
     return { usable: false, reason: `listing artifacts failed: ${errorMessage(e)}` };
   }

@@ -28,7 +28,8 @@ import {
   type TaskRow,
 } from './dashboard-views.js';
 import type { LiveLogs } from './forest.js';
-import { listGroupTasks, pushArchive, type PushArchive, type PushLog } from './pushes.js';
+import { listTaskGroup } from '../taskcluster/listing.js';
+import { pushArchive, type PushArchive, type PushLog } from './pushes.js';
 import type { TaskDefinition, TaskStatus } from '../taskcluster/types.js';
 
 export interface DashboardOptions {
@@ -104,7 +105,7 @@ class DashboardData {
     const recent = this.o.pushLog.list().slice(-MAX_PUSHES).reverse();
     return Promise.all(
       recent.map(async (push) => {
-        const tasks = await listGroupTasks(this.queue, push.decisionTaskId).catch(() => []);
+        const tasks = await listTaskGroup(this.queue, push.decisionTaskId).catch(() => []);
         let archive = this.archives.get(push.decisionTaskId);
         if (!archive?.sha256) {
           archive = await pushArchive(

@@ -27,7 +27,6 @@ import {
   type IndexClient,
   type QueueClient,
 } from '../taskcluster/client.js';
-import type { TaskWithStatus } from '../taskcluster/types.js';
 import { ArchiveError } from '../util/errors.js';
 import { getJson } from '../util/http.js';
 import { loadConfigAt, readAtRevision } from './repo.js';
@@ -340,21 +339,4 @@ export async function pushArchive(
     url,
     namespaces,
   };
-}
-
-/** Every task of a task group, with its definition. */
-export async function listGroupTasks(
-  queue: QueueClient,
-  taskGroupId: string,
-): Promise<TaskWithStatus[]> {
-  const out: TaskWithStatus[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const res = await queue.listTaskGroup(taskGroupId, {
-      ...(continuationToken ? { continuationToken } : {}),
-    });
-    out.push(...res.tasks);
-    continuationToken = res.continuationToken;
-  } while (continuationToken);
-  return out;
 }

@@ -14,12 +14,12 @@ import { ARCHIVE_LABEL } from '../contract/index.js';
 import type { GraphConfig } from '../decision/config.js';
 import type { TasksFor } from '../decision/parameters.js';
 import { indexClient, queueClient, type QueueClient } from '../taskcluster/client.js';
+import { listTaskGroup } from '../taskcluster/listing.js';
 import { ArchiveError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { sleepUnlessAborted } from '../util/retry.js';
 import { startEmbedded, type Embedded } from './embedded.js';
 import {
-  listGroupTasks,
   pushArchive,
   pushLabels,
   PushLog,
@@ -186,7 +186,7 @@ async function setUp(
 async function drain(st: Stage, taskGroupId: string, seen: Map<string, TaskSummary>) {
   for (;;) {
     if (st.o.signal?.aborted) throw new ArchiveError('internal', 'interrupted');
-    const statuses = (await listGroupTasks(st.queue, taskGroupId)).map((t) => t.status);
+    const statuses = (await listTaskGroup(st.queue, taskGroupId)).map((t) => t.status);
     const pending = statuses.filter((s) => s.state === 'pending');
     if (!pending.length) {
       if (statuses.some((s) => s.state === 'running')) {
@@ -282,7 +282,7 @@ async function replayRetrigger(
   if (!label) return undefined;
   st.say(`retrigger: ${label} on the last push, as Treeherder's Retrigger button does`);
   const before = new Set(
-    (await listGroupTasks(st.queue, decisionTaskId)).map((t) => t.status.taskId),
+    (await listTaskGroup(st.queue, decisionTaskId)).map((t) => t.status.taskId),
   );
   const r = await triggerAction({
     rootUrl: st.embedded.rootUrl,

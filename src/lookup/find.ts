@@ -3,6 +3,7 @@
 // decision task writes. The archive's sha256/size/revision come from the task's metadata artifact,
 // the object URL from the archive's reference artifact, whose name the index entry's data gives.
 import type { IndexClient, QueueClient } from '../taskcluster/client.js';
+import { pages } from '../taskcluster/listing.js';
 import type { IndexedTask } from '../taskcluster/types.js';
 import {
   archiveArtifactOf,
@@ -172,23 +173,16 @@ export async function matchShortRevision(
 ): Promise<string[]> {
   const parent = revisionParentNamespace(prefix, project);
   const found: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    let page: { namespaces?: Array<{ name: string }>; continuationToken?: string };
-    try {
-      page = await index.listNamespaces(parent, {
-        limit: 1000,
-        ...(continuationToken ? { continuationToken } : {}),
-      });
-    } catch (e) {
-      if (statusOf(e) === 404) return [];
-      throw new ArchiveError('unavailable', `listing ${parent} failed: ${errorMessage(e)}`);
+  try {
+    for await (const page of pages((q) => index.listNamespaces(parent, { limit: 1000, ...q }))) {
+      for (const ns of page.namespaces ?? []) {
+        if (FULL_REVISION_RE.test(ns.name) && ns.name.startsWith(short)) found.push(ns.name);
+      }
     }
-    for (const ns of page.namespaces ?? []) {
-      if (FULL_REVISION_RE.test(ns.name) && ns.name.startsWith(short)) found.push(ns.name);
-    }
-    continuationToken = page.continuationToken;
-  } while (continuationToken);
+  } catch (e) {
+    if (statusOf(e) === 404) return [];
+    throw new ArchiveError('unavailable', `listing ${parent} failed: ${errorMessage(e)}`);
+  }
   return [...new Set(found)].sort();
 }
 

@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { listGroupTasks, type PushLog, type PushRecord } from '../../src/local/pushes.js';
+import { type PushLog, type PushRecord } from '../../src/local/pushes.js';
+import { listTaskGroup } from '../../src/taskcluster/listing.js';
 import type { QueueClient } from '../../src/taskcluster/client.js';
 import { waitFor } from './wait.js';
 
@@ -54,7 +55,7 @@ export function settled(queue: QueueClient, decisionTaskId: string, minTasks = 2
   return waitFor(
     `the tasks of ${decisionTaskId} to finish`,
     async () => {
-      const tasks = await listGroupTasks(queue, decisionTaskId);
+      const tasks = await listTaskGroup(queue, decisionTaskId);
       const done = tasks.every(
         (t) => !['pending', 'running', 'unscheduled'].includes(t.status.state),
       );
