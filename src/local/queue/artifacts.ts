@@ -190,6 +190,19 @@ export class ArtifactHandlers {
     return rec.runs.length - 1;
   }
 
+  /** The stored artifact `name` of a run (404 when there is none). */
+  private mustGet(taskId: string, runId: number, name: string): ArtifactRow {
+    const row = this.store.st.getArtifact.get(taskId, runId, name) as ArtifactRow | undefined;
+    if (!row) {
+      throw new ApiError(
+        'ResourceNotFound',
+        `artifact ${name} not found on run ${runId} of task ${taskId}`,
+        { taskId, runId, name },
+      );
+    }
+    return row;
+  }
+
   /** The artifact at `name`, following link artifacts (checking scopes for every name). */
   private followLinks(ctx: RequestContext, { taskId, runId, name: first }: ArtifactTarget) {
     const names: string[] = [];
@@ -197,14 +210,7 @@ export class ArtifactHandlers {
     for (;;) {
       names.push(name);
       this.requireArtifactScopes(ctx, names);
-      const row = this.store.st.getArtifact.get(taskId, runId, name) as ArtifactRow | undefined;
-      if (!row) {
-        throw new ApiError(
-          'ResourceNotFound',
-          `artifact ${name} not found on run ${runId} of task ${taskId}`,
-          { taskId, runId, name },
-        );
-      }
+      const row = this.mustGet(taskId, runId, name);
       if (row.expires < this.store.nowMs()) {
         throw new ApiError('ResourceExpired', `artifact ${name} has expired`, {
           taskId,
@@ -276,15 +282,7 @@ export class ArtifactHandlers {
     const taskId = checkTaskId(ctx.params.taskId);
     const name = checkArtifactName(ctx.params.name);
     const runId = this.listedRunId(ctx, taskId, latest);
-    const row = this.store.st.getArtifact.get(taskId, runId, name) as ArtifactRow | undefined;
-    if (!row) {
-      throw new ApiError(
-        'ResourceNotFound',
-        `artifact ${name} not found on run ${runId} of task ${taskId}`,
-        { taskId, runId, name },
-      );
-    }
-    return { body: this.serialize(row) };
+    return { body: this.serialize(this.mustGet(taskId, runId, name)) };
   }
 
   list(ctx: RequestContext, latest: boolean): HandlerResult {
