@@ -16,6 +16,7 @@ import type {
   TaskDefinition,
   TaskReclaimResponse,
   TaskStatusResponse,
+  WorkerErrorReport,
 } from './types.js';
 
 import type { ClientOptions } from './options.js';
@@ -138,14 +139,7 @@ export interface WorkerManagerClient extends BaseClient {
   }): Promise<Omit<RegisterWorkerResponse, 'workerConfig'>>;
   reportWorkerError(
     workerPoolId: string,
-    body: {
-      workerGroup: string;
-      workerId: string;
-      kind: string;
-      title: string;
-      description: string;
-      extra: Record<string, unknown>;
-    },
+    body: WorkerErrorReport,
   ): Promise<Record<string, unknown>>;
   worker(
     workerPoolId: string,

@@ -173,3 +173,13 @@ export interface ListNamespacesResponse {
   namespaces: Array<{ namespace: string; name: string; expires: string }>;
   continuationToken?: string;
 }
+
+/** report-worker-error-request.json: an error a worker reports about itself to its pool. */
+export interface WorkerErrorReport {
+  workerGroup: string;
+  workerId: string;
+  kind: string;
+  title: string;
+  description: string;
+  extra: Record<string, unknown>;
+}

@@ -2,6 +2,7 @@
 // with its static secret (running at once), reads, lists (by state, paged) and removes it; the
 // worker reports its own errors to its pool.
 import slugid from 'slugid';
+import type { WorkerErrorReport } from '../../taskcluster/types.js';
 import { ApiError, type Handler, type RequestContext } from '../framework.js';
 import { pageOf } from '../paging.js';
 import { validateRequest } from '../queue-validate.js';
@@ -98,14 +99,10 @@ function listWorkers(store: WorkerManagerStore, ctx: RequestContext) {
 }
 
 function reportWorkerError(store: WorkerManagerStore, ctx: RequestContext) {
-  const input = validateRequest<{
-    workerGroup: string;
-    workerId: string;
-    kind: string;
-    title: string;
-    description: string;
-    extra: Record<string, unknown>;
-  }>('worker-manager/report-worker-error-request', ctx.body);
+  const input = validateRequest<WorkerErrorReport>(
+    'worker-manager/report-worker-error-request',
+    ctx.body,
+  );
   ctx.authorize({ workerGroup: input.workerGroup, workerId: input.workerId });
   const pool = store.pool(ctx.params.workerPoolId!);
   const error = {
