@@ -7,11 +7,15 @@ import type {
   Limits,
   SourceSpec,
 } from '../../archive/index.js';
+import type { PutResult } from '../../storage/store.js';
 import type { Credentials, IndexClient, QueueClient } from '../../taskcluster/client.js';
 import type { Logger } from '../../util/log.js';
 import type { TaskLogStore } from '../log-store.js';
 import type { Isolation } from '../test-command.js';
 import type { Resolution, Step } from './outcome.js';
+
+/** Where the store put an archive (ArchiveStore.put's answer, less the metadata key). */
+export type ArchivePlacement = Omit<PutResult, 'metadataKey'>;
 
 /** What the worker needs of the S3 store (src/storage ArchiveStore satisfies it). */
 export interface ArchiveStoreLike {
@@ -23,15 +27,7 @@ export interface ArchiveStoreLike {
       signal?: AbortSignal;
       zipFile?: string;
     },
-  ): Promise<{
-    key: string;
-    url: string;
-    metadataUrl: string;
-    reused: boolean;
-    zipKey?: string;
-    zipUrl?: string;
-    zipReused?: boolean;
-  }>;
+  ): Promise<ArchivePlacement>;
   verify(sha256: string, size: number, zip?: { sha256: string; size: number }): Promise<boolean>;
 }
 
@@ -74,15 +70,7 @@ export interface TaskResult {
   taskId: string;
   runId: number;
   resolution: Resolution;
-  archive?: ArchiveResult & {
-    key: string;
-    url: string;
-    metadataUrl: string;
-    reused: boolean;
-    zipKey?: string;
-    zipUrl?: string;
-    zipReused?: boolean;
-  };
+  archive?: ArchiveResult & ArchivePlacement;
   /** Seconds spent in each step. */
   timings: Partial<Record<Step, number>>;
   /** Bytes the archive's source transferred from the network (the subdir archive, git packs). */
