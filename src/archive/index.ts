@@ -46,6 +46,7 @@ import {
 } from './sources/index.js';
 import { hasControl, type TreeEntry, type TreeSource } from './tree.js';
 import { unpackTo, type UnpackOptions } from './unpack.js';
+import type { ArchiveMetadata as ArchiveMetadataDocument } from '../generated/archive-metadata.js';
 
 export type { FetchPolicy, SourceSpec } from './sources/index.js';
 export { isAllowedUrl } from './sources/index.js';
@@ -100,20 +101,13 @@ export interface ArchiveFile {
   size: number;
 }
 
-export interface ArchiveResult {
-  /** sha256 and size of the tar.gz. */
-  sha256: string;
-  size: number;
-  /** The zip of the same tree (absent when it was not asked for). */
-  zip?: ArchiveFile;
-  treeDigest: string;
-  files: number;
-  revision: string;
-  subdir: string;
-  format: 'tar.gz';
-  formatVersion: number;
-}
+/**
+ * What a build made: the fields of schemas/archive-metadata.json but where it came from and when
+ * (the tar.gz's sha256 and size, the zip's when it was asked for, the tree digest, …).
+ */
+export type ArchiveResult = Omit<ArchiveMetadataDocument, 'repository' | 'createdAt'>;
 
+/** The metadata stored beside an archive (archive-metadata.json, with its build time). */
 export interface ArchiveMetadata extends ArchiveResult {
   repository: string;
   createdAt: string;
