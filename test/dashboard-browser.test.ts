@@ -10,10 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { ARCHIVE_LABEL } from '../src/contract/index.js';
-import { startForest, type Forest } from '../src/local/forest.js';
-import { createSampleRepo } from '../src/local/sample-repo.js';
+import type { Forest } from '../src/local/forest.js';
 import { queueClient } from '../src/taskcluster/client.js';
-import { gitClone, pushOf, settled } from './helpers/forest.js';
+import { gitClone, pushOf, settled, startSampleForest } from './helpers/forest.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = [
@@ -40,13 +39,7 @@ describe('dashboard in headless Chromium', function () {
       this.skip();
     }
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-dashboard-'));
-    const repo = await createSampleRepo(path.join(tmp, 'gecko'), 'git', path.resolve('.'));
-    forest = await startForest({
-      stateDir: path.join(tmp, 'state'),
-      projectRoot: path.resolve('.'),
-      repo: repo.path,
-      pollMs: 250,
-    });
+    forest = await startSampleForest(tmp, 'git');
     const queue = queueClient({
       rootUrl: forest.embedded.rootUrl,
       credentials: forest.embedded.credentials,

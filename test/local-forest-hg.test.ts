@@ -8,10 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ARCHIVE_LABEL } from '../src/contract/index.js';
-import { startForest, type Forest } from '../src/local/forest.js';
-import { createSampleRepo } from '../src/local/sample-repo.js';
+import type { Forest } from '../src/local/forest.js';
 import { queueClient } from '../src/taskcluster/client.js';
-import { pushOf, settled } from './helpers/forest.js';
+import { pushOf, settled, startSampleForest } from './helpers/forest.js';
 import { HG_ENV } from './helpers/repos.js';
 
 const run = promisify(execFile);
@@ -24,13 +23,7 @@ describe('local up --repo (the local forest, hg)', function () {
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-forest-hg-'));
-    const repo = await createSampleRepo(path.join(tmp, 'gecko'), 'hg', path.resolve('.'));
-    forest = await startForest({
-      stateDir: path.join(tmp, 'state'),
-      projectRoot: path.resolve('.'),
-      repo: repo.path,
-      pollMs: 250,
-    });
+    forest = await startSampleForest(tmp, 'hg');
   });
   after(async () => {
     await forest?.close();

@@ -8,12 +8,11 @@ import path from 'node:path';
 import { triggerAction } from '../src/actions/trigger.js';
 import { ARCHIVE_LABEL } from '../src/contract/index.js';
 import { loadGraphConfig } from '../src/decision/config.js';
-import { startForest, type Forest } from '../src/local/forest.js';
+import type { Forest } from '../src/local/forest.js';
 import { pushArchive, pushLabels, type PushRecord } from '../src/local/pushes.js';
 import { listTaskGroup } from '../src/taskcluster/listing.js';
-import { createSampleRepo } from '../src/local/sample-repo.js';
 import { indexClient, queueClient } from '../src/taskcluster/client.js';
-import { FOREST_WAIT, gitClone, pushOf, settled } from './helpers/forest.js';
+import { FOREST_WAIT, gitClone, pushOf, settled, startSampleForest } from './helpers/forest.js';
 import { waitFor } from './helpers/wait.js';
 
 describe('local up --repo (the local forest, git)', function () {
@@ -25,14 +24,7 @@ describe('local up --repo (the local forest, git)', function () {
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mha-forest-'));
-    const repo = await createSampleRepo(path.join(tmp, 'gecko'), 'git', path.resolve('.'));
-    forest = await startForest({
-      stateDir: path.join(tmp, 'state'),
-      projectRoot: path.resolve('.'),
-      repo: repo.path,
-      pollMs: 250,
-      onEvent: (l) => events.push(l),
-    });
+    forest = await startSampleForest(tmp, 'git', (l) => events.push(l));
   });
   after(async () => {
     await forest?.close();

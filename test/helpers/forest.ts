@@ -4,7 +4,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { startForest, type Forest } from '../../src/local/forest.js';
 import { type PushLog, type PushRecord } from '../../src/local/pushes.js';
+import { createSampleRepo, type Vcs } from '../../src/local/sample-repo.js';
 import { listTaskGroup } from '../../src/taskcluster/listing.js';
 import type { QueueClient } from '../../src/taskcluster/client.js';
 import { waitFor } from './wait.js';
@@ -21,6 +23,25 @@ const GIT_ENV = {
   GIT_COMMITTER_NAME: 'Forest Developer',
   GIT_COMMITTER_EMAIL: 'forest@example.com',
 };
+
+/**
+ * The forest of `local up --repo` on a fresh sample repository (this project's in-tree config) in
+ * `tmp`: its state under tmp/state, pushes polled every 250 ms.
+ */
+export async function startSampleForest(
+  tmp: string,
+  vcs: Vcs,
+  onEvent?: (line: string) => void,
+): Promise<Forest> {
+  const repo = await createSampleRepo(path.join(tmp, 'gecko'), vcs, path.resolve('.'));
+  return startForest({
+    stateDir: path.join(tmp, 'state'),
+    projectRoot: path.resolve('.'),
+    repo: repo.path,
+    pollMs: 250,
+    ...(onEvent ? { onEvent } : {}),
+  });
+}
 
 /** A git clone of `url` in `dir` that commits file changes and pushes them back. */
 export async function gitClone(url: string, dir: string) {
