@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startCli } from './helpers/cli.js';
-import { processesMentioning } from './helpers/forest.js';
+import { noProcessLeft, processesMentioning } from './helpers/forest.js';
 import { giveUp, waitFor } from './helpers/wait.js';
 
 describe('local run: Ctrl-C', function () {
@@ -35,15 +35,7 @@ describe('local run: Ctrl-C', function () {
       assert.equal(code, 130, cli.stderr);
       assert.match(cli.stderr, /interrupted/);
       // the run's children may take a moment to go once it exited: none may stay
-      await waitFor(
-        'no process still using the state directory',
-        () => {
-          const left = processesMentioning(stateDir);
-          if (left.length === 0) return true;
-          throw new Error(`still running: ${left.join('; ')}`);
-        },
-        { timeoutMs: 20_000 },
-      );
+      await noProcessLeft(stateDir);
       // the state directory is consistent: the services start again on it
       execFileSync(
         process.execPath,

@@ -10,7 +10,7 @@ import { listTaskGroup } from '../src/taskcluster/listing.js';
 import { createSampleRepo } from '../src/local/sample-repo.js';
 import { queueClient } from '../src/taskcluster/client.js';
 import { startCli } from './helpers/cli.js';
-import { processesMentioning } from './helpers/forest.js';
+import { noProcessLeft } from './helpers/forest.js';
 import { giveUp, waitFor } from './helpers/wait.js';
 
 describe('local up --repo (command line)', function () {
@@ -41,11 +41,7 @@ describe('local up --repo (command line)', function () {
 
       child.kill('SIGINT');
       assert.equal(await exited, 0, cli.stderr);
-      await waitFor(
-        'every process of the run to exit',
-        () => (processesMentioning(stateDir).length === 0 ? true : undefined),
-        { timeoutMs: 20_000 },
-      );
+      await noProcessLeft(stateDir);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -125,11 +121,7 @@ describe('local up --repo (command line)', function () {
       );
       child.kill('SIGINT');
       assert.equal(await exited, 0, cli.stderr);
-      await waitFor(
-        'every process of the run to exit',
-        () => (processesMentioning(stateDir).length === 0 ? true : undefined),
-        { timeoutMs: 20_000 },
-      );
+      await noProcessLeft(stateDir);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }

@@ -86,6 +86,19 @@ export function settled(queue: QueueClient, decisionTaskId: string, minTasks = 2
   );
 }
 
+/** Wait until no process mentions `stateDir` (a run's children may take a moment to go). */
+export async function noProcessLeft(stateDir: string): Promise<void> {
+  await waitFor(
+    'no process still using the state directory',
+    () => {
+      const left = processesMentioning(stateDir);
+      if (left.length === 0) return true;
+      throw new Error(`still running: ${left.join('; ')}`);
+    },
+    { timeoutMs: 20_000 },
+  );
+}
+
 /** Processes (other than this one) whose command line mentions `needle`. */
 export function processesMentioning(needle: string): string[] {
   const out: string[] = [];
