@@ -130,6 +130,12 @@ describe('schemas: the error formatter', () => {
     const text = describeSchemaErrors(c.errors, cfg, { root: 'config' }).join('\n');
     assert.match(text, /config\.credentials\.accessToken must be string \(got \[redacted\]\)/);
     assert.doesNotMatch(text, /sekrit-value-123/);
+    // a secret nested inside the offending value is not shown either
+    const nested = { credentials: [{ clientId: 'x', accessToken: 'unregistered-token-9' }] };
+    assert.equal(c(nested), false);
+    const shownNested = describeSchemaErrors(c.errors, nested, { root: 'config' }).join('\n');
+    assert.match(shownNested, /config\.credentials must be object/);
+    assert.doesNotMatch(shownNested, /unregistered-token-9/);
   });
 
   it('says "one of" for a oneOf of required properties instead of one error per branch', () => {

@@ -74,7 +74,11 @@ export function scrub(text: string): string {
   return out;
 }
 
-function clean(value: unknown, depth = 0): unknown {
+/**
+ * A value with every secret taken out: registered secrets and secret patterns scrubbed from its
+ * strings, and the values of secret-named keys (accessToken, password, …) replaced, at any depth.
+ */
+export function clean(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrub(value);
   if (value instanceof Error) return scrub(value.message);
   if (depth > 6 || value === null || typeof value !== 'object') return value;

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ArchiveError } from './errors.js';
-import { SECRET_KEYS, scrub } from './log.js';
+import { clean, scrub, SECRET_KEYS } from './log.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -181,7 +181,7 @@ function valueAt(value: unknown, parts: readonly string[]): unknown {
 /** A short, secret-free rendering of the offending value. */
 function shown(value: unknown, parts: readonly string[]): string {
   if (parts.some((p) => SECRET_KEYS.test(p))) return '[redacted]';
-  const s = value === undefined ? undefined : scrub(JSON.stringify(value));
+  const s = value === undefined ? undefined : scrub(JSON.stringify(clean(value)));
   return s === undefined ? 'undefined' : s.length > 80 ? s.slice(0, 77) + '...' : s;
 }
 
