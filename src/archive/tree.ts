@@ -72,8 +72,20 @@ export function linkStaysInside(rel: string, target: string): boolean {
   return resolved !== '..' && !resolved.startsWith('../') && !path.posix.isAbsolute(resolved);
 }
 
-export const byPathBytes = (a: { path: string }, b: { path: string }) =>
-  Buffer.compare(Buffer.from(a.path, 'utf8'), Buffer.from(b.path, 'utf8'));
+/**
+ * `items` sorted by the bytes of their UTF-8 path. Paths of ASCII alone compare as strings (the
+ * same order); any other path is encoded once, not at every comparison.
+ */
+export function sortByPathBytes<T extends { path: string }>(items: T[]): T[] {
+  // eslint-disable-next-line no-control-regex
+  if (items.every((e) => /^[\x00-\x7f]*$/.test(e.path))) {
+    return items.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+  const keyed = items.map((e) => ({ e, key: Buffer.from(e.path, 'utf8') }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  for (let i = 0; i < keyed.length; i++) items[i] = keyed[i].e;
+  return items;
+}
 
 /** Add the directory entries implied by the files and symlinks, then sort by path bytes. */
 export function completeTree(items: TreeEntry[]): TreeEntry[] {
@@ -89,7 +101,7 @@ export function completeTree(items: TreeEntry[]): TreeEntry[] {
     }
   }
   for (const d of dirs) out.push({ path: d, type: 'dir', mode: DIR_MODE, size: 0 });
-  out.sort(byPathBytes);
+  sortByPathBytes(out);
   for (let i = 1; i < out.length; i++) {
     if (out[i].path === out[i - 1].path) {
       throw new ArchiveError('corrupt', `duplicate entry ${JSON.stringify(out[i].path)} in tree`);
