@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import zlib from 'node:zlib';
-import { buildArchive, FORMAT_VERSION, unpackArchive } from '../src/archive/index.js';
+import { buildArchive, FORMAT_VERSION, packArchive, unpackArchive } from '../src/archive/index.js';
 import { DEFAULT_LIMITS } from '../src/archive/index.js';
 import { packEntries } from '../src/archive/pack.js';
 import type { TreeEntry } from '../src/archive/tree.js';
@@ -74,6 +74,62 @@ describe('archive zip and determinism', function () {
     // the block-parallel stream is one ordinary gzip member: gunzip reads it back
     const tarBytes = zlib.gunzipSync(fs.readFileSync(path.join(tmp, 't2.tar.gz')));
     assert.equal(tarBytes.length % 512, 0);
+  });
+
+  it('reuses its buffers without mixing bytes: a file and a plain stream get the same bytes', async () => {
+    // many small files (the small buffers), multi-block random and text files (the block-sized
+    // ones, and results that barely fit), compressed on threads whose results come back in reused
+    // buffers; a sink that keeps every chunk it is given would see any chunk reused too early
+    const root = path.join(tmp, 'reuse');
+    let seed = 11;
+    const random = (n: number) => {
+      const b = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) b[i] = (seed = (seed * 1103515245 + 12345) & 0x7fffffff) >> 16;
+      return b;
+    };
+    for (let i = 0; i < 300; i++) {
+      const size = 1 + ((i * 997) % 20_000);
+      const content =
+        i % 3 ? Buffer.from(`line ${i} of the harness\n`.repeat(size / 20 + 1)) : random(size);
+      fs.mkdirSync(path.join(root, 'h', `d${i % 7}`), { recursive: true });
+      fs.writeFileSync(path.join(root, 'h', `d${i % 7}`, `f${i}`), content.subarray(0, size));
+    }
+    fs.writeFileSync(path.join(root, 'h', 'big-random'), random(700_000));
+    fs.writeFileSync(path.join(root, 'h', 'big-text'), Buffer.from('abc\n'.repeat(300_000)));
+    const opts = {
+      source: { kind: 'dir' as const, path: root },
+      revision: 'c'.repeat(40),
+      subdir: 'h',
+    };
+    const kept: Buffer[] = [];
+    const keptZip: Buffer[] = [];
+    const keeper = (into: Buffer[]) =>
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          into.push(chunk); // kept, not copied
+          cb();
+        },
+      });
+    const streamed = await packArchive({ ...opts, threads: 2 }, keeper(kept), keeper(keptZip));
+    const seen = new Set<string>();
+    for (const threads of [0, 2]) {
+      const out = path.join(tmp, `reuse${threads}.tar.gz`);
+      const r = await buildArchive({ ...opts, threads, out, zipOut: `${out}.zip` });
+      seen.add(
+        `${sha256(fs.readFileSync(out))} ${sha256(fs.readFileSync(`${out}.zip`))} ${r.sha256}`,
+      );
+    }
+    seen.add(`${sha256(Buffer.concat(kept))} ${sha256(Buffer.concat(keptZip))} ${streamed.sha256}`);
+    assert.equal(seen.size, 1, [...seen].join('\n'));
+    const dest = path.join(tmp, 'reuse-unpacked');
+    await unpackArchive(path.join(tmp, 'reuse2.tar.gz'), dest);
+    for (const rel of ['big-random', 'big-text', 'd0/f0', 'd1/f1', 'd6/f293']) {
+      assert.deepEqual(
+        fs.readFileSync(path.join(dest, rel)),
+        fs.readFileSync(path.join(root, 'h', rel)),
+        rel,
+      );
+    }
   });
 
   it('is unpacked by Info-ZIP unzip with exec bits, symlinks and names intact', async function () {

@@ -3,10 +3,13 @@
 // dictionary, and ends with a sync flush (the last one with Z_FINISH). The concatenated outputs
 // are one valid deflate stream whose bytes depend only on the input, the level and the block
 // size, never on how many threads compressed it or in what order they finished (the scheme pigz
-// uses). Blocks run on a small pool of worker threads, results are written in input order.
-// Memory stays flat whatever the stream's length: a block's buffers are moved to its thread and
-// back (never copied) and reused for later blocks, and each result is moved out in the buffer
-// zlib wrote it to, so a thread makes no garbage of its own.
+// uses). Blocks run on a small pool of worker threads; the streams over it are in
+// deflate-stream.ts.
+// Memory stays flat whatever the stream's length: a block's buffers, and the buffer its result is
+// copied into, are moved to its thread and back (never copied) and reused for later blocks, so the
+// main thread makes no garbage of them. What zlib allocates inside a thread for each block is
+// collected by that thread every few MB (V8 would otherwise let tens of MB of it pile up per
+// thread, since a thread's own heap barely grows).
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import zlib from 'node:zlib';
@@ -22,6 +25,8 @@ export interface DeflateJob {
   data: Uint8Array;
   dictionary?: Uint8Array;
   final: boolean;
+  /** Where a thread copies the result (from the pool's `outputs`), moved there and back. */
+  output?: Uint8Array;
   /**
    * The whole memory under `data` and `dictionary` belongs to the job (never a slice of Node's
    * shared pool): it is moved to the thread that compresses it, unreadable here until the pool
@@ -49,48 +54,98 @@ export function deflateBlock(job: DeflateJob): Buffer {
   });
 }
 
+/** Room for one block's result: deflate's worst case for a block (stored blocks), with margin. */
+export const OUTPUT_SIZE = DEFLATE_BLOCK_SIZE + 4096;
+/**
+ * Buffers for a stream known to be this short (most files of a harness, each deflated on its own
+ * for the zip): dozens of them in flight then hold little memory. Not part of the format.
+ */
+export const SMALL_BLOCK_SIZE = 16 * 1024;
+const SMALL_OUTPUT_SIZE = SMALL_BLOCK_SIZE + 1024;
+
+/** Input bytes a thread compresses between collections of what zlib allocated for them. */
+const COLLECT_EVERY = 8 * 1024 * 1024;
+
 // The worker's whole program (CommonJS, evaluated: no file to resolve, no loader to inherit).
-// It must compress exactly as deflateBlock does. The input's buffers go back with the result;
-// the result goes in its own buffer when it has one and may be moved (otherwise it is copied).
+// It must compress exactly as deflateBlock does. The input's buffers go back with the result,
+// which is copied into the job's output buffer (or, when there is none or it is too small, moved
+// or copied out in a buffer of its own). Collection: Node lets a program expose V8's gc() at run
+// time (v8.setFlagsFromString, then a new context); where that is refused the thread just goes
+// without, and the bytes are the same either way.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const c = zlib.constants;
+let collect = null;
+try {
+  require('node:v8').setFlagsFromString('--expose-gc');
+  collect = require('node:vm').runInNewContext('gc');
+} catch {}
+if (typeof collect !== 'function') collect = null;
+let sinceCollect = 0;
 let canMove = true;
+function give(m, reply, transfer) {
+  if (!m.owned) return;
+  reply.data = m.data;
+  transfer.push(m.data.buffer);
+  if (m.dictionary) {
+    reply.dictionary = m.dictionary;
+    transfer.push(m.dictionary.buffer);
+  }
+}
+function place(m, out, reply, transfer) {
+  if (m.output && out.length <= m.output.length) {
+    m.output.set(out);
+    reply.out = m.output.subarray(0, out.length);
+    reply.pooled = true;
+    transfer.push(m.output.buffer);
+    return;
+  }
+  if (m.output) {
+    reply.spare = m.output;
+    transfer.push(m.output.buffer);
+  }
+  if (out.buffer.byteLength <= Buffer.poolSize || !canMove) out = new Uint8Array(out);
+  reply.out = out;
+  transfer.push(out.buffer);
+}
 function run(m, replies, transfer) {
   const reply = { id: m.id };
-  if (m.owned) {
-    reply.data = m.data;
-    transfer.push(m.data.buffer);
-    if (m.dictionary) {
-      reply.dictionary = m.dictionary;
-      transfer.push(m.dictionary.buffer);
-    }
-  }
   try {
     const opts = { level: ${DEFLATE_LEVEL}, memLevel: 8, windowBits: 15, strategy: c.Z_DEFAULT_STRATEGY,
       chunkSize: ${ZLIB_CHUNK_SIZE}, finishFlush: m.final ? c.Z_FINISH : c.Z_SYNC_FLUSH };
     if (m.dictionary && m.dictionary.length) opts.dictionary = m.dictionary;
-    let out = zlib.deflateRawSync(m.data, opts);
-    if (out.buffer.byteLength <= Buffer.poolSize || !canMove) out = new Uint8Array(out);
-    reply.out = out;
+    place(m, zlib.deflateRawSync(m.data, opts), reply, transfer);
   } catch (e) {
     reply.error = String((e && e.message) || e);
+    if (m.output) {
+      reply.spare = m.output;
+      transfer.push(m.output.buffer);
+    }
   }
+  give(m, reply, transfer);
+  sinceCollect += m.data.length;
   replies.push(reply);
+}
+function send(replies, transfer) {
+  try {
+    parentPort.postMessage(replies, transfer);
+  } catch {
+    // a Node that marks zlib's output untransferable: send copies from now on
+    canMove = false;
+    const kept = transfer.filter((b) => !replies.some((r) => r.out && !r.pooled && r.out.buffer === b));
+    for (const r of replies) if (r.out && !r.pooled) r.out = new Uint8Array(r.out);
+    parentPort.postMessage(replies, kept);
+  }
 }
 parentPort.on('message', (batch) => {
   const replies = [];
   const transfer = [];
   for (const m of batch) run(m, replies, transfer);
-  const outs = replies.filter((r) => r.out).map((r) => r.out.buffer);
-  try {
-    parentPort.postMessage(replies, [...outs, ...transfer]);
-  } catch {
-    // a Node that marks zlib's output untransferable: send copies from now on
-    canMove = false;
-    for (const r of replies) if (r.out) r.out = new Uint8Array(r.out);
-    parentPort.postMessage(replies, [...replies.filter((r) => r.out).map((r) => r.out.buffer), ...transfer]);
+  send(replies, transfer);
+  if (collect && sinceCollect >= ${COLLECT_EVERY}) {
+    sinceCollect = 0;
+    collect();
   }
 });
 `;
@@ -103,6 +158,10 @@ interface Pending {
 interface Reply {
   id: number;
   out?: Uint8Array;
+  /** `out` is a view of the job's output buffer. */
+  pooled?: boolean;
+  /** The job's output buffer, unused (the result did not fit, or failed). */
+  spare?: Uint8Array;
   error?: string;
   data?: Uint8Array;
   dictionary?: Uint8Array;
@@ -114,6 +173,9 @@ export const defaultThreads = () =>
 
 /** Young-generation size of a deflate thread's heap, in MB. */
 const WORKER_YOUNG_MB = 2;
+
+/** Files the zip writer keeps in flight (queued for writing, their blocks compressing). */
+export const ZIP_FILES_IN_FLIGHT = 64;
 
 /** Messages of jobs handed to one thread ahead of its results: it never waits for the main thread. */
 const JOBS_PER_THREAD = 2;
@@ -134,9 +196,16 @@ class FreeList {
     return b ? Buffer.from(b, 0, this.size) : Buffer.allocUnsafeSlow(this.size);
   }
 
+  /** Keep `b`'s memory for reuse: only a buffer of this list's size, and never twice. */
   give(b: Uint8Array | undefined): void {
-    if (b && b.buffer.byteLength === this.size && this.free.length < this.keep) {
-      this.free.push(b.buffer as ArrayBuffer);
+    const ab = b?.buffer as ArrayBuffer | undefined;
+    if (
+      ab &&
+      ab.byteLength === this.size &&
+      this.free.length < this.keep &&
+      !this.free.includes(ab)
+    ) {
+      this.free.push(ab);
     }
   }
 }
@@ -145,7 +214,8 @@ class FreeList {
  * A fixed set of deflate threads, started at once (they boot while the tree is listed).
  * `threads: 0` compresses on the calling thread (synchronously, same bytes). Each thread holds
  * up to JOBS_PER_THREAD jobs; more are queued here. Block and dictionary buffers for owned jobs
- * come from `blocks()` and `dictionaries()` and return there when their job is done.
+ * come from `blocks`, `smallBlocks` and `dictionaries` and return there when their job is done;
+ * the result of such a job is a view of a pool buffer, which the consumer hands to release().
  */
 export class DeflatePool {
   private readonly workers: Worker[] = [];
@@ -157,16 +227,24 @@ export class DeflatePool {
   private failure: Error | null = null;
   readonly threads: number;
   readonly blocks: FreeList;
+  readonly smallBlocks: FreeList;
   readonly dictionaries: FreeList;
+  /** Buffers threads copy results into; a consumer done with a result gives it to release(). */
+  private readonly outputs: FreeList;
+  private readonly smallOutputs: FreeList;
 
   constructor(threads: number) {
     if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
       throw new ArchiveError('usage', `threads must be an integer from 0 to 256 (got ${threads})`);
     }
     this.threads = threads;
-    const keep = (JOBS_PER_THREAD + 2) * threads + 8;
+    // enough for every block in flight: the threads' jobs, and the zip's queue of small files
+    const keep = (JOBS_PER_THREAD + 2) * threads + 8 + ZIP_FILES_IN_FLIGHT;
     this.blocks = new FreeList(DEFLATE_BLOCK_SIZE, keep);
     this.dictionaries = new FreeList(DICTIONARY_SIZE, keep);
+    this.outputs = new FreeList(OUTPUT_SIZE, keep);
+    this.smallBlocks = new FreeList(SMALL_BLOCK_SIZE, keep);
+    this.smallOutputs = new FreeList(SMALL_OUTPUT_SIZE, keep);
     for (let i = 0; i < threads; i++) this.spawn();
   }
 
@@ -203,9 +281,28 @@ export class DeflatePool {
     this.workers.push(w);
   }
 
-  private recycle(job: { data?: Uint8Array; dictionary?: Uint8Array }): void {
+  private recycle(job: { data?: Uint8Array; dictionary?: Uint8Array; spare?: Uint8Array }): void {
     this.blocks.give(job.data);
+    this.smallBlocks.give(job.data);
     this.dictionaries.give(job.dictionary);
+    this.release(job.spare);
+  }
+
+  /**
+   * A result the caller has finished with (its bytes copied or written out): its buffer is reused
+   * for a later block's result. Anything else given here is left to the garbage collector.
+   */
+  release(result: Uint8Array | undefined): void {
+    this.outputs.give(result);
+    this.smallOutputs.give(result);
+  }
+
+  /** The reused buffer a job's result is copied into: one for each pool block size. */
+  private outputFor(data: Uint8Array): Buffer | undefined {
+    const n = data.buffer.byteLength;
+    if (n === this.blocks.size) return this.outputs.take();
+    if (n === this.smallBlocks.size) return this.smallOutputs.take();
+    return undefined;
   }
 
   private fail(e: Error): void {
@@ -242,9 +339,12 @@ export class DeflatePool {
         const id = this.nextId++;
         this.pending.set(id, p);
         const { data, dictionary, final, owned } = job;
-        batch.push({ id, data, dictionary, final, owned });
+        // a pooled block's result is copied into a reused buffer; any other moves out in its own
+        const output = owned ? this.outputFor(data) : undefined;
+        batch.push({ id, data, dictionary, final, owned, output });
         if (owned) transfer.push(data.buffer as ArrayBuffer);
         if (owned && dictionary) transfer.push(dictionary.buffer as ArrayBuffer);
+        if (output) transfer.push(output.buffer as ArrayBuffer);
         bytes += data.length;
       }
       this.load.set(w, this.load.get(w)! + 1);
@@ -273,147 +373,5 @@ export class DeflatePool {
   async close(): Promise<void> {
     const all = this.workers.splice(0);
     await Promise.all(all.map((w) => w.terminate()));
-  }
-}
-
-/**
- * Hands promised items to a consumer in the order they were queued, keeping at most `depth`
- * outstanding (push() waits while it is full: backpressure for the producer). The first failure,
- * of an item or of the consumer, is thrown by the next push() or by flush().
- */
-export class OrderedOutput<T> {
-  private tail: Promise<void> = Promise.resolve();
-  private outstanding = 0;
-  private waiters: Array<() => void> = [];
-  private error: unknown = null;
-
-  constructor(
-    private readonly consume: (item: T) => void | Promise<void>,
-    private readonly depth: number,
-  ) {}
-
-  async push(item: Promise<T> | T): Promise<void> {
-    this.check();
-    while (this.outstanding >= this.depth) {
-      await new Promise<void>((r) => this.waiters.push(r));
-      this.check();
-    }
-    this.outstanding++;
-    const p = Promise.resolve(item);
-    p.catch(() => {}); // observed through the chain below
-    this.tail = this.tail.then(async () => {
-      try {
-        if (this.error === null) await this.consume(await p);
-      } catch (e) {
-        this.error ??= e;
-      } finally {
-        this.outstanding--;
-        this.waiters.shift()?.();
-      }
-    });
-  }
-
-  private check(): void {
-    if (this.error !== null) throw this.error;
-  }
-
-  /** Wait for everything queued to be consumed. */
-  async flush(): Promise<void> {
-    await this.tail;
-    this.check();
-  }
-}
-
-/**
- * One raw deflate stream cut into DEFLATE_BLOCK_SIZE blocks, compressed on `pool`. Compressed
- * output goes to `out` in order. The CRC-32 and length of the input are kept on the way.
- */
-export class BlockDeflater {
-  private block: Buffer;
-  private fill = 0;
-  private dictionary: Buffer | undefined;
-  /** Input bytes handed to blocks already emitted. */
-  private emitted = 0;
-  crc = 0;
-  size = 0;
-
-  /** `sizeHint`: the input's length when known, so a small stream gets a small buffer. */
-  constructor(
-    private readonly pool: DeflatePool,
-    private readonly out: (chunk: Promise<Buffer>) => Promise<void>,
-    private readonly sizeHint?: number,
-    private readonly blockSize = DEFLATE_BLOCK_SIZE,
-  ) {
-    if (blockSize < DICTIONARY_SIZE) throw new ArchiveError('internal', 'block size under 32 KiB');
-    this.block = this.newBlock();
-  }
-
-  /** A buffer of its own memory for the next block: a whole block, or what the hint says is left. */
-  private newBlock(): Buffer {
-    const left = this.sizeHint === undefined ? this.blockSize : this.sizeHint - this.emitted;
-    if (left >= this.blockSize && this.blockSize === this.pool.blocks.size) {
-      return this.pool.blocks.take();
-    }
-    return Buffer.allocUnsafeSlow(Math.max(1, Math.min(this.blockSize, left)));
-  }
-
-  /**
-   * Add input. Returns a promise only when a block was handed on and the output must be waited
-   * for (backpressure); otherwise the chunk has been copied and nothing is pending.
-   */
-  write(chunk: Buffer): Promise<void> | undefined {
-    this.crc = zlib.crc32(chunk, this.crc);
-    this.size += chunk.length;
-    return this.copyIn(chunk, 0);
-  }
-
-  private copyIn(chunk: Buffer, from: number): Promise<void> | undefined {
-    let off = from;
-    while (off < chunk.length) {
-      if (this.fill === this.blockSize) return this.emitThenCopy(chunk, off);
-      if (this.fill === this.block.length) this.grow();
-      const n = Math.min(this.block.length - this.fill, chunk.length - off);
-      chunk.copy(this.block, this.fill, off, off + n);
-      this.fill += n;
-      off += n;
-    }
-    return undefined;
-  }
-
-  private async emitThenCopy(chunk: Buffer, off: number): Promise<void> {
-    await this.emit(false);
-    await this.copyIn(chunk, off);
-  }
-
-  /** The input is longer than its hint said: make room for a whole block. */
-  private grow(): void {
-    const bigger =
-      this.blockSize === this.pool.blocks.size
-        ? this.pool.blocks.take()
-        : Buffer.allocUnsafeSlow(this.blockSize);
-    this.block.copy(bigger, 0, 0, this.fill);
-    this.block = bigger;
-  }
-
-  private async emit(final: boolean): Promise<void> {
-    const data = this.block.subarray(0, this.fill);
-    const dictionary = this.dictionary;
-    // only a full block is ever followed by another, so it holds the whole dictionary
-    if (final) this.dictionary = undefined;
-    else {
-      this.dictionary = this.pool.dictionaries.take();
-      data.copy(this.dictionary, 0, data.length - DICTIONARY_SIZE);
-    }
-    // the block's memory now belongs to the job; the next block gets another buffer
-    const done = this.pool.deflate({ data, dictionary, final, owned: true });
-    this.emitted += this.fill;
-    this.fill = 0;
-    this.block = final ? Buffer.alloc(0) : this.newBlock();
-    await this.out(done);
-  }
-
-  /** Compress what is left with Z_FINISH. */
-  async end(): Promise<void> {
-    await this.emit(true);
   }
 }

@@ -3,9 +3,11 @@
 // hash and count what they write, and compress on a shared DeflatePool.
 import crypto from 'node:crypto';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { BlockDeflater, DeflatePool, OrderedOutput } from './deflate.js';
+import { ZIP_FILES_IN_FLIGHT, type DeflatePool } from './deflate.js';
+import { BlockDeflater, OrderedOutput } from './deflate-stream.js';
 import type { TreeEntry } from './tree.js';
 import {
   METHOD_DEFLATE,
@@ -20,45 +22,64 @@ import {
 /** Gzip member header: deflate, no flags, mtime 0, XFL 0 (level 6), OS 255 ("unknown"). */
 export const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
 
-/** Bytes gathered (corked) before the sink writes them at once. */
+/** Bytes gathered before the sink is given them, in one buffer. */
 const SINK_WRITE = 256 * 1024;
-
-type Corkable = NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
+/** Gathering buffers kept for reuse by a file sink (one being filled, the rest being written). */
+const SINK_BUFFERS = 4;
 
 /**
- * A sink that counts and hashes what is written, with backpressure. Writes are corked until
- * SINK_WRITE bytes are held, so a file sink makes one system call for many small chunks.
+ * A sink that counts and hashes what is written, with backpressure. Writes are copied into a
+ * buffer of SINK_WRITE bytes, handed to the sink when full: one system call for many small chunks,
+ * and the caller may reuse a chunk's memory as soon as write() has returned or settled. A file
+ * sink's buffers are reused once written; any other sink keeps each buffer it is given.
  */
 class HashedSink {
   readonly hash = crypto.createHash('sha256');
   size = 0;
   private error: unknown = null;
-  private held = 0;
-  constructor(private readonly sink: Corkable) {
+  private buf: Buffer | null = null;
+  private fill = 0;
+  private readonly spare: Buffer[] = [];
+  private readonly reuse: boolean;
+  constructor(private readonly sink: NodeJS.WritableStream) {
     sink.on('error', (e: unknown) => (this.error ??= e));
+    this.reuse = sink instanceof fs.WriteStream;
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunk: Uint8Array): Promise<void> {
     if (this.error !== null) throw this.error;
     if (chunk.length === 0) return;
     this.hash.update(chunk);
     this.size += chunk.length;
-    if (this.held === 0) this.sink.cork?.();
-    this.held += chunk.length;
-    const ok = this.sink.write(chunk);
-    if (this.held >= SINK_WRITE || (!ok && !this.sink.cork)) {
-      this.uncork();
-      if (!ok) await once(this.sink as NodeJS.EventEmitter, 'drain');
+    let off = 0;
+    let drained: Promise<unknown> | null = null;
+    while (off < chunk.length) {
+      this.buf ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(SINK_WRITE);
+      const n = Math.min(SINK_WRITE - this.fill, chunk.length - off);
+      this.buf.set(chunk.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === SINK_WRITE && !this.flush()) drained ??= once(this.sink, 'drain');
     }
+    if (drained) await drained;
   }
 
-  private uncork(): void {
-    if (this.held > 0) this.sink.uncork?.();
-    this.held = 0;
+  /** Hand the gathered bytes to the sink; false when it asks to wait for 'drain'. */
+  private flush(): boolean {
+    const b = this.buf;
+    if (!b || this.fill === 0) return true;
+    const data = this.fill === b.length ? b : b.subarray(0, this.fill);
+    this.buf = null;
+    this.fill = 0;
+    if (!this.reuse) return this.sink.write(data);
+    return this.sink.write(data, (e?: Error | null) => {
+      if (!e && this.spare.length < SINK_BUFFERS) this.spare.push(b);
+    });
   }
 
   async end(): Promise<{ sha256: string; size: number }> {
-    this.uncork();
+    if (this.error !== null) throw this.error;
+    this.flush();
     this.sink.end();
     await finished(
       this.sink as NodeJS.WritableStream & NodeJS.ReadableStream,
@@ -79,7 +100,13 @@ export class TarGzWriter {
 
   constructor(pool: DeflatePool, sink: NodeJS.WritableStream) {
     this.out = new HashedSink(sink);
-    this.ordered = new OrderedOutput<Buffer>((b) => this.out.write(b), 2 * pool.threads + 4);
+    this.ordered = new OrderedOutput<Buffer>(
+      async (b) => {
+        await this.out.write(b);
+        pool.release(b);
+      },
+      2 * pool.threads + 4,
+    );
     this.deflater = new BlockDeflater(pool, (p) => this.ordered.push(p));
     this.started = this.ordered.push(GZIP_HEADER);
   }
@@ -161,14 +188,17 @@ export class ZipWriter {
     sink: NodeJS.WritableStream,
   ) {
     this.out = new HashedSink(sink);
-    this.ordered = new OrderedOutput<ZipItem>((item) => this.writeItem(item), 64);
+    this.ordered = new OrderedOutput<ZipItem>((item) => this.writeItem(item), ZIP_FILES_IN_FLIGHT);
   }
 
   private async writeItem(item: ZipItem): Promise<void> {
     const compressedSize = item.data.reduce((n, b) => n + b.length, 0);
     const record: ZipRecord = { ...item.record, compressedSize, offset: this.out.size };
     await this.out.write(localHeader(record));
-    for (const b of item.data) await this.out.write(b);
+    for (const b of item.data) {
+      await this.out.write(b);
+      this.pool.release(b);
+    }
     this.central.push(centralHeader(record));
     this.entries++;
   }
