@@ -6,6 +6,9 @@
 // that times buildArchive in process and reports its CPU time and peak RSS (getrusage maxrss),
 // so memory is not inherited from earlier runs nor inflated by a TypeScript loader. Prints
 // medians, ratios (wall and CPU) and whether the bytes were the same for every thread count.
+// A floor row shows what Node's zlib alone costs: the same tar stream, already in memory,
+// deflated on the same pool with every core and no tree work, in a fresh process: no engine
+// built on Node's zlib packs faster than that.
 // Run: node --import tsx bench/pack.ts
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -117,6 +120,50 @@ console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000,
   size: r.size }));
 `;
 
+/**
+ * The floor for any engine on Node's zlib: a fresh process deflates the tar stream (already read
+ * into memory) on `threads` deflate threads, as buildArchive's pool does, and nothing else.
+ */
+const FLOOR_CHILD = `
+const [tarFile, threads] = process.argv.slice(1);
+const fs = await import('node:fs');
+const { DeflatePool } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'archive', 'deflate.js'))});
+const { BlockDeflater } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'archive', 'deflate-stream.js'))});
+const data = fs.readFileSync(tarFile);
+const c0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+const pool = new DeflatePool(Number(threads));
+const pending = [];
+const d = new BlockDeflater(pool, async (p) => {
+  pending.push(p);
+  if (pending.length > 16) pool.release(await pending.shift());
+});
+for (let o = 0; o < data.length; o += 65536) await d.write(data.subarray(o, o + 65536));
+await d.end();
+for (const p of pending) pool.release(await p);
+const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+const c = process.cpuUsage(c0);
+await pool.close();
+console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000, peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+`;
+
+function floor(tarFile: string, threads: number): { ms: number; cpuMs: number; peakRssMb: number } {
+  const r = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', FLOOR_CHILD, tarFile, String(threads)],
+    {
+      encoding: 'utf8',
+      cwd: ROOT,
+    },
+  );
+  if (r.status !== 0) throw new Error(`deflate floor child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    ms: number;
+    cpuMs: number;
+    peakRssMb: number;
+  };
+}
+
 /** One buildArchive in a fresh process: in-process time, CPU and the process's peak RSS. */
 function ours(dir: string, out: string, threads: number, zip: boolean): ChildResult {
   const r = spawnSync(
@@ -179,6 +226,9 @@ async function measure(label: string, files: number, bytes: number, runs: number
     ourRow(`buildArchive tar.gz, ${cores} deflate threads (all cores)`, cores, false),
     ourRow(`buildArchive tar.gz + zip, ${cores} threads`, cores, true),
   ];
+  const floorRow = {
+    ...row(`floor: Node's zlib alone on the tar, ${cores} threads (no tree work)`, 'whole process'),
+  };
   const tarShas = new Set<string>();
   const addShell = (r: Row, script: string) => {
     const b = shell(script);
@@ -186,8 +236,14 @@ async function measure(label: string, files: number, bytes: number, runs: number
     if (b.cpuMs !== undefined) r.cpu.push(b.cpuMs);
     r.peak = Math.max(r.peak, (b.peakKb ?? 0) / 1024);
   };
+  const tarFile = out('baseline.tar');
+  execFileSync('sh', ['-c', `${tarCmd(tree)} > "${tarFile}"`]);
   for (let i = 0; i < runs; i++) {
     addShell(base, `${tarCmd(tree)} | gzip -n -6 > "${out('baseline.tar.gz')}"`);
+    const f = floor(tarFile, cores);
+    floorRow.ms.push(f.ms);
+    floorRow.cpu.push(f.cpuMs);
+    floorRow.peak = Math.max(floorRow.peak, f.peakRssMb);
     if (pigz) addShell(pigz, `${tarCmd(tree)} | pigz -n -6 -p ${cores} > "${out('pigz.tar.gz')}"`);
     for (const m of mine) {
       const r = ours(tree, out('ours.tar.gz'), m.threads, m.zip);
@@ -197,7 +253,7 @@ async function measure(label: string, files: number, bytes: number, runs: number
       tarShas.add(r.sha256);
     }
   }
-  for (const r of [base, ...(pigz ? [pigz] : []), ...mine]) report(r, base, runs);
+  for (const r of [base, ...(pigz ? [pigz] : []), floorRow, ...mine]) report(r, base, runs);
   console.log(
     `  archive: ours ${fs.statSync(out('ours.tar.gz')).size} bytes, gzip -6 ${fs.statSync(out('baseline.tar.gz')).size} bytes; ` +
       `tar.gz sha256 the same for every thread count and run: ${tarShas.size === 1 ? 'yes' : 'NO'} (${[...tarShas][0]})`,
