@@ -33,7 +33,6 @@ import { Writable } from 'node:stream';
 import { ArchiveError, errorMessage, isArchiveError } from '../util/errors.js';
 import zlib from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import { readTar } from './untar.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { digestEntries, packEntries } from './pack.js';
 import {
@@ -45,7 +44,8 @@ import {
   type SourceSpec,
 } from './sources/index.js';
 import { hasControl, type TreeEntry, type TreeSource } from './tree.js';
-import { unpackTo, type UnpackOptions } from './unpack.js';
+import type { ArchiveFormat } from './unpack-limits.js';
+import type { UnpackOptions } from './unpack.js';
 import type { ArchiveMetadata as ArchiveMetadataDocument } from '../generated/archive-metadata.js';
 
 export type { FetchPolicy, SourceSpec } from './sources/index.js';
@@ -54,11 +54,19 @@ export {
   ARCHIVE_FORMATS,
   DEFAULT_UNPACK_LIMITS,
   RATIO_FLOOR_BYTES,
-  detectFormat,
   type ArchiveFormat,
   type UnpackLimits,
-  type UnpackOptions,
-} from './unpack.js';
+} from './unpack-limits.js';
+export type { UnpackOptions } from './unpack.js';
+
+// The unpack side (tar@7's parser, yauzl's reader, the extraction core) loads when it is used:
+// a build or a digest never needs it, and loading it is a good part of a build's start-up.
+const unpacking = () => import('./unpack.js');
+
+/** The format of an archive file from its first bytes (undefined when it is neither). */
+export async function detectFormat(file: string): Promise<ArchiveFormat | undefined> {
+  return (await unpacking()).detectFormat(file);
+}
 
 export const ARCHIVE_FORMAT = 'tar.gz';
 /**
@@ -370,6 +378,7 @@ export async function inspectArchive(
   formatVersion: number;
 }> {
   const limits = limitsOf(opts.limits);
+  const { readTar } = await import('./untar.js');
   const hash = crypto.createHash('sha256');
   let size = 0;
   const input = fs.createReadStream(file);
@@ -463,5 +472,5 @@ export async function unpackArchive(
   dest: string,
   opts: UnpackOptions = {},
 ): Promise<{ files: number; bytes: number }> {
-  return unpackTo(file, dest, opts);
+  return (await unpacking()).unpackTo(file, dest, opts);
 }

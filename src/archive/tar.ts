@@ -4,8 +4,10 @@
 // the octal field. Which records are written, and the ASCII fallback names the ustar fields hold
 // then, are decided here, so the bytes depend on nothing but the entry. The common header (one
 // that needs no PAX) is written here directly, byte for byte as tar@7's Header writes it (a test
-// compares the two), at a fraction of the cost.
-import { Header, Pax, type HeaderData } from 'tar';
+// compares the two), at a fraction of the cost. Header and Pax come from their own entry points:
+// tar@7's index (84 KB, the whole tar implementation) would be parsed at every start for them.
+import { Header, type HeaderData } from 'tar/header';
+import { Pax } from 'tar/pax';
 import { ArchiveError } from '../util/errors.js';
 
 export const BLOCK = 512;

@@ -5,8 +5,6 @@ import path from 'node:path';
 import { ArchiveError } from '../../util/errors.js';
 import { GIT_RUN_ENV, HG_RUN_ENV, runCommand } from '../proc.js';
 import { diskSource } from './disk.js';
-import { gitResolve } from './git.js';
-import { hgResolve } from './hg.js';
 import { FULL_NODE, notFound, type SourceDriver } from './source.js';
 
 type Checkout = { kind: 'hg' | 'git'; root: string };
@@ -64,8 +62,9 @@ export const dirDriver: SourceDriver<'dir'> = {
   async resolve(spec, revision, subdir) {
     const co = findCheckout(spec.path);
     if (FULL_NODE.test(revision)) return revision;
-    if (co?.kind === 'git') return gitResolve(co.root, revision, subdir);
-    if (co?.kind === 'hg') return hgResolve(co.root, revision, subdir);
+    // a revision by name needs the checkout's VCS driver (loaded only then)
+    if (co?.kind === 'git') return (await import('./git.js')).gitResolve(co.root, revision, subdir);
+    if (co?.kind === 'hg') return (await import('./hg.js')).hgResolve(co.root, revision, subdir);
     throw new ArchiveError(
       'usage',
       `${spec.path} is not a checkout: give the full 40-hex revision it holds (got ${revision})`,

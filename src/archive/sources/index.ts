@@ -1,13 +1,11 @@
 // Where a tree comes from: hgweb over HTTP, a local Mercurial repository, a local or remote git
 // repository, or a plain directory (a checkout). One driver per kind (./<kind>.ts) behind one
 // interface (SourceDriver); every source yields the same sorted tree model, contents streamed,
-// never the whole tree in memory.
+// never the whole tree in memory. The drivers of repositories load when a source of their kind is
+// opened, so a build from a directory does not load the HTTP client, the tar reader or git's
+// plumbing; the directory's, small, is always there.
 import type { TreeSource } from '../tree.js';
 import { dirDriver } from './dir.js';
-import { gitRemoteDriver } from './git-remote.js';
-import { gitDriver } from './git.js';
-import { hgDriver } from './hg.js';
-import { hgwebDriver } from './hgweb.js';
 import {
   checkRevision,
   type SourceContext,
@@ -20,17 +18,17 @@ import {
 export type { FetchPolicy, SourceContext, SourceLimits, SourceSpec } from './source.js';
 export { isAllowedUrl } from './source.js';
 
-const DRIVERS: { [K in SourceKind]: SourceDriver<K> } = {
-  hgweb: hgwebDriver,
-  'git-remote': gitRemoteDriver,
-  hg: hgDriver,
-  git: gitDriver,
-  dir: dirDriver,
+const DRIVERS: { [K in SourceKind]: () => Promise<SourceDriver<K>> } = {
+  hgweb: async () => (await import('./hgweb.js')).hgwebDriver,
+  'git-remote': async () => (await import('./git-remote.js')).gitRemoteDriver,
+  hg: async () => (await import('./hg.js')).hgDriver,
+  git: async () => (await import('./git.js')).gitDriver,
+  dir: async () => dirDriver,
 };
 
 /** The driver of `spec`'s kind. */
-function driverFor<K extends SourceKind>(spec: SpecOf<K>): SourceDriver<K> {
-  return DRIVERS[spec.kind as K];
+function driverFor<K extends SourceKind>(spec: SpecOf<K>): Promise<SourceDriver<K>> {
+  return DRIVERS[spec.kind as K]();
 }
 
 export function describeSource(spec: SourceSpec): string {
@@ -49,7 +47,7 @@ export async function resolveIn(
   trustFullNode = false,
 ): Promise<string> {
   checkRevision(revision);
-  return driverFor(spec).resolve(spec, revision, subdir, ctx, trustFullNode);
+  return (await driverFor(spec)).resolve(spec, revision, subdir, ctx, trustFullNode);
 }
 
 /** Open the tree of `subdir` at `revision` in `spec`. Close it when done. */
@@ -60,5 +58,5 @@ export async function openSource(
   ctx: SourceContext,
 ): Promise<TreeSource> {
   checkRevision(revision);
-  return driverFor(spec).open(spec, revision, subdir, ctx);
+  return (await driverFor(spec)).open(spec, revision, subdir, ctx);
 }
