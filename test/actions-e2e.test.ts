@@ -589,7 +589,7 @@ describe('actions end to end (embedded services, Treeherder path)', function () 
         archiveTaskQueueId: emb.archiveTaskQueueId,
       }) + '\n',
     );
-    const program = buildProgram();
+    const program = await buildProgram();
     program.exitOverride();
     const local = program.commands.find((c) => c.name() === 'local') ?? program.command('local');
     registerLocalTriggerAction(local);

@@ -177,8 +177,8 @@ describe('archive CLI: build, digest, unpack', function () {
     assert.match(missing.stderr, /--subdir/);
   });
 
-  it('has help for each command', () => {
-    const program = buildProgram();
+  it('has help for each command', async () => {
+    const program = await buildProgram();
     for (const cmd of ['build', 'digest', 'unpack']) {
       const sub = program.commands.find((c) => c.name() === cmd);
       assert.ok(sub, cmd);

@@ -28,7 +28,7 @@ describe('README', () => {
   it('documents every command of the CLI', async () => {
     const { buildProgram } = await import('../src/cli/main.js');
     const names: string[] = [];
-    for (const c of buildProgram().commands) {
+    for (const c of (await buildProgram()).commands) {
       if (c.commands.length) for (const s of c.commands) names.push(`${c.name()} ${s.name()}`);
       else names.push(c.name());
     }

@@ -3,11 +3,15 @@
 import { Command, CommanderError } from 'commander';
 import { ArchiveError, errorMessage } from '../util/errors.js';
 import { scrub } from '../util/log.js';
-import { commandModules } from './commands/index.js';
+import { modulesFor } from './commands/index.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export function buildProgram(): Command {
+/**
+ * The program with its commands. Given the command line, only the module of the command it runs
+ * is loaded and registered (all of them when it names none); without, every command.
+ */
+export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command();
   program
     .name('mozharness-archive')
@@ -17,12 +21,13 @@ export function buildProgram(): Command {
     )
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
-  for (const register of commandModules) register(program);
+  const modules = modulesFor(argv?.[2]);
+  for (const register of await Promise.all(modules.map((m) => m.load()))) register(program);
   return program;
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   program.exitOverride();
   try {
     await program.parseAsync(argv);
