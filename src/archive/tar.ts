@@ -4,11 +4,29 @@
 // the octal field. Which records are written, and the ASCII fallback names the ustar fields hold
 // then, are decided here, so the bytes depend on nothing but the entry. The common header (one
 // that needs no PAX) is written here directly, byte for byte as tar@7's Header writes it (a test
-// compares the two), at a fraction of the cost. Header and Pax come from their own entry points:
-// tar@7's index (84 KB, the whole tar implementation) would be parsed at every start for them.
-import { Header, type HeaderData } from 'tar/header';
-import { Pax } from 'tar/pax';
+// compares the two), at a fraction of the cost. tar@7's Header and Pax are loaded the first time
+// an entry needs them (from their own entry points, not tar@7's 84 KB index): most trees have no
+// such entry, and a build should not pay for loading them at every start.
+import { createRequire } from 'node:module';
+import type { Header as TarHeader, HeaderData } from 'tar/header';
+import type { Pax as TarPax } from 'tar/pax';
 import { ArchiveError } from '../util/errors.js';
+
+interface TarCodec {
+  Header: typeof TarHeader;
+  Pax: typeof TarPax;
+}
+let tarCodec: TarCodec | undefined;
+/** tar@7's Header and Pax, required (synchronously) on first use. */
+function codec(): TarCodec {
+  if (!tarCodec) {
+    const require = createRequire(import.meta.url);
+    const { Header } = require('tar/header') as { Header: typeof TarHeader };
+    const { Pax } = require('tar/pax') as { Pax: typeof TarPax };
+    tarCodec = { Header, Pax };
+  }
+  return tarCodec;
+}
 
 export const BLOCK = 512;
 export const END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
@@ -50,7 +68,7 @@ function fallback(s: string, max: number): string {
 function encodeHeader(
   fields: Required<Pick<HeaderData, 'path' | 'mode' | 'size' | 'type' | 'linkpath'>>,
 ): Buffer {
-  const h = new Header({
+  const h = new (codec().Header)({
     ...fields,
     uid: 0,
     gid: 0,
@@ -137,7 +155,7 @@ export function entryHeader(e: HeaderFields): Buffer {
   });
   if (nameFits && linkFits && sizeFits) return main;
   const body = Buffer.from(
-    new Pax({
+    new (codec().Pax)({
       path: nameFits ? undefined : name,
       linkpath: linkFits ? undefined : link,
       size: sizeFits ? undefined : size,
