@@ -70,8 +70,9 @@ const COLLECT_EVERY = 8 * 1024 * 1024;
 // It must compress exactly as deflateBlock does. The input's buffers go back with the result,
 // which is copied into the job's output buffer (or, when there is none or it is too small, moved
 // or copied out in a buffer of its own). Collection: Node lets a program expose V8's gc() at run
-// time (v8.setFlagsFromString, then a new context); where that is refused the thread just goes
-// without, and the bytes are the same either way.
+// time (v8.setFlagsFromString, then a new context); a young-generation collection is enough, as
+// zlib's buffers die young, and costs about a millisecond. Where gc() is refused the thread just
+// goes without, and the bytes are the same either way.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
@@ -145,7 +146,7 @@ parentPort.on('message', (batch) => {
   send(replies, transfer);
   if (collect && sinceCollect >= ${COLLECT_EVERY}) {
     sinceCollect = 0;
-    collect();
+    collect({ type: 'minor' });
   }
 });
 `;
