@@ -2,12 +2,7 @@
 // in-order hand-off of compressed results to a writer (OrderedOutput).
 import zlib from 'node:zlib';
 import { ArchiveError } from '../util/errors.js';
-import {
-  DEFLATE_BLOCK_SIZE,
-  DICTIONARY_SIZE,
-  SMALL_BLOCK_SIZE,
-  type DeflatePool,
-} from './deflate.js';
+import { DEFLATE_BLOCK_SIZE, DICTIONARY_SIZE, type DeflatePool } from './deflate.js';
 
 /**
  * Hands promised items to a consumer in the order they were queued, keeping at most `depth`
@@ -88,9 +83,7 @@ export class BlockDeflater {
    */
   private newBlock(): Buffer {
     const left = this.sizeHint === undefined ? this.blockSize : this.sizeHint - this.emitted;
-    if (this.blockSize === this.pool.blocks.size) {
-      return left <= SMALL_BLOCK_SIZE ? this.pool.smallBlocks.take() : this.pool.blocks.take();
-    }
+    if (this.blockSize === DEFLATE_BLOCK_SIZE) return this.pool.takeBlock(left);
     return Buffer.allocUnsafeSlow(Math.max(1, Math.min(this.blockSize, left)));
   }
 
@@ -125,11 +118,11 @@ export class BlockDeflater {
   /** The input is longer than its hint said: make room for a whole block. */
   private grow(): void {
     const bigger =
-      this.blockSize === this.pool.blocks.size
-        ? this.pool.blocks.take()
+      this.blockSize === DEFLATE_BLOCK_SIZE
+        ? this.pool.takeBlock(this.blockSize)
         : Buffer.allocUnsafeSlow(this.blockSize);
     this.block.copy(bigger, 0, 0, this.fill);
-    this.pool.smallBlocks.give(this.block);
+    this.pool.giveBlock(this.block);
     this.block = bigger;
   }
 

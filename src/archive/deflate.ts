@@ -54,14 +54,16 @@ export function deflateBlock(job: DeflateJob): Buffer {
   });
 }
 
-/** Room for one block's result: deflate's worst case for a block (stored blocks), with margin. */
-export const OUTPUT_SIZE = DEFLATE_BLOCK_SIZE + 4096;
 /**
- * Buffers for a stream known to be this short (most files of a harness, each deflated on its own
- * for the zip): dozens of them in flight then hold little memory. Not part of the format.
+ * Sizes of the block buffers the pool reuses, smallest first, each with room for its result
+ * (deflate's worst case, stored blocks, with margin). A stream known to be short (most files of a
+ * harness, each deflated on its own for the zip) takes the small one, so dozens of them in flight
+ * hold little memory. Not part of the format.
  */
-export const SMALL_BLOCK_SIZE = 16 * 1024;
-const SMALL_OUTPUT_SIZE = SMALL_BLOCK_SIZE + 1024;
+const SIZE_CLASSES = [
+  { block: 16 * 1024, output: 16 * 1024 + 1024 },
+  { block: DEFLATE_BLOCK_SIZE, output: DEFLATE_BLOCK_SIZE + 4096 },
+];
 
 /** Input bytes a thread compresses between collections of what zlib allocated for them. */
 const COLLECT_EVERY = 8 * 1024 * 1024;
@@ -85,6 +87,11 @@ try {
 if (typeof collect !== 'function') collect = null;
 let sinceCollect = 0;
 let canMove = true;
+function spare(m, reply, transfer) {
+  if (!m.output) return;
+  reply.spare = m.output;
+  transfer.push(m.output.buffer);
+}
 function give(m, reply, transfer) {
   if (!m.owned) return;
   reply.data = m.data;
@@ -102,10 +109,7 @@ function place(m, out, reply, transfer) {
     transfer.push(m.output.buffer);
     return;
   }
-  if (m.output) {
-    reply.spare = m.output;
-    transfer.push(m.output.buffer);
-  }
+  spare(m, reply, transfer);
   if (out.buffer.byteLength <= Buffer.poolSize || !canMove) out = new Uint8Array(out);
   reply.out = out;
   transfer.push(out.buffer);
@@ -119,10 +123,7 @@ function run(m, replies, transfer) {
     place(m, zlib.deflateRawSync(m.data, opts), reply, transfer);
   } catch (e) {
     reply.error = String((e && e.message) || e);
-    if (m.output) {
-      reply.spare = m.output;
-      transfer.push(m.output.buffer);
-    }
+    spare(m, reply, transfer);
   }
   give(m, reply, transfer);
   sinceCollect += m.data.length;
@@ -215,8 +216,8 @@ class FreeList {
  * A fixed set of deflate threads, started at once (they boot while the tree is listed).
  * `threads: 0` compresses on the calling thread (synchronously, same bytes). Each thread holds
  * up to JOBS_PER_THREAD jobs; more are queued here. Block and dictionary buffers for owned jobs
- * come from `blocks`, `smallBlocks` and `dictionaries` and return there when their job is done;
- * the result of such a job is a view of a pool buffer, which the consumer hands to release().
+ * come from takeBlock() and `dictionaries` and return there when their job is done; the result
+ * of such a job is a view of a pool buffer, which the consumer hands to release().
  */
 export class DeflatePool {
   private readonly workers: Worker[] = [];
@@ -227,12 +228,9 @@ export class DeflatePool {
   private nextId = 0;
   private failure: Error | null = null;
   readonly threads: number;
-  readonly blocks: FreeList;
-  readonly smallBlocks: FreeList;
   readonly dictionaries: FreeList;
-  /** Buffers threads copy results into; a consumer done with a result gives it to release(). */
-  private readonly outputs: FreeList;
-  private readonly smallOutputs: FreeList;
+  /** Per size class: its block buffers, and the buffers threads copy their results into. */
+  private readonly classes: Array<{ blocks: FreeList; outputs: FreeList }>;
 
   constructor(threads: number) {
     if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
@@ -241,11 +239,11 @@ export class DeflatePool {
     this.threads = threads;
     // enough for every block in flight: the threads' jobs, and the zip's queue of small files
     const keep = (JOBS_PER_THREAD + 2) * threads + 8 + ZIP_FILES_IN_FLIGHT;
-    this.blocks = new FreeList(DEFLATE_BLOCK_SIZE, keep);
     this.dictionaries = new FreeList(DICTIONARY_SIZE, keep);
-    this.outputs = new FreeList(OUTPUT_SIZE, keep);
-    this.smallBlocks = new FreeList(SMALL_BLOCK_SIZE, keep);
-    this.smallOutputs = new FreeList(SMALL_OUTPUT_SIZE, keep);
+    this.classes = SIZE_CLASSES.map((c) => ({
+      blocks: new FreeList(c.block, keep),
+      outputs: new FreeList(c.output, keep),
+    }));
     for (let i = 0; i < threads; i++) this.spawn();
   }
 
@@ -283,10 +281,23 @@ export class DeflatePool {
   }
 
   private recycle(job: { data?: Uint8Array; dictionary?: Uint8Array; spare?: Uint8Array }): void {
-    this.blocks.give(job.data);
-    this.smallBlocks.give(job.data);
+    this.giveBlock(job.data);
     this.dictionaries.give(job.dictionary);
     this.release(job.spare);
+  }
+
+  /**
+   * A reused buffer for a block of up to `bytes` (at most DEFLATE_BLOCK_SIZE): the smallest size
+   * class that holds it. It comes back to the pool with its job, or through giveBlock().
+   */
+  takeBlock(bytes: number): Buffer {
+    const c = this.classes.find((k) => bytes <= k.blocks.size) ?? this.classes.at(-1)!;
+    return c.blocks.take();
+  }
+
+  /** A block buffer no longer used: kept for reuse when it is one of the pool's. */
+  giveBlock(b: Uint8Array | undefined): void {
+    for (const c of this.classes) c.blocks.give(b);
   }
 
   /**
@@ -294,16 +305,13 @@ export class DeflatePool {
    * for a later block's result. Anything else given here is left to the garbage collector.
    */
   release(result: Uint8Array | undefined): void {
-    this.outputs.give(result);
-    this.smallOutputs.give(result);
+    for (const c of this.classes) c.outputs.give(result);
   }
 
-  /** The reused buffer a job's result is copied into: one for each pool block size. */
+  /** The reused buffer a job's result is copied into, for a block of one of the pool's sizes. */
   private outputFor(data: Uint8Array): Buffer | undefined {
     const n = data.buffer.byteLength;
-    if (n === this.blocks.size) return this.outputs.take();
-    if (n === this.smallBlocks.size) return this.smallOutputs.take();
-    return undefined;
+    return this.classes.find((c) => c.blocks.size === n)?.outputs.take();
   }
 
   private fail(e: Error): void {
