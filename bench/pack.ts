@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultThreads } from '../src/archive/deflate.js';
+import { ROOT, runScript } from './child.js';
 
 /** A deterministic tree: nested dirs, text-like (compressible) and random (incompressible) files. */
 export function generateTree(
@@ -95,8 +96,6 @@ interface ChildResult {
   size: number;
 }
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
 /** The child: buildArchive from dist/ in a bare node, timed in process, with its CPU and peak. */
 const CHILD = `
 const [dir, out, threads, zip] = process.argv.slice(1);
@@ -148,31 +147,12 @@ console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000, peakRssMb: p
 `;
 
 function floor(tarFile: string, threads: number): { ms: number; cpuMs: number; peakRssMb: number } {
-  const r = spawnSync(
-    process.execPath,
-    ['--input-type=module', '-e', FLOOR_CHILD, tarFile, String(threads)],
-    {
-      encoding: 'utf8',
-      cwd: ROOT,
-    },
-  );
-  if (r.status !== 0) throw new Error(`deflate floor child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-    ms: number;
-    cpuMs: number;
-    peakRssMb: number;
-  };
+  return runScript('deflate floor', FLOOR_CHILD, [tarFile, String(threads)]);
 }
 
 /** One buildArchive in a fresh process: in-process time, CPU and the process's peak RSS. */
 function ours(dir: string, out: string, threads: number, zip: boolean): ChildResult {
-  const r = spawnSync(
-    process.execPath,
-    ['--input-type=module', '-e', CHILD, dir, out, String(threads), String(zip)],
-    { encoding: 'utf8', cwd: ROOT },
-  );
-  if (r.status !== 0) throw new Error(`buildArchive child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+  return runScript('buildArchive', CHILD, [dir, out, String(threads), String(zip)]);
 }
 
 /** Build dist/ (incrementally) so the children run what `npm ci` installs. */

@@ -26,10 +26,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { buildArchive } from '../src/archive/index.js';
+import { ROOT, runScript } from './child.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'mozharness-archive.js');
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 5);
 
@@ -107,12 +107,10 @@ console.log(JSON.stringify({ wallMs, cpuMs: (c.user + c.system) / 1000 }));
 
 /** One buildArchive() as the CLI calls it, in a fresh process: its in-process wall and CPU time. */
 function runColdInProcess(source: string, out: string): ProcessTime {
-  const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', CHILD, source, out], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, MOZHARNESS_ARCHIVE_LOG_LEVEL: 'warn' },
+  return runScript('buildArchive', CHILD, [source, out], {
+    ...process.env,
+    MOZHARNESS_ARCHIVE_LOG_LEVEL: 'warn',
   });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as ProcessTime;
 }
 
 async function timeInProcess(fn: () => Promise<unknown>): Promise<number> {
