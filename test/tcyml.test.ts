@@ -74,6 +74,34 @@ const FIREFOX: PushParameters = {
   owner: 'sheriff@mozilla.com',
 };
 const NOW_SECONDS = Math.floor(Date.parse(NOW) / 1000);
+
+/**
+ * An action hook fired as Treeherder fires it: the hookPayload rendered with the action's input,
+ * checked against the hook's trigger schema as the hooks service checks it, then the hook's task
+ * template rendered with that payload (the task's own id from `seed`).
+ */
+function fireActionHook(
+  hook: ReturnType<typeof actionHookDefinition>,
+  hookPayload: object,
+  fired: { taskGroupId: string; clientId: string; seed: string },
+) {
+  const payload = jsone(hookPayload, {
+    taskGroupId: fired.taskGroupId,
+    taskId: null,
+    input: ACTION.input,
+  });
+  const ajv = new Ajv({ strict: false });
+  assert.ok(ajv.validate(hook.definition.triggerSchema, payload), ajv.errorsText());
+  const taskId = deterministicSlugid(fired.seed);
+  const task = jsone(hook.definition.task, {
+    payload,
+    firedBy: 'triggerHook',
+    taskId,
+    now: NOW,
+    clientId: fired.clientId,
+  }) as Record<string, any>;
+  return { task, taskId };
+}
 const DIGEST: HarnessDigest = {
   treeDigest: 'a'.repeat(64),
   sha256: 'b'.repeat(64),
@@ -349,21 +377,11 @@ describe('.taskcluster.yml', () => {
         pullRequest: true,
       });
       assert.equal(hook.hookId, entry.hookId);
-      const payload = jsone(entry.hookPayload as object, {
-        taskGroupId: decision.taskId,
-        taskId: null,
-        input: ACTION.input,
-      });
-      const ajv = new Ajv({ strict: false });
-      assert.ok(ajv.validate(hook.definition.triggerSchema, payload), ajv.errorsText());
-      const ownTaskId = deterministicSlugid('pr action task');
-      const task = jsone(hook.definition.task, {
-        payload,
-        firedBy: 'triggerHook',
-        taskId: ownTaskId,
-        now: NOW,
+      const { task } = fireActionHook(hook, entry.hookPayload as object, {
+        taskGroupId: decision.taskId!,
         clientId: 'github/contributor',
-      }) as Record<string, any>;
+        seed: 'pr action task',
+      });
       conforms(task, 'pull-request action task');
       const repoScope = 'assume:repo:github.com/mozilla-firefox/firefox:pr-action:generic';
       assert.deepEqual(task.scopes, [repoScope]);
@@ -656,20 +674,11 @@ describe('.taskcluster.yml', () => {
       HG.decision_task_id,
       params,
     );
-    // Treeherder renders the hookPayload, the hooks service renders the hook's task template
-    const payload = jsone(template, {
+    const { task, taskId: ownTaskId } = fireActionHook(hook, template, {
       taskGroupId: HG.decision_task_id,
-      taskId: null,
-      input: ACTION.input,
-    });
-    const ownTaskId = deterministicSlugid('action task');
-    const task = jsone(hook.definition.task, {
-      payload,
-      firedBy: 'triggerHook',
-      taskId: ownTaskId,
-      now: NOW,
       clientId: 'sheriff',
-    }) as Record<string, any>;
+      seed: 'action task',
+    });
     conforms(task, 'hooked action task');
     assert.equal(task.taskGroupId, HG.decision_task_id);
     assert.equal(task.tags.kind, 'action-callback');
